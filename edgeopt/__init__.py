@@ -1,0 +1,41 @@
+"""edgeopt: take a trained Keras model to a small device and prove it fits.
+
+Public API (imports nothing heavy until called): ``compress``, ``benchmark``, ``gate``, ``load_report``.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__all__ = ["compress", "benchmark", "gate", "load_report", "__version__"]
+
+
+def compress(model, data, out, recipe=None, **kwargs):
+    """Run a recipe (default: convert to every TFLite/ONNX format) on ``model``; returns the Manifest."""
+    from edgeopt.compress import compress as _compress
+
+    return _compress(model, data, out, recipe=recipe, **kwargs)
+
+
+def benchmark(paths, target="x86-cpu", data="digits", out=None, **overrides):
+    """Benchmark artifacts (files or compress folders) on one or more targets; returns the Report."""
+    from edgeopt.bench.run import benchmark as _benchmark
+    from edgeopt.data import load_dataset
+    from edgeopt.targets import load_target
+
+    targets = [load_target(t) for t in ([target] if isinstance(target, str) else target)]
+    return _benchmark(paths if isinstance(paths, list | tuple) else [paths], targets, load_dataset(data), out,
+                      **overrides)
+
+
+def gate(report, budgets=None, baseline=None):
+    """Check a report against budgets and/or a baseline report; returns the Verdict."""
+    from edgeopt.gate import check
+    from edgeopt.report import Report
+
+    return check(report if isinstance(report, Report) else load_report(report), budgets=budgets, baseline=baseline)
+
+
+def load_report(path):
+    from edgeopt.report import load_report as _load
+
+    return _load(path)

@@ -1,0 +1,267 @@
+"""edgeopt command line: thin typer commands over the public API. Exit codes: 0 ok, 1 verdict no, 2 bad input."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Compress a trained Keras model for a device, benchmark it there, and gate the release.")
+targets_app = typer.Typer(no_args_is_help=False, help="List benchmark targets (and set them up).")
+app.add_typer(targets_app, name="targets")
+
+_state = {"debug": False}
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_models"
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+@app.callback()
+def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+          quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False) -> None:
+    _state["debug"] = debug
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if not debug else "0")
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=logging.WARNING, handlers=[RichHandler(console=_console(stderr=True), show_path=False,
+                                                                      show_time=False)], format="%(message)s")
+    logging.getLogger("edgeopt").setLevel(level)
+    for noisy in ("tensorflow", "absl", "tf2onnx", "h5py"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _progress():
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=_console(stderr=True), transient=False)
+
+
+def do_compress(model: Path, data: str, out: Path, recipe: Path | None):
+    from edgeopt.compress import compress
+    from edgeopt.recipe import load_recipe
+    from edgeopt.stages.convert import plan
+
+    from edgeopt.data import load_dataset
+    from edgeopt.keras_compat import check_model_path
+
+    check_model_path(model)
+    rec = load_recipe(recipe)
+    data = load_dataset(data)  # bad names fail here, before any progress is drawn
+    total = len(rec.stages) - 1 + sum(len(plan(cfg)) for name, cfg in rec.stages if name == "convert")
+    with _progress() as progress:
+        task = progress.add_task("compress", total=total)
+
+        def step(msg: str) -> None:
+            progress.update(task, description=f"compress: {msg}")
+            progress.advance(task)
+
+        manifest = compress(model, data, out, recipe=rec, progress=step)
+        progress.update(task, completed=total, description="compress: done")
+    return manifest
+
+
+def _print_manifest(manifest, out: Path) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"artifacts in {out}")
+    for col in ("artifact", "format", "precision", "size KB", "accuracy", "agreement", "max |Δ|"):
+        t.add_column(col, justify="right" if col not in ("artifact", "format", "precision") else "left")
+    for a in manifest.artifacts:
+        par = a.info.get("parity", {})
+        t.add_row(a.name, a.format, a.precision, f"{a.size_bytes / 1024:.1f}", _fmt(par.get("accuracy"), ".4f"),
+                  _fmt(par.get("agreement"), ".4f"), _fmt(par.get("max_abs_diff"), ".2g"))
+    _console().print(t)
+
+
+def _fmt(v, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+@app.command()
+def compress(model: Annotated[Path, typer.Argument(help="tf_keras .keras/.h5 file or SavedModel folder.")],
+             data: Annotated[str, typer.Option(help="digits, shapes, a .npz or an image folder.")],
+             out: Annotated[Path, typer.Option(help="Output folder (manifest.json + artifacts).")],
+             recipe: Annotated[Path | None, typer.Option(help="Recipe YAML; default: convert to all formats.")] = None,
+             ) -> None:
+    """Compress MODEL with a recipe and write artifacts + manifest.json to --out."""
+    manifest = do_compress(model, data, out, recipe)
+    _print_manifest(manifest, out)
+    _console().print(f"manifest: {out / 'manifest.json'}")
+
+
+def do_bench(paths: list[Path], targets: list[str], data: str, out: Path, **overrides):
+    from edgeopt.bench.run import benchmark
+    from edgeopt.data import load_dataset
+    from edgeopt.targets import load_target
+
+    from edgeopt.artifact import collect
+
+    target_objs = [load_target(t) for t in targets]
+    dataset = load_dataset(data)
+    n = len(collect(list(paths))) * len(target_objs)
+    with _progress() as progress:
+        task = progress.add_task("bench", total=n)
+        report = benchmark(paths, target_objs, dataset, out,
+                           on_start=lambda what: progress.update(task, description=f"bench: {what}"),
+                           on_result=lambda m: progress.advance(task), **overrides)
+        progress.update(task, description="bench: done")
+    return report
+
+
+def _print_results(report) -> None:
+    from rich.table import Table
+
+    t = Table(title="benchmark")
+    for col in ("artifact", "target", "runtime", "status", "size KB", "gzip KB", "accuracy", "agree", "p50 ms",
+                "p90 ms", "n", "RSS MB"):
+        t.add_column(col)
+    for m in report.results:
+        lat = m.latency_ms
+        t.add_row(m.artifact, m.target, m.runtime, m.status if m.status == "ok" else f"[red]{m.status}[/]: {m.error}",
+                  _fmt(m.size_bytes and m.size_bytes / 1024, ".1f"), _fmt(m.gzip_bytes and m.gzip_bytes / 1024, ".1f"),
+                  _fmt(m.accuracy, ".4f"), _fmt(m.agreement, ".4f"), _fmt(lat and lat.p50, ".4f"),
+                  _fmt(lat and lat.p90, ".4f"), _fmt(lat and lat.n, "d"), _fmt(m.peak_rss_mb, ".0f"))
+    _console().print(t)
+
+
+@app.command()
+def bench(paths: Annotated[list[Path], typer.Argument(help="Artifacts or compress output folders.")],
+          data: Annotated[str, typer.Option(help="digits, shapes, a .npz or an image folder.")],
+          out: Annotated[Path, typer.Option(help="report.json to write.")],
+          target: Annotated[list[str], typer.Option(help="Target name or .yaml (repeatable).")] = ["x86-cpu"],
+          threads: Annotated[int | None, typer.Option(help="Override the target's thread count.", min=1)] = None,
+          warmup: Annotated[int | None, typer.Option(help="Warm-up runs.", min=0)] = None,
+          min_runs: Annotated[int | None, typer.Option(help="Minimum timed runs.", min=1)] = None,
+          min_seconds: Annotated[float | None, typer.Option(help="Minimum timed seconds.", min=0)] = None,
+          max_seconds: Annotated[float | None, typer.Option(help="Stop timing after this.", min=0.01)] = None,
+          max_runs: Annotated[int | None, typer.Option(help="Stop timing after this many runs.", min=1)] = None,
+          timeout: Annotated[float | None, typer.Option(help="Per-artifact worker timeout (s).", min=1)] = None,
+          ) -> None:
+    """Benchmark artifacts on targets; write report.json."""
+    report = do_bench(paths, target, data, out, threads=threads, warmup=warmup, min_runs=min_runs,
+                      min_seconds=min_seconds, max_seconds=max_seconds, max_runs=max_runs, timeout_s=timeout)
+    _print_results(report)
+    failed = [m for m in report.results if m.status == "failed"]
+    _console().print(f"report: {out}" + (f" ({len(failed)} failed)" if failed else ""))
+
+
+@app.command()
+def gate(report: Annotated[Path, typer.Argument(help="report.json from `edgeopt bench`.")],
+         budgets: Annotated[Path | None, typer.Option(help="budgets.yaml.")] = None,
+         baseline: Annotated[Path | None, typer.Option(help="Baseline report.json to compare against.")] = None,
+         junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
+         markdown: Annotated[Path | None, typer.Option(help="Write a PR-comment Markdown here.")] = None,
+         json_out: Annotated[Path | None, typer.Option("--json", help="Write the verdict as JSON here.")] = None,
+         ) -> None:
+    """Check a report against budgets and/or a baseline. Exit 0 pass, 1 violated, 2 bad input."""
+    from edgeopt.gate import run_gate
+
+    raise typer.Exit(run_gate(report, budgets_path=budgets, baseline_path=baseline, junit=junit, markdown=markdown,
+                              json_out=json_out, console=_console()))
+
+
+@app.command()
+def report(report: Annotated[Path, typer.Argument(help="report.json from `edgeopt bench`.")],
+           html: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here.")] = None,
+           markdown: Annotated[Path | None, typer.Option(help="Write a Markdown table here.")] = None,
+           baseline: Annotated[Path | None, typer.Option(help="Baseline report.json to compare against.")] = None,
+           ) -> None:
+    """Render a report as HTML and/or Markdown."""
+    from edgeopt.errors import UsageError
+    from edgeopt.render import run_report
+
+    if html is None and markdown is None:
+        raise UsageError("nothing to write", "pass --html FILE and/or --markdown FILE")
+    for p in run_report(report, html=html, markdown=markdown, baseline_path=baseline):
+        _console().print(f"wrote {p}")
+
+
+@app.command()
+def demo(out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out/demo"),
+         min_seconds: Annotated[float | None, typer.Option(help="Minimum timed seconds per artifact.")] = None,
+         ) -> None:
+    """Compress the bundled digits teacher, benchmark it on x86-cpu, render and gate the report."""
+    from edgeopt.gate import run_gate
+    from edgeopt.render import run_report
+
+    model = SAMPLE_DIR / "digits_cnn.keras"
+    budgets = SAMPLE_DIR / "budgets.yaml"
+    console = _console()
+    console.rule("1/4 compress")
+    manifest = do_compress(model, "digits", out / "artifacts", None)
+    _print_manifest(manifest, out / "artifacts")
+    console.rule("2/4 bench on x86-cpu")
+    report_path = out / "report.json"
+    rep = do_bench([out / "artifacts"], ["x86-cpu"], "digits", report_path, min_seconds=min_seconds)
+    _print_results(rep)
+    console.rule("3/4 report")
+    written = run_report(report_path, html=out / "report.html", markdown=out / "report.md")
+    console.rule("4/4 gate")
+    code = run_gate(report_path, budgets_path=budgets, junit=out / "gate.junit.xml", markdown=out / "gate.md",
+                    json_out=out / "verdict.json", console=console)
+    console.print(f"\nmanifest: {out / 'artifacts' / 'manifest.json'}\nreport:   {report_path}")
+    console.print(f"gate:     {'PASS' if code == 0 else 'FAIL'} against {budgets}")
+    console.print(f"HTML report: {written[0]}")
+    raise typer.Exit(code)
+
+
+@targets_app.callback(invoke_without_command=True)
+def targets(ctx: typer.Context) -> None:
+    """List the targets edgeopt knows and whether each is reachable now."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from rich.table import Table
+
+    from edgeopt.targets import available, load_target
+
+    t = Table(title="targets")
+    for col in ("name", "arch", "device", "cores", "threads", "connection", "reachable", "file"):
+        t.add_column(col)
+    for name, path in available().items():
+        tg = load_target(path)
+        reach = "yes" if tg.connection.kind == "local" and tg.device == "cpu" else "unknown"
+        t.add_row(name, tg.arch, tg.device, str(tg.cores), str(tg.threads), tg.connection.kind, reach, str(path))
+    _console().print(t)
+
+
+def main() -> None:
+    from edgeopt.errors import UsageError
+
+    try:
+        app(standalone_mode=False)
+    except UsageError as e:
+        if _state["debug"]:
+            raise
+        sys.stderr.write(f"error: {e}\n")
+        sys.exit(2)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        sys.stderr.write("aborted\n")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted; partial results were kept\n")
+        sys.exit(130)
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""compress(): load the model and data, run the recipe's stages in order, write artifacts and
+manifest.json. Everything is built in a staging folder and moved into place only when complete."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from edgeopt.artifact import Artifact, Manifest
+from edgeopt.errors import UsageError
+from edgeopt.recipe import Recipe, load_recipe
+from edgeopt.stages.context import StageContext
+
+log = logging.getLogger(__name__)
+
+# stage name -> module with apply(model, ctx, cfg); "convert" returns artifacts, the others a model.
+STAGE_MODULES = {"convert": "edgeopt.stages.convert"}
+ARTIFACT_STAGES = {"convert"}
+
+
+def check_compatible(model, dataset) -> None:
+    in_shape = tuple(int(d) for d in model.input_shape[1:] if d is not None)
+    if tuple(in_shape) != tuple(dataset.input_shape):
+        raise UsageError(f"the model takes inputs of shape {in_shape} but data '{dataset.name}' has {dataset.input_shape}",
+                         "pass the data set the model was trained on")
+    import numpy as np
+
+    out = np.asarray(model(dataset.x_test[:2], training=False))
+    if out.ndim != 2 or out.shape[-1] != dataset.num_classes:
+        raise UsageError(f"the model outputs shape {out.shape[1:]} but data '{dataset.name}' has "
+                         f"{dataset.num_classes} classes", "edgeopt compresses classifiers: pass matching data")
+
+
+def _copy_source(model_path: Path, staging: Path, base: str) -> Artifact:
+    dest = staging / (f"{base}_source" if model_path.is_dir() else f"{base}_source{model_path.suffix}")
+    if model_path.is_dir():
+        shutil.copytree(model_path, dest)
+    else:
+        shutil.copy2(model_path, dest)
+    return Artifact.from_file(dest, name=dest.name, precision="fp32", role="source", relative_to=staging)
+
+
+def _swap_into_place(staging: Path, out: Path) -> None:
+    backup = None
+    if out.exists():
+        backup = out.with_name(f".{out.name}.old")
+        shutil.rmtree(backup, ignore_errors=True)
+        out.rename(backup)
+    staging.rename(out)
+    if backup:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def compress(model_path, data, out, recipe: Recipe | str | Path | None = None,
+             progress: Callable[[str], None] | None = None) -> Manifest:
+    """Run ``recipe`` on the model at ``model_path`` with ``data``; write ``out``/manifest.json."""
+    from edgeopt.data import load_dataset
+    from edgeopt.keras_compat import check_model_path, load_model
+
+    model_path = check_model_path(model_path)
+    rec = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    rec = rec.with_default_convert()
+    dataset = data if hasattr(data, "x_test") else load_dataset(data)
+    out = Path(out)
+    model = load_model(model_path)
+    check_compatible(model, dataset)
+    base = model_path.stem if model_path.is_file() else model_path.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        source = _copy_source(model_path, staging, base)
+        ctx = StageContext(dataset=dataset, out_dir=staging, base_name=base, train=rec.train, teacher=model,
+                           parent=source.name, progress=progress or (lambda m: None))
+        artifacts = [source]
+        for name, cfg in rec.stages:
+            mod = importlib.import_module(STAGE_MODULES[name])
+            log.info("stage %s", name)
+            result = mod.apply(model, ctx, cfg)
+            if name in ARTIFACT_STAGES:
+                artifacts.extend(result)
+            else:
+                model = result
+                ctx.stages_done.append(name)
+                artifacts.append(_save_keras(model, ctx, name))
+                ctx.parent = artifacts[-1].name
+        manifest = Manifest(source={"path": str(model_path.resolve()), "name": base, "data": dataset.name,
+                                    "recipe": rec.to_dict()},
+                            artifacts=artifacts, extra=dict(ctx.notes))
+        manifest.save(staging)
+        _swap_into_place(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _save_keras(model, ctx: StageContext, stage: str) -> Artifact:
+    path = ctx.out_dir / f"{ctx.base_name}_{stage}.keras"
+    model.save(path)
+    return Artifact.from_file(path, name=path.name, precision="fp32", stages=tuple(ctx.stages_done),
+                              parent=ctx.parent, relative_to=ctx.out_dir)

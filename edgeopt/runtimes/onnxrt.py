@@ -1,0 +1,69 @@
+"""ONNX Runtime: CPU provider by default; CUDA/TensorRT when asked for and present.
+
+Stand-alone on purpose (numpy + onnxruntime only) so the on-device runner can ship it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NAME = "onnxruntime"
+
+
+def version() -> str:
+    import onnxruntime as ort
+
+    return f"onnxruntime {ort.__version__}"
+
+
+class ProviderUnavailable(RuntimeError):
+    """Asked-for execution provider is not in this onnxruntime build (e.g. CUDA without the gpu extra)."""
+
+
+class Session:
+    def __init__(self, path: str, threads: int | None = None, providers: list[str] | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ImportError("onnxruntime is not installed — pip install onnxruntime (or onnxruntime-gpu)") from None
+        wanted = list(providers or ["CPUExecutionProvider"])
+        have = ort.get_available_providers()
+        missing = [p for p in wanted if p not in have and p != "CPUExecutionProvider"]
+        if missing:
+            raise ProviderUnavailable(
+                f"{', '.join(missing)} not available in this onnxruntime (has {', '.join(have)}) — "
+                "install the gpu extra (pip install 'edgeopt[gpu]') on a machine with CUDA"
+            )
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._sess = ort.InferenceSession(str(path), sess_options=opts, providers=wanted)
+        self.providers = self._sess.get_providers()
+        inp = self._sess.get_inputs()[0]
+        self._input_name = inp.name
+        self._shape = tuple(inp.shape)
+        self._dtype = np.float32 if "float" in inp.type else np.int8 if "int8" in inp.type else np.float32
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) if isinstance(d, int) else -1 for d in self._shape[1:])
+
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x, dtype=self._dtype)
+
+    def invoke_prepared(self, xq: np.ndarray) -> np.ndarray:
+        return self._sess.run(None, {self._input_name: xq})[0]
+
+    def run(self, x: np.ndarray, chunk: int = 256) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        fixed_batch = isinstance(self._shape[0], int) and self._shape[0] > 0
+        step = 1 if fixed_batch else chunk
+        outs = [self.invoke_prepared(self.prepare(x[i : i + step])) for i in range(0, len(x), step)]
+        return np.concatenate(outs, axis=0).astype(np.float32)
+
+
+def load(path: str, threads: int | None = None, options: dict | None = None) -> Session:
+    options = options or {}
+    return Session(path, threads=threads, providers=options.get("providers"))

@@ -1,0 +1,52 @@
+"""Keras / SavedModel reference runtime (tf_keras). Host only: it needs TensorFlow."""
+
+from __future__ import annotations
+
+import numpy as np
+
+NAME = "tf"
+
+
+def version() -> str:
+    import tensorflow as tf
+
+    return f"tensorflow {tf.__version__}"
+
+
+class Session:
+    def __init__(self, path: str, threads: int | None = None, device: str = "cpu") -> None:
+        import tensorflow as tf
+
+        if threads:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(int(threads))
+                tf.config.threading.set_inter_op_parallelism_threads(1)
+            except RuntimeError:
+                pass  # already initialised in this process; the setting cannot change any more
+        if device == "gpu" and not tf.config.list_physical_devices("GPU"):
+            raise RuntimeError("no GPU visible to TensorFlow — run on a machine with CUDA and the GPU build")
+        from edgeopt.keras_compat import load_model  # noqa: PLC0415 (host-only runtime)
+
+        self.model = load_model(path)
+        self.params = int(self.model.count_params())
+        self.nonzero_params = int(sum(int(np.count_nonzero(w)) for w in self.model.get_weights()))
+        self._fn = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(int(d) for d in self.model.input_shape[1:])
+
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float32)
+
+    def invoke_prepared(self, xq: np.ndarray) -> np.ndarray:
+        return self._fn(xq).numpy()
+
+    def run(self, x: np.ndarray, chunk: int = 256) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        return np.concatenate([self.invoke_prepared(x[i : i + chunk]) for i in range(0, len(x), chunk)], axis=0)
+
+
+def load(path: str, threads: int | None = None, options: dict | None = None) -> Session:
+    options = options or {}
+    return Session(path, threads=threads, device=options.get("device", "cpu"))
