@@ -18,7 +18,7 @@ from edgeopt.stages.context import StageContext
 log = logging.getLogger(__name__)
 
 # stage name -> module with apply(model, ctx, cfg); "convert" returns artifacts, the others a model.
-STAGE_MODULES = {"convert": "edgeopt.stages.convert"}
+STAGE_MODULES = {name: f"edgeopt.stages.{name}" for name in ("tune", "distill", "prune", "quantize", "cluster", "convert")}
 ARTIFACT_STAGES = {"convert"}
 
 

@@ -39,8 +39,9 @@ class ConvertConfig(BaseModel):
     max_accuracy_drop: float = Field(0.01, ge=0, le=1)
 
 
-# The one registry: recipe key -> config model. Stage modules add their entries here.
+# The one registry: recipe key -> config model. Config modules (no TensorFlow imports) add their entries.
 STAGE_CONFIGS: dict[str, type[BaseModel]] = {"convert": ConvertConfig}
+CONFIG_MODULES = ("edgeopt.stages.train_configs", "edgeopt.stages.compress_configs")
 PLANNED = ("tune", "distill", "prune", "quantize", "cluster")
 
 
@@ -100,7 +101,7 @@ def _register_stage_modules() -> None:
     """Stage modules register their configs on import; their config modules import no TensorFlow."""
     import importlib
 
-    for mod in ("edgeopt.stages.configs",):
+    for mod in CONFIG_MODULES:
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:
