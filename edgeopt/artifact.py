@@ -48,7 +48,7 @@ class Artifact:
         p = Path(path)
         fmt = format_of(p)
         rel = str(p.relative_to(relative_to)) if relative_to else str(p)
-        return cls(name=name or p.stem, path=rel, format=fmt, precision=precision,
+        return cls(name=name or p.name, path=rel, format=fmt, precision=precision,
                    size_bytes=p.stat().st_size if p.is_file() else _dir_size(p),
                    sha256=sha256_of(p) if p.is_file() else "", stages=tuple(stages), parent=parent,
                    role=role, info=dict(info or {}))
@@ -110,7 +110,7 @@ def load_manifest(folder: str | Path) -> Manifest:
     try:
         m = Manifest.from_dict(json.loads(path.read_text()))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise UsageError(f"{path} is malformed ({e})", "re-run `edgeopt compress` to write it again")
+        raise UsageError(f"{path} is malformed ({e})", "re-run `edgeopt compress` to write it again") from None
     if m.schema_version != SCHEMA_VERSION:
         raise UsageError(f"{path} has schema_version {m.schema_version}, this edgeopt reads {SCHEMA_VERSION}",
                          "re-run `edgeopt compress` with this version")
@@ -129,5 +129,52 @@ def collect(paths: list[str | Path]) -> list[tuple[Artifact, Path]]:
             for a in m.artifacts:
                 out.append((a, (p / a.path).resolve()))
         else:
-            out.append((Artifact.from_file(p, precision="fp32"), p.resolve()))
+            out.append((Artifact.from_file(p, precision=detect_precision(p)), p.resolve()))
     return out
+
+
+def detect_precision(path: Path) -> str:
+    """Best guess of a bare artifact's precision from its tensors (a manifest says it outright)."""
+    try:
+        fmt = format_of(path)
+        if fmt == "tflite":
+            return _tflite_precision(path)
+        if fmt == "onnx":
+            return _onnx_precision(path)
+    except Exception:  # noqa: BLE001 — unreadable files fail later, in the runtime, with a real reason
+        pass
+    return "fp32"
+
+
+def _tflite_precision(path: Path) -> str:
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(path.read_bytes(), 0)
+    types = set()
+    for s in range(model.SubgraphsLength()):
+        sg = model.Subgraphs(s)
+        types |= {sg.Tensors(t).Type() for t in range(sg.TensorsLength())}
+    tt = schema.TensorType
+    if tt.INT16 in types and tt.INT8 in types:
+        return "int16x8"
+    if tt.INT8 in types or tt.UINT8 in types:
+        # Full-integer graphs carry int8 activations into most ops; dynamic-range keeps float32 everywhere else.
+        sg = model.Subgraphs(0)
+        n_int8 = sum(1 for t in range(sg.TensorsLength()) if sg.Tensors(t).Type() in (tt.INT8, tt.UINT8))
+        n_f32 = sum(1 for t in range(sg.TensorsLength()) if sg.Tensors(t).Type() == tt.FLOAT32)
+        return "int8" if n_int8 > n_f32 else "dynamic"
+    if tt.FLOAT16 in types:
+        return "fp16"
+    return "fp32"
+
+
+def _onnx_precision(path: Path) -> str:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    ops = {n.op_type for n in model.graph.node}
+    if ops & {"QuantizeLinear", "QLinearConv", "QLinearMatMul", "DynamicQuantizeLinear", "ConvInteger", "MatMulInteger"}:
+        return "int8"
+    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer):
+        return "fp16"
+    return "fp32"

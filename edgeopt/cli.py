@@ -50,11 +50,10 @@ def _progress():
 
 def do_compress(model: Path, data: str, out: Path, recipe: Path | None):
     from edgeopt.compress import compress
-    from edgeopt.recipe import load_recipe
-    from edgeopt.stages.convert import plan
-
     from edgeopt.data import load_dataset
     from edgeopt.keras_compat import check_model_path
+    from edgeopt.recipe import load_recipe
+    from edgeopt.stages.convert import plan
 
     check_model_path(model)
     rec = load_recipe(recipe)
@@ -102,11 +101,10 @@ def compress(model: Annotated[Path, typer.Argument(help="tf_keras .keras/.h5 fil
 
 
 def do_bench(paths: list[Path], targets: list[str], data: str, out: Path, **overrides):
+    from edgeopt.artifact import collect
     from edgeopt.bench.run import benchmark
     from edgeopt.data import load_dataset
     from edgeopt.targets import load_target
-
-    from edgeopt.artifact import collect
 
     target_objs = [load_target(t) for t in targets]
     dataset = load_dataset(data)
@@ -240,7 +238,7 @@ def main() -> None:
     from edgeopt.errors import UsageError
 
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # click returns typer.Exit's code instead of raising in this mode
     except UsageError as e:
         if _state["debug"]:
             raise
@@ -261,6 +259,7 @@ def main() -> None:
             e.show()
             sys.exit(2)
         raise
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":

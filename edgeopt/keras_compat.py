@@ -68,7 +68,7 @@ def load_model(path: str | Path):
         raise
     except Exception as e:  # noqa: BLE001 — any loader failure is a bad model file for the user
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UsageError(f"cannot load model {p}: {first[:200]}", "check that the file is a complete tf_keras model")
+        raise UsageError(f"cannot load model {p}: {first[:200]}", "check that the file is a complete tf_keras model") from None
 
 
 class _SavedModelAsKeras:

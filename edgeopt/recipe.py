@@ -132,7 +132,7 @@ def load_recipe(path: str | Path | None) -> Recipe:
     try:
         raw = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e:
-        raise UsageError(f"recipe {p} is not valid YAML ({str(e).splitlines()[0]})", "fix the YAML syntax")
+        raise UsageError(f"recipe {p} is not valid YAML ({str(e).splitlines()[0]})", "fix the YAML syntax") from None
     if raw is not None and not isinstance(raw, dict):
         raise UsageError(f"recipe {p} is not a mapping", "a recipe has `train:` and `stages:`")
     return Recipe.from_dict(raw, source=str(p)).with_default_convert()

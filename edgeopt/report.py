@@ -149,7 +149,7 @@ def load_report(path: str | Path) -> Report:
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UsageError(f"report {path} is not valid JSON ({e})", "re-run `edgeopt bench` to write it again")
+        raise UsageError(f"report {path} is not valid JSON ({e})", "re-run `edgeopt bench` to write it again") from None
     if not isinstance(data, dict):
         raise UsageError(f"report {path} is not a JSON object", "pass a report.json written by `edgeopt bench`")
     version = data.get("schema_version")
@@ -158,12 +158,92 @@ def load_report(path: str | Path) -> Report:
             f"report {path} has schema_version {version!r}, this edgeopt reads {SCHEMA_VERSION}",
             "re-run `edgeopt bench` with this version to write a compatible report",
         )
+    problems = schema_problems(data)
+    if problems:
+        raise UsageError(f"report {path} is malformed: {problems[0]}", "re-run `edgeopt bench` to write it again")
     try:
         report = Report.from_dict(data)
-    except (TypeError, ValueError, KeyError) as e:
-        raise UsageError(f"report {path} is malformed ({e})", "re-run `edgeopt bench` to write it again")
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        raise UsageError(f"report {path} is malformed ({e})", "re-run `edgeopt bench` to write it again") from None
     return report
 
 
 def schema_path() -> Path:
     return Path(__file__).with_name("report.schema.json")
+
+
+def schema_problems(data: Any, limit: int = 10) -> list[str]:
+    """Where ``data`` breaks report.schema.json, as "results[2].size_bytes: expected integer, got str".
+
+    A small validator for the subset of JSON Schema that file uses (type, required, properties, items,
+    enum, const, minimum, maximum, minLength, oneOf, $ref), so readers can refuse a malformed report at
+    the boundary without a jsonschema dependency.
+    """
+    schema = json.loads(schema_path().read_text())
+    problems: list[str] = []
+    _check_node(data, schema, schema, "", problems, limit)
+    return problems
+
+
+_JSON_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
+
+
+def _is_type(value: Any, name: str) -> bool:
+    if name == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if name == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, _JSON_TYPES[name])
+
+
+def _check_node(value: Any, node: dict[str, Any], root: dict[str, Any], where: str, out: list[str],
+                limit: int) -> None:
+    if len(out) >= limit:
+        return
+    here = where or "top level"
+    if "$ref" in node:
+        node = root["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    if "oneOf" in node:
+        trials, all_names = [], []
+        for option in node["oneOf"]:
+            trial: list[str] = []
+            _check_node(value, option, root, where, trial, limit)
+            option = root["$defs"][option["$ref"].rsplit("/", 1)[-1]] if "$ref" in option else option
+            names = option.get("type", [])
+            names = [names] if isinstance(names, str) else names
+            all_names += names
+            trials.append((not any(_is_type(value, t) for t in names), len(trial), trial))
+        if all(t[2] for t in trials):
+            best = min(trials)
+            if best[0]:  # no option of the value's type: say which types would do
+                out.append(f"{here}: expected {' or '.join(all_names)}, got {type(value).__name__} {value!r:.40}")
+            else:
+                out.extend(best[2][: limit - len(out)])
+        return
+    types = node.get("type")
+    if types is not None:
+        names = [types] if isinstance(types, str) else types
+        if not any(_is_type(value, t) for t in names):
+            out.append(f"{here}: expected {' or '.join(names)}, got {type(value).__name__} {value!r:.40}")
+            return
+    if "const" in node and value != node["const"]:
+        out.append(f"{here}: expected {node['const']!r}, got {value!r:.40}")
+    if "enum" in node and value not in node["enum"]:
+        out.append(f"{here}: expected one of {', '.join(map(str, node['enum']))}, got {value!r:.40}")
+    if _is_type(value, "number"):
+        if "minimum" in node and value < node["minimum"]:
+            out.append(f"{here}: {value} is below the minimum {node['minimum']}")
+        if "maximum" in node and value > node["maximum"]:
+            out.append(f"{here}: {value} is above the maximum {node['maximum']}")
+    if isinstance(value, str) and len(value) < node.get("minLength", 0):
+        out.append(f"{here}: must not be empty")
+    if isinstance(value, dict):
+        for key in node.get("required", []):
+            if key not in value:
+                out.append(f"{here}: missing required key '{key}'")
+        for key, sub in node.get("properties", {}).items():
+            if key in value:
+                _check_node(value[key], sub, root, f"{where}.{key}" if where else key, out, limit)
+    if isinstance(value, list) and "items" in node:
+        for i, item in enumerate(value):
+            _check_node(item, node["items"], root, f"{where}[{i}]", out, limit)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgeopt.errors import UsageError, nearest
 
@@ -24,14 +25,72 @@ class RunSettings(BaseModel):
 
 
 class Connection(BaseModel):
+    """How to reach the target. String values may use ``${VAR}`` / ``${VAR:-default}`` (environment)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     kind: Literal["local", "ssh", "qemu"] = "local"
     host: str | None = None
     user: str | None = None
-    port: int = 22
-    identity_file: str | None = None
-    python: str = "python3"
-    sysroot: str | None = None
+    port: int = Field(22, ge=1, le=65535)
+    identity_file: str | None = None  # private key; None: ssh's own defaults / agent
+    known_hosts_file: str | None = None  # None: ~/.ssh/known_hosts
+    accept_new_host_key: bool = False  # opt-in trust on first use; a *changed* key is still refused
+    python: str = "python3"  # the device's interpreter (needs numpy and a runtime)
+    connect_timeout_s: float = Field(10.0, gt=0)
+    remote_tmp: str = "/tmp"  # where the per-run folder is made on the device
+    sysroot: str | None = None  # qemu: default <EDGEOPT_CACHE>/sysroot-aarch64
+    qemu_cpu: str | None = None  # qemu: -cpu model (e.g. cortex-a72); None: qemu's default ("max")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Connection:
+        if self.kind == "ssh" and not self.host:
+            raise ValueError("an ssh connection needs a host")
+        return self
+
+
+class CalibrationPoint(BaseModel):
+    """A published latency the cost model is checked against."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    model: str  # mobilenet_v1 | mobilenet_v2 (what benchmarks/estimator.py builds)
+    precision: Literal["fp32", "int8"]
+    ms: float = Field(gt=0)
+    source: str = Field(min_length=1)
+
+
+class Calibration(BaseModel):
+    """The estimator's cost model for one target; every number names its source in ``sources``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    threads: int = Field(ge=1)  # the thread count the throughputs hold for
+    gmacs: dict[str, dict[str, float]]  # op class → dtype → effective GMAC/s
+    bandwidth_gbs: float = Field(gt=0)  # effective memory bandwidth for memory-bound ops
+    op_overhead_us: float = Field(0.0, ge=0)  # dispatch cost per op
+    invoke_overhead_us: float = Field(0.0, ge=0)  # fixed cost per inference
+    sources: dict[str, str]  # "gmacs.conv", "bandwidth_gbs", ... → where that number comes from
+    points: tuple[CalibrationPoint, ...] = ()
+    proxy: str | None = None  # set when the numbers are scaled from another device: how, and why
+
+    @model_validator(mode="after")
+    def _check(self) -> Calibration:
+        from edgeopt.bench.estimate import DTYPES, OP_CLASSES
+
+        if "conv" not in self.gmacs or "fp32" not in self.gmacs["conv"]:
+            raise ValueError("gmacs needs at least conv: {fp32: ...}")
+        for cls, table in self.gmacs.items():
+            if cls not in OP_CLASSES:
+                raise ValueError(f"unknown op class '{cls}' in gmacs (use {', '.join(OP_CLASSES)})")
+            for dtype, v in table.items():
+                if dtype not in DTYPES:
+                    raise ValueError(f"unknown dtype '{dtype}' in gmacs.{cls} (use {', '.join(DTYPES)})")
+                if not v > 0:
+                    raise ValueError(f"gmacs.{cls}.{dtype} must be > 0, got {v}")
+        needed = [f"gmacs.{c}" for c in self.gmacs] + ["bandwidth_gbs"]
+        needed += [k for k in ("op_overhead_us", "invoke_overhead_us") if getattr(self, k)]
+        missing = [k for k in needed if not self.sources.get(k)]
+        if missing:
+            raise ValueError(f"sources must say where each number comes from; missing {', '.join(missing)}")
+        return self
 
 
 class TargetSpec(BaseModel):
@@ -46,7 +105,19 @@ class TargetSpec(BaseModel):
     runtime_options: dict[str, Any] = {}
     run: RunSettings = RunSettings()
     connection: Connection = Connection()
-    calibration: dict[str, Any] = {}
+    calibration: Calibration | None = None
+    estimate_as: str | None = None  # use this other target's calibration (rpi4-emulated → rpi4)
+
+    @model_validator(mode="after")
+    def _check(self) -> TargetSpec:
+        from edgeopt.runtimes import MODULES
+
+        unknown = [r for r in self.runtimes if r not in MODULES]
+        if unknown:
+            raise ValueError(f"unknown runtime '{unknown[0]}' (use {', '.join(MODULES)})")
+        if self.connection.kind == "qemu" and self.arch != "aarch64":
+            raise ValueError("a qemu target emulates aarch64; set arch: aarch64")
+        return self
 
 
 @dataclass(frozen=True)
@@ -85,31 +156,57 @@ def available() -> dict[str, Path]:
     return found
 
 
-def load_target(name_or_path: str | Path) -> Target:
+def load_target(name_or_path: str | Path, _seen: tuple[str, ...] = ()) -> Target:
+    """A target by name (from ``available()``) or by path to a .yaml; bad input raises UsageError."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml"):
         if not p.is_file():
             raise UsageError(f"target file {p} does not exist", "pass an existing .yaml or a name from `edgeopt targets`")
-        return _parse(p)
+        return _parse(p, _seen)
     known = available()
     if str(name_or_path) not in known:
         raise UsageError(f"unknown target '{name_or_path}'{nearest(str(name_or_path), list(known))}",
                          f"use one of {', '.join(known) or '(none found)'} or pass a path to a target .yaml")
-    return _parse(known[str(name_or_path)])
+    return _parse(known[str(name_or_path)], _seen)
 
 
-def _parse(path: Path) -> Target:
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any) -> Any:
+    """``${VAR}`` and ``${VAR:-default}`` in strings (recursively); an unset VAR without default stays as is."""
+    if isinstance(value, str):
+        return _ENV.sub(lambda m: os.environ.get(m.group(1)) or (m.group(2) if m.group(2) is not None
+                                                                    else m.group(0)), value)
+    if isinstance(value, dict):
+        return {k: expand_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v) for v in value]
+    return value
+
+
+def _parse(path: Path, _seen: tuple[str, ...] = ()) -> Target:
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
-        raise UsageError(f"target file {path} is not valid YAML ({e})", "fix the YAML syntax")
+        raise UsageError(f"target file {path} is not valid YAML ({e})", "fix the YAML syntax") from None
     if not isinstance(raw, dict):
         raise UsageError(f"target file {path} is not a mapping", "see targets/x86-cpu.yaml for the format")
     raw.setdefault("name", path.stem)
+    if isinstance(raw.get("connection"), dict):
+        raw["connection"] = expand_env(raw["connection"])
     try:
         spec = TargetSpec.model_validate(raw)
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
-        raise UsageError(f"target file {path}: {loc}: {err['msg']}", "see targets/x86-cpu.yaml for the format")
+        msg = err["msg"].removeprefix("Value error, ")
+        raise UsageError(f"target file {path}: {loc + ': ' if loc else ''}{msg}",
+                         "see targets/x86-cpu.yaml and targets/rpi4.yaml for the format") from None
+    if spec.estimate_as and spec.calibration is None:
+        if spec.estimate_as in _seen or spec.estimate_as == spec.name:
+            raise UsageError(f"target file {path}: estimate_as '{spec.estimate_as}' refers back to itself",
+                             "point estimate_as at a target with its own calibration")
+        other = load_target(spec.estimate_as, _seen=(*_seen, spec.name))
+        spec = spec.model_copy(update={"calibration": other.calibration})
     return Target(spec=spec, source=path)

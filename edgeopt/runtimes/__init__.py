@@ -1,5 +1,7 @@
 """Runtime registry. A runtime module exposes ``NAME``, ``version()`` and ``load(path, threads, options)``
-returning a Session with ``input_shape``, ``prepare(x)``, ``invoke_prepared(xq)`` and ``run(x)``."""
+returning a Session with ``input_shape``, ``prepare(x)`` (float → input dtype), ``bind(xq)`` (set the input,
+untimed), ``invoke()`` (the one timed call), ``invoke_prepared(xq)`` (bind + invoke + output) and ``run(x)``
+(float batch in, float32 outputs out)."""
 
 from __future__ import annotations
 

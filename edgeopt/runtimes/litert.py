@@ -92,10 +92,18 @@ class Session:
         """Convert a float batch to what the input tensor takes (done outside timed regions)."""
         return quantize(np.asarray(x, dtype=np.float32), self.input)
 
-    def invoke_prepared(self, xq: np.ndarray) -> np.ndarray:
+    def bind(self, xq: np.ndarray) -> None:
+        """Copy a prepared input into the input tensor (outside the timed region)."""
         if xq.shape[0] != self._batch:
             self._resize(xq.shape[0])
         self._interp.set_tensor(self.input["index"], xq)
+
+    def invoke(self) -> None:
+        """The timed part: exactly one ``Interpreter.invoke()``."""
+        self._interp.invoke()
+
+    def invoke_prepared(self, xq: np.ndarray) -> np.ndarray:
+        self.bind(xq)
         self._interp.invoke()
         return self._interp.get_tensor(self.output["index"])
 

@@ -53,6 +53,12 @@ class Session:
     def prepare(self, x: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(x, dtype=self._dtype)
 
+    def bind(self, xq: np.ndarray) -> None:
+        self._feed = {self._input_name: xq}
+
+    def invoke(self) -> None:
+        self._sess.run(None, self._feed)
+
     def invoke_prepared(self, xq: np.ndarray) -> np.ndarray:
         return self._sess.run(None, {self._input_name: xq})[0]
 

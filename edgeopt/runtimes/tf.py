@@ -39,6 +39,14 @@ class Session:
     def prepare(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(x, dtype=np.float32)
 
+    def bind(self, xq: np.ndarray) -> None:
+        import tensorflow as tf
+
+        self._x = tf.constant(xq)
+
+    def invoke(self) -> None:
+        self._fn(self._x).numpy()  # .numpy() waits for the result
+
     def invoke_prepared(self, xq: np.ndarray) -> np.ndarray:
         return self._fn(xq).numpy()
 

@@ -14,7 +14,7 @@ from edgeopt.bench.runner import time_runs
 
 def test_time_runs_meets_both_minimums():
     seen = []
-    samples = time_runs(seen.append, pool=list(range(7)), warmup=3, min_runs=20, min_seconds=0.05, max_seconds=5)
+    samples = time_runs(seen.append, lambda: None, pool=list(range(7)), warmup=3, min_runs=20, min_seconds=0.05, max_seconds=5)
     assert len(samples) >= 20
     assert sum(samples) > 0
     assert seen[:3] == [0, 1, 2]  # warm-up first
@@ -23,16 +23,16 @@ def test_time_runs_meets_both_minimums():
 
 def test_time_runs_min_seconds_keeps_going_past_min_runs():
     t0 = time.perf_counter()
-    samples = time_runs(lambda x: None, pool=[0], warmup=0, min_runs=1, min_seconds=0.1, max_seconds=5,
+    samples = time_runs(lambda x: None, lambda: None, pool=[0], warmup=0, min_runs=1, min_seconds=0.1, max_seconds=5,
                         max_runs=10**9)
     assert time.perf_counter() - t0 >= 0.1
     assert len(samples) > 1
 
 
 def test_time_runs_caps():
-    assert len(time_runs(lambda x: None, [0], 0, 10**9, 10, max_seconds=60, max_runs=123)) == 123
+    assert len(time_runs(lambda x: None, lambda: None, [0], 0, 10**9, 10, max_seconds=60, max_runs=123)) == 123
     t0 = time.perf_counter()
-    time_runs(lambda x: time.sleep(0.01), [0], 0, 10**9, 100, max_seconds=0.1)
+    time_runs(lambda x: None, lambda: time.sleep(0.01), [0], 0, 10**9, 100, max_seconds=0.1)
     assert time.perf_counter() - t0 < 1.0
 
 
@@ -84,8 +84,8 @@ def test_a_broken_artifact_fails_alone(tmp_path, compressed, digits):
     report = benchmark([bad, good], [load_target("x86-cpu")], digits, tmp_path / "r.json", warmup=1, min_runs=5,
                        min_seconds=0, max_seconds=1)
     by = {m.artifact: m for m in report.results}
-    assert by["broken"].status == "failed" and by["broken"].error
-    assert by[good.stem].status == "ok"
+    assert by["broken.tflite"].status == "failed" and by["broken.tflite"].error
+    assert by[good.name].status == "ok"
     saved = json.loads((tmp_path / "r.json").read_text())
     assert [r["status"] for r in saved["results"]] == ["failed", "ok"]
 
@@ -131,10 +131,13 @@ def test_runner_ships_standalone(tmp_path, compressed, digits):
     plan = harness.RunPlan(threads=1, warmup=1, min_runs=3, min_seconds=0, max_seconds=1, max_runs=10, timeout_s=60)
     job = harness.job_for(art, "onnxruntime", plan, {}, data, tmp_path / "res")
     (tmp_path / "job.json").write_text(json.dumps(job))
+    # -S: no site processing, so the editable install's .pth (which makes edgeopt importable) is not read.
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(np.__file__).parent.parent)}
-    proc = subprocess.run([sys.executable, "-I", str(ship / "onnxrt.py")], capture_output=True, env=env)
-    proc = subprocess.run([sys.executable, str(ship / "runner.py"), str(tmp_path / "job.json")], cwd=ship,
+    probe = subprocess.run([sys.executable, "-S", "-c", "import edgeopt"], capture_output=True, env=env, cwd=tmp_path)
+    assert probe.returncode != 0  # edgeopt really is out of reach
+    proc = subprocess.run([sys.executable, "-S", str(ship / "runner.py"), str(tmp_path / "job.json")], cwd=ship,
                           capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
     result = json.loads((tmp_path / "res" / "result.json").read_text())
     assert result["status"] == "ok", result.get("error")
     assert len(result["samples_ms"]) >= 3

@@ -1,0 +1,88 @@
+"""How much does edgeopt's harness add to a latency? Its reported p50 vs a bare loop in this process.
+
+For each TFLite artifact of the demo (compressed from the bundled digits teacher if out/demo is missing),
+measure a bare ``interpreter.invoke()`` loop (same threads, same inputs) before and after edgeopt's own
+benchmark of the same file, and print edgeopt p50 / bare p50. Goal: ≤ 1.05.
+
+    python benchmarks/harness_overhead.py [--artifacts out/demo/artifacts] [--runs 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from _common import REPO, md_table, write_results
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def bare_p50_ms(path: Path, pool, threads: int, runs: int) -> float:
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgeopt.runtimes.litert import quantize
+
+    interp = Interpreter(model_path=str(path), num_threads=threads)
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]
+    xs = [quantize(pool[i : i + 1], inp) for i in range(len(pool))]
+    for i in range(50):
+        interp.set_tensor(inp["index"], xs[i % len(xs)])
+        interp.invoke()
+    samples = []
+    for i in range(runs):
+        interp.set_tensor(inp["index"], xs[i % len(xs)])
+        t0 = time.perf_counter_ns()
+        interp.invoke()
+        samples.append((time.perf_counter_ns() - t0) / 1e6)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--artifacts", type=Path, default=REPO / "out" / "demo" / "artifacts")
+    ap.add_argument("--runs", type=int, default=3000)
+    args = ap.parse_args()
+
+    from edgeopt.artifact import collect
+    from edgeopt.bench.run import benchmark
+    from edgeopt.data import load_dataset
+    from edgeopt.targets import load_target
+
+    ds = load_dataset("digits")
+    folder = args.artifacts
+    if not (folder / "manifest.json").is_file():
+        from edgeopt.compress import compress
+
+        folder = Path(tempfile.mkdtemp()) / "artifacts"
+        compress(REPO / "sample_models" / "digits_cnn.keras", ds, folder)
+    target = load_target("x86-cpu")
+    pool = ds.x_test[:64]
+    rows, records = [], []
+    for art, path in collect([folder]):
+        if art.format != "tflite":
+            continue
+        before = bare_p50_ms(path, pool, target.threads, args.runs)
+        rep = benchmark([path], [target], ds, None, min_runs=args.runs, max_runs=args.runs, min_seconds=0)
+        after = bare_p50_ms(path, pool, target.threads, args.runs)
+        bare = (before + after) / 2
+        ours = rep.results[0].latency_ms.p50
+        ratio = ours / bare
+        records.append({"artifact": art.name, "bare_p50_ms": bare, "bare_before_ms": before, "bare_after_ms": after,
+                        "edgeopt_p50_ms": ours, "ratio": ratio, "n": rep.results[0].latency_ms.n})
+        rows.append([art.name, f"{bare * 1e3:.1f}", f"{ours * 1e3:.1f}", f"{ratio:.3f}"])
+        print(f"{art.name:32s} bare p50 {bare * 1e3:8.1f} µs   edgeopt p50 {ours * 1e3:8.1f} µs   ratio {ratio:.3f}")
+    worst = max(r["ratio"] for r in records)
+    print(f"worst ratio {worst:.3f} (goal ≤ 1.05): {'met' if worst <= 1.05 else 'NOT met'}")
+    md = "# Harness overhead (edgeopt p50 / bare invoke() p50)\n\n" + md_table(
+        ["artifact", "bare p50 µs", "edgeopt p50 µs", "ratio"], rows) + f"\nworst ratio {worst:.3f}, goal ≤ 1.05\n"
+    write_results("harness_overhead", {"threads": target.threads, "runs": args.runs, "results": records,
+                                       "worst_ratio": worst, "goal": 1.05}, md)
+
+
+if __name__ == "__main__":
+    main()

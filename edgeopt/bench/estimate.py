@@ -1,0 +1,281 @@
+"""Latency estimate for a target we cannot time: a per-op cost model read from the artifact's graph.
+
+Every op of a .tflite or .onnx file becomes an ``OpCost`` (class, dtype, MACs, bytes moved). A target's
+``calibration`` (targets/*.yaml) gives an effective throughput per op class and dtype (GMAC/s), a memory
+bandwidth and a per-op dispatch overhead; an op costs ``max(MACs / throughput, bytes / bandwidth)``
+plus the overhead (a roofline per op), and the estimate is the sum. The numbers are calibrated against
+published figures (see ``benchmarks/estimator.py``); an estimate is labelled ``estimated`` wherever it
+is shown and is never mixed with measured samples.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+OP_CLASSES = ("conv", "depthwise", "dense", "elementwise")
+DTYPES = ("fp32", "int8", "dynamic", "fp16", "int16")
+# What a runtime computes a dtype with when the calibration has no number for it: XNNPACK runs fp16-stored
+# weights in fp32 on CPUs without fp16 arithmetic, dynamic-range models as int8 GEMMs on quantized activations.
+DTYPE_FALLBACK = {"fp16": "fp32", "int16": "fp32", "dynamic": "int8", "int8": "fp32"}
+
+_TFLITE_FREE = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "SHAPE"}
+_ONNX_FREE = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Shape", "Constant", "Identity", "Cast"}
+
+
+@dataclass(frozen=True)
+class OpCost:
+    op: str  # the graph's own op name: CONV_2D, Conv, ...
+    op_class: str  # conv | depthwise | dense | elementwise | free
+    dtype: str  # fp32 | int8 | dynamic | fp16 | int16
+    macs: int  # multiply-accumulates (elementwise ops: output elements × window)
+    bytes: int  # activations read + weights read + outputs written
+
+
+@dataclass
+class Estimate:
+    ms: float
+    ops: int
+    macs: int
+    bytes: int
+    by_class_ms: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"ms": round(self.ms, 4), "ops": self.ops, "macs": self.macs, "bytes": self.bytes,
+                "by_class_ms": {k: round(v, 4) for k, v in self.by_class_ms.items()}, "notes": self.notes}
+
+
+def graph_ops(path: str | Path, fmt: str) -> list[OpCost]:
+    """The ops of a TFLite or ONNX artifact with their MACs, bytes and dtypes (batch 1)."""
+    if fmt == "tflite":
+        return tflite_ops(Path(path))
+    if fmt == "onnx":
+        return onnx_ops(Path(path))
+    raise ValueError(f"no cost model for format {fmt!r} (tflite and onnx have one)")
+
+
+def summarize(ops: list[OpCost]) -> dict[str, dict[str, int]]:
+    """Per op class: count, MACs and bytes — what the report and the benchmark print."""
+    out: dict[str, dict[str, int]] = defaultdict(lambda: {"ops": 0, "macs": 0, "bytes": 0})
+    for o in ops:
+        s = out[f"{o.op_class}/{o.dtype}"]
+        s["ops"] += 1
+        s["macs"] += o.macs
+        s["bytes"] += o.bytes
+    return dict(sorted(out.items()))
+
+
+# --- TFLite -------------------------------------------------------------------------------------------
+
+def tflite_ops(path: Path) -> list[OpCost]:
+    from ai_edge_litert import schema_py_generated as schema
+
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    tt = schema.TensorType
+    dtypes = {tt.FLOAT32: ("fp32", 4), tt.FLOAT16: ("fp16", 2), tt.INT8: ("int8", 1), tt.UINT8: ("int8", 1),
+              tt.INT16: ("int16", 2), tt.INT32: ("int32", 4), tt.INT64: ("int64", 8), tt.BOOL: ("bool", 1)}
+    model = schema.Model.GetRootAsModel(path.read_bytes(), 0)
+    sg = model.Subgraphs(0)
+    const = set()
+    for t in range(sg.TensorsLength()):
+        b = sg.Tensors(t).Buffer()
+        if b > 0 and (model.Buffers(b).DataLength() > 0 or model.Buffers(b).Size() > 0):
+            const.add(t)
+
+    def info(t: int) -> tuple[list[int], str, int]:
+        tensor = sg.Tensors(t)
+        shape = [max(int(d), 1) for d in tensor.ShapeAsNumpy()] if tensor.ShapeLength() else [1]
+        dtype, size = dtypes.get(tensor.Type(), ("fp32", 4))
+        return shape, dtype, int(np.prod(shape)) * size
+
+    ops = []
+    for i in range(sg.OperatorsLength()):
+        op = sg.Operators(i)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        name = names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
+        ins = [t for t in op.InputsAsNumpy() if t >= 0] if op.InputsLength() else []
+        outs = list(op.OutputsAsNumpy()) if op.OutputsLength() else []
+        if name == "DEQUANTIZE" and ins and ins[0] in const:
+            continue  # fp16/int8 weights expanded once at load time, not per inference
+        nbytes = sum(info(t)[2] for t in ins + outs)
+        out_shape = info(outs[0])[0] if outs else [1]
+        out_elems = int(np.prod(out_shape))
+        act_dtype = info(ins[0])[1] if ins else "fp32"
+        w_dtype = info(ins[1])[1] if len(ins) > 1 else act_dtype
+        dtype = _compute_dtype(act_dtype, w_dtype)
+        if name in ("CONV_2D", "CONV_3D"):
+            macs, cls = out_elems * int(np.prod(info(ins[1])[0][1:])), "conv"
+        elif name == "TRANSPOSE_CONV":  # inputs: output shape, weights [out, kh, kw, in], activations
+            macs, cls = int(np.prod(info(ins[2])[0])) * int(np.prod(info(ins[1])[0][:3])), "conv"
+            dtype = _compute_dtype(info(ins[2])[1], info(ins[1])[1])
+        elif name == "DEPTHWISE_CONV_2D":
+            w = info(ins[1])[0]
+            macs, cls = out_elems * w[1] * w[2], "depthwise"
+        elif name in ("FULLY_CONNECTED", "BATCH_MATMUL"):
+            k = info(ins[1])[0][-1] if name == "FULLY_CONNECTED" else info(ins[0])[0][-1]
+            macs, cls = out_elems * k, "dense"
+        elif name in _TFLITE_FREE:
+            macs, cls, nbytes = 0, "free", 0
+        else:
+            window = _tflite_pool_window(op, schema) if "POOL" in name else 1
+            if name == "MEAN" and ins:
+                window = max(int(np.prod(info(ins[0])[0])) // max(out_elems, 1), 1)
+            macs, cls, dtype = out_elems * window, "elementwise", act_dtype if act_dtype in DTYPES else "fp32"
+        ops.append(OpCost(name, cls, dtype, int(macs), int(nbytes)))
+    return ops
+
+
+def _tflite_pool_window(op, schema) -> int:
+    try:
+        opts = schema.Pool2DOptions()
+        table = op.BuiltinOptions()
+        opts.Init(table.Bytes, table.Pos)
+        return max(opts.FilterHeight() * opts.FilterWidth(), 1)
+    except Exception:  # noqa: BLE001 — a missing option costs one element per output, not a failure
+        return 1
+
+
+def _compute_dtype(act: str, weight: str) -> str:
+    if act == "int8":
+        return "int8"
+    if act == "int16":
+        return "int16"
+    if weight == "int8":
+        return "dynamic"  # float activations, int8 weights
+    return "fp16" if weight == "fp16" else "fp32"
+
+
+# --- ONNX ---------------------------------------------------------------------------------------------
+
+def onnx_ops(path: Path) -> list[OpCost]:
+    import onnx
+    from onnx import TensorProto, numpy_helper, shape_inference
+
+    model = onnx.load(str(path))
+    try:
+        model = shape_inference.infer_shapes(model)
+    except Exception as e:  # noqa: BLE001 — fall back to the shapes the file already states
+        log.debug("ONNX shape inference failed for %s: %s", path, e)
+    g = model.graph
+    sizes = {TensorProto.FLOAT: ("fp32", 4), TensorProto.FLOAT16: ("fp16", 2), TensorProto.INT8: ("int8", 1),
+             TensorProto.UINT8: ("int8", 1), TensorProto.INT16: ("int16", 2), TensorProto.INT32: ("int32", 4),
+             TensorProto.INT64: ("int64", 8)}
+    shapes: dict[str, tuple[list[int], str, int]] = {}
+    for vi in list(g.input) + list(g.value_info) + list(g.output):
+        tt = vi.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1 for d in tt.shape.dim]
+        dtype, size = sizes.get(tt.elem_type, ("fp32", 4))
+        shapes[vi.name] = (dims or [1], dtype, int(np.prod(dims or [1])) * size)
+    const = set()
+    for init in g.initializer:
+        arr = numpy_helper.to_array(init)
+        dtype, size = sizes.get(init.data_type, ("fp32", 4))
+        shapes[init.name] = (list(arr.shape) or [1], dtype, int(arr.size) * size)
+        const.add(init.name)
+    producer = {o: n for n in g.node for o in n.output}
+
+    def get(name: str) -> tuple[list[int], str, int]:
+        return shapes.get(name, ([1], "fp32", 4))
+
+    def quantized(name: str) -> bool:  # QDQ graphs: ORT fuses DQ → Conv → Q into an int8 kernel
+        n = producer.get(name)
+        return n is not None and n.op_type == "DequantizeLinear" and n.input[0] not in const
+
+    ops = []
+    for n in g.node:
+        ins = [i for i in n.input if i]
+        if n.op_type == "Constant" or (n.op_type in ("DequantizeLinear", "QuantizeLinear") and ins[0] in const):
+            continue
+        nbytes = sum(get(i)[2] for i in ins) + sum(get(o)[2] for o in n.output)
+        out_shape = get(n.output[0])[0]
+        out_elems = int(np.prod(out_shape))
+        act = get(ins[0])[1] if ins else "fp32"
+        if n.op_type in ("Conv", "ConvInteger", "QLinearConv", "ConvTranspose"):
+            wi = 3 if n.op_type == "QLinearConv" else 1
+            w = get(ins[wi])[0]
+            group = next((a.i for a in n.attribute if a.name == "group"), 1)
+            k = int(np.prod(w[1:])) if len(w) > 1 else 1
+            cls = "depthwise" if group > 1 and len(w) > 1 and w[1] == 1 else "conv"
+            macs = out_elems * k
+            dtype = "int8" if n.op_type != "Conv" or quantized(ins[0]) else _compute_dtype(act, get(ins[wi])[1])
+        elif n.op_type in ("Gemm", "MatMul", "MatMulInteger", "QLinearMatMul"):
+            a = get(ins[3 if n.op_type == "QLinearMatMul" else 0])[0]
+            trans_a = next((x.i for x in n.attribute if x.name == "transA"), 0)
+            k = a[-2] if trans_a and len(a) > 1 else a[-1]
+            macs, cls = out_elems * k, "dense"
+            dtype = "int8" if n.op_type != "Gemm" and n.op_type != "MatMul" or quantized(ins[0]) else \
+                _compute_dtype(act, get(ins[1])[1])
+        elif n.op_type in _ONNX_FREE:
+            macs, cls, dtype, nbytes = 0, "free", act, 0
+        else:
+            window = 1
+            if n.op_type in ("MaxPool", "AveragePool"):
+                ks = next((list(a.ints) for a in n.attribute if a.name == "kernel_shape"), [1])
+                window = int(np.prod(ks))
+            elif n.op_type in ("GlobalAveragePool", "ReduceMean") and ins:
+                window = max(int(np.prod(get(ins[0])[0])) // max(out_elems, 1), 1)
+            macs, cls = out_elems * window, "elementwise"
+            dtype = "int8" if n.op_type.startswith("QLinear") else act if act in DTYPES else "fp32"
+        ops.append(OpCost(n.op_type, cls, dtype, int(macs), int(nbytes)))
+    return ops
+
+
+# --- cost model ---------------------------------------------------------------------------------------
+
+def throughput_gmacs(cal, op_class: str, dtype: str, notes: list[str] | None = None) -> float:
+    """Effective GMAC/s for an op class and dtype, walking DTYPE_FALLBACK when the calibration has no number."""
+    table = cal.gmacs.get(op_class) or cal.gmacs.get("conv") or {}
+    seen, d = [], dtype
+    while d not in table:
+        seen.append(d)
+        d = DTYPE_FALLBACK.get(d, "fp32")
+        if d in seen:
+            raise ValueError(f"calibration has no {op_class} throughput for {dtype} or a fallback")
+    if d != dtype and notes is not None:
+        note = f"{op_class}/{dtype} timed as {d} (no calibrated number for {dtype})"
+        if note not in notes:
+            notes.append(note)
+    return float(table[d])
+
+
+def estimate_ops(ops: list[OpCost], cal, threads: int | None = None, cores: int | None = None) -> Estimate:
+    """Sum of per-op rooflines for a calibration (``targets.Calibration``) at ``threads`` threads.
+
+    Throughputs are for ``cal.threads`` threads and scale linearly with fewer (compute is split across
+    cores); memory bandwidth is shared and does not scale.
+    """
+    notes: list[str] = []
+    usable = min(threads or cal.threads, cores or cal.threads)
+    scale = usable / cal.threads
+    if scale != 1:
+        notes.append(f"throughput scaled ×{scale:.2f} for {usable} of the {cal.threads} calibrated threads")
+    total_s = cal.invoke_overhead_us * 1e-6
+    by_class: dict[str, float] = defaultdict(float)
+    macs = nbytes = counted = 0
+    for o in ops:
+        if o.op_class == "free":
+            continue
+        compute_s = o.macs / (throughput_gmacs(cal, o.op_class, o.dtype, notes) * 1e9 * scale)
+        memory_s = o.bytes / (cal.bandwidth_gbs * 1e9)
+        op_s = max(compute_s, memory_s) + cal.op_overhead_us * 1e-6
+        by_class[o.op_class] += op_s * 1e3
+        total_s += op_s
+        macs += o.macs
+        nbytes += o.bytes
+        counted += 1
+    return Estimate(ms=total_s * 1e3, ops=counted, macs=macs, bytes=nbytes, by_class_ms=dict(by_class), notes=notes)
+
+
+def estimate_artifact(path: str | Path, fmt: str, target, threads: int | None = None) -> Estimate:
+    """Estimated single-inference latency (ms) of one artifact on ``target`` (which must have a calibration)."""
+    cal = target.calibration
+    if cal is None:
+        raise ValueError(f"target {target.name} has no calibration to estimate with")
+    return estimate_ops(graph_ops(path, fmt), cal, threads=threads or target.threads, cores=target.cores)

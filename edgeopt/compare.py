@@ -1,0 +1,150 @@
+"""Baseline comparison: which results got slower, bigger or less accurate than in an older report.
+
+Latency is flagged only when the change is both significant (two-sided Mann-Whitney U on the raw
+samples, p < alpha) and large (relative p50 change above a minimum): with a few hundred samples a
+test alone calls a 1% wobble significant, and a threshold alone cries wolf on a noisy run.
+Estimated latencies are a deterministic model, so they are compared with estimated ones only, by p50.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from edgeopt.budgets import RegressionRules
+from edgeopt.errors import UsageError
+from edgeopt.report import Measurement, Report
+
+REGRESSED, IMPROVED, UNCHANGED, NOT_COMPARED, MISSING = "regressed", "improved", "unchanged", "not compared", "missing"
+_EPS = 1e-9  # float slack so a drop of exactly the tolerance is not flagged by rounding
+
+
+@dataclass
+class Comparison:
+    """One metric of one (artifact, target, runtime) in the new report against the baseline."""
+
+    artifact: str
+    target: str
+    runtime: str
+    metric: str  # p50_ms | size_bytes | accuracy | status | presence
+    old: float | str | None
+    new: float | str | None
+    change: float | None  # relative for p50_ms and size_bytes, absolute (new - old) for accuracy
+    p_value: float | None
+    threshold: float | None
+    verdict: str  # regressed | improved | unchanged | not compared | missing
+    note: str = ""
+    role: str = "artifact"  # "source": the reference model; its changes are reported, never a regression
+
+    @property
+    def regressed(self) -> bool:
+        """A regression that gates: the source model is a reference, its changes are only shown."""
+        return self.verdict == REGRESSED and self.role != "source"
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.artifact, self.target, self.runtime)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def compare(report: Report, baseline: Report, rules: RegressionRules | None = None) -> list[Comparison]:
+    """Compare every (artifact, target, runtime) present in both reports, plus what disappeared."""
+    if report.schema_version != baseline.schema_version:
+        raise UsageError(f"baseline has schema_version {baseline.schema_version}, the report has "
+                         f"{report.schema_version}", "re-run `edgeopt bench` with the same edgeopt for both reports")
+    rules = rules or RegressionRules()
+    old_by_key = {r.key: r for r in baseline.results}
+    new_keys = {r.key for r in report.results}
+    out: list[Comparison] = []
+    for new in report.results:
+        old = old_by_key.get(new.key)
+        if old is None or old.status != "ok":
+            continue  # nothing to regress from
+        if new.status != "ok":
+            verdict = REGRESSED if new.status == "failed" else NOT_COMPARED
+            out.append(_cmp(new, "status", "ok", new.status, None, None, None, verdict, new.error or ""))
+            continue
+        out += [c for c in (compare_latency(old, new, rules), compare_size(old, new, rules),
+                            compare_accuracy(old, new, rules)) if c is not None]
+    for old in baseline.results:
+        if old.key not in new_keys and old.status == "ok":
+            out.append(_cmp(old, "presence", "present", "absent", None, None, None, MISSING,
+                            "in the baseline but not in this report"))
+    return out
+
+
+def compare_latency(old: Measurement, new: Measurement, rules: RegressionRules) -> Comparison | None:
+    if old.latency_ms is None and not old.samples_ms:
+        return None
+    if new.latency_ms is None and not new.samples_ms:
+        return _cmp(new, "p50_ms", _p50(old), None, None, None, rules.p50, NOT_COMPARED, "no latency in this report")
+    if old.estimated != new.estimated:
+        which = "estimated" if new.estimated else "measured"
+        return _cmp(new, "p50_ms", _p50(old), _p50(new), None, None, rules.p50, NOT_COMPARED,
+                    f"{which} latency is compared only with {which} latency; the baseline's is not")
+    old_p50, new_p50 = _p50(old), _p50(new)
+    change = (new_p50 - old_p50) / old_p50 if old_p50 else None
+    if new.estimated:
+        verdict = _by_threshold(change, rules.p50)
+        return _cmp(new, "p50_ms", old_p50, new_p50, change, None, rules.p50, verdict, "estimated: compared by p50")
+    if len(old.samples_ms) < 2 or len(new.samples_ms) < 2:
+        return _cmp(new, "p50_ms", old_p50, new_p50, change, None, rules.p50, NOT_COMPARED,
+                    "raw samples missing: cannot tell noise from change")
+    p_value = mann_whitney_p(old.samples_ms, new.samples_ms)
+    verdict = _by_threshold(change, rules.p50) if p_value < rules.alpha else UNCHANGED
+    note = "" if p_value < rules.alpha else f"not significant at alpha {rules.alpha:g}"
+    return _cmp(new, "p50_ms", old_p50, new_p50, change, p_value, rules.p50, verdict, note)
+
+
+def compare_size(old: Measurement, new: Measurement, rules: RegressionRules) -> Comparison | None:
+    if not old.size_bytes or new.size_bytes is None:
+        return None
+    change = (new.size_bytes - old.size_bytes) / old.size_bytes
+    verdict = REGRESSED if change > rules.size + _EPS else IMPROVED if change < 0 else UNCHANGED
+    return _cmp(new, "size_bytes", old.size_bytes, new.size_bytes, change, None, rules.size, verdict)
+
+
+def compare_accuracy(old: Measurement, new: Measurement, rules: RegressionRules) -> Comparison | None:
+    if old.accuracy is None or new.accuracy is None:
+        return None
+    change = new.accuracy - old.accuracy
+    verdict = REGRESSED if -change > rules.accuracy + _EPS else IMPROVED if change > rules.accuracy + _EPS \
+        else UNCHANGED
+    return _cmp(new, "accuracy", old.accuracy, new.accuracy, change, None, rules.accuracy, verdict)
+
+
+def mann_whitney_p(a: list[float], b: list[float]) -> float:
+    """Two-sided Mann-Whitney U p-value; 1.0 when every sample is identical (nothing to test)."""
+    import numpy as np
+    from scipy.stats import mannwhitneyu
+
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if np.ptp(np.concatenate([x, y])) == 0:
+        return 1.0
+    return float(mannwhitneyu(x, y, alternative="two-sided").pvalue)
+
+
+def _p50(m: Measurement) -> float:
+    # Derived from the raw samples when there are any (they are the truth; latency_ms is a summary).
+    if m.samples_ms and not m.estimated:
+        import numpy as np
+
+        return float(np.median(np.asarray(m.samples_ms, dtype=np.float64)))
+    assert m.latency_ms is not None
+    return float(m.latency_ms.p50)
+
+
+def _by_threshold(change: float | None, threshold: float) -> str:
+    if change is None:
+        return UNCHANGED
+    return REGRESSED if change > threshold + _EPS else IMPROVED if change < -threshold - _EPS else UNCHANGED
+
+
+def _cmp(m: Measurement, metric: str, old: Any, new: Any, change: float | None, p_value: float | None,
+         threshold: float | None, verdict: str, note: str = "") -> Comparison:
+    if m.role == "source" and verdict != UNCHANGED:
+        note = "; ".join(x for x in (note, "source model: a reference, not gated") if x)
+    return Comparison(m.artifact, m.target, m.runtime, metric, old, new, change, p_value, threshold, verdict, note,
+                      m.role)

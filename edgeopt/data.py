@@ -1,0 +1,488 @@
+"""Dataset: train/val/test splits as float32 x and int64 class ids, and the loaders that make one.
+
+``load_dataset(spec)`` takes a builtin name (``digits``, ``shapes``), an ``.npz`` file or an image folder
+(one sub-folder per class). Inputs are converted once, here: x to float32, y to int64 ids (one-hot is
+argmax'ed). Imports no TensorFlow; scikit-learn and Pillow are imported only by the loaders that need them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeopt.errors import UsageError, nearest
+
+log = logging.getLogger(__name__)
+
+BUILTIN: tuple[str, ...] = ("digits", "shapes")
+NPZ_REQUIRED: tuple[str, ...] = ("x_train", "y_train", "x_test", "y_test")
+NPZ_OPTIONAL: tuple[str, ...] = ("x_val", "y_val")
+TEST_FRACTION = 0.2  # share of all samples that goes to test where we split (digits, image folders)
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+
+SHAPES_SIZE_PX = 32
+SHAPES_TRAIN = 6000
+SHAPES_VAL = 1000
+SHAPES_TEST = 2000
+SHAPES_CLASSES: tuple[str, ...] = (
+    "circle", "square", "triangle", "star", "cross", "ring", "diamond", "hexagon", "ellipse", "crescent",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Three splits of one data set. x: float32 (N, *input_shape); y: int64 class ids (N,)."""
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    class_names: tuple[str, ...]
+
+    @classmethod
+    def from_arrays(
+        cls,
+        name: str,
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        x_test,
+        y_test,
+        *,
+        num_classes: int | None = None,
+        class_names: tuple[str, ...] | list[str] | None = None,
+    ) -> Dataset:
+        """Convert and check arrays from anywhere (float32 x, int64 y, one-hot → ids, no NaN/Inf)."""
+        splits = {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
+        xs, ys = {}, {}
+        onehot_classes = 0
+        for split, (x, y) in splits.items():
+            xs[split] = _as_x(x, split, name)
+            ys[split], width = _as_y(y, split, name)
+            onehot_classes = max(onehot_classes, width)
+            if len(xs[split]) != len(ys[split]):
+                raise UsageError(
+                    f"data set '{name}': x_{split} has {len(xs[split])} samples but y_{split} has {len(ys[split])}",
+                    f"give x_{split} and y_{split} the same first dimension",
+                )
+        shapes = {xs[s].shape[1:] for s in xs}
+        if len(shapes) != 1:
+            got = ", ".join(f"x_{s} {xs[s].shape[1:]}" for s in xs)
+            raise UsageError(
+                f"data set '{name}': splits differ in sample shape ({got})", "give every split the same shape"
+            )
+        if len(xs["train"]) == 0 or len(xs["test"]) == 0:
+            raise UsageError(f"data set '{name}': the train or test split is empty", "give at least one sample in each")
+        seen = max(int(y.max()) + 1 if len(y) else 0 for y in ys.values())
+        if class_names is not None:
+            class_names = tuple(str(c) for c in class_names)
+        n = num_classes or (len(class_names) if class_names else 0) or max(seen, onehot_classes)
+        if seen > n:
+            raise UsageError(
+                f"data set '{name}': labels go up to {seen - 1} but there are {n} classes",
+                "give y as class ids 0..num_classes-1",
+            )
+        if class_names is None:
+            class_names = tuple(str(i) for i in range(n))
+        if len(class_names) != n:
+            raise UsageError(
+                f"data set '{name}': {len(class_names)} class names for {n} classes",
+                "give one name per class",
+            )
+        return cls(name, xs["train"], ys["train"], xs["val"], ys["val"], xs["test"], ys["test"], n, class_names)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one sample, without the batch dimension."""
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+    def representative(self, n: int = 100, seed: int = 0) -> np.ndarray:
+        """``n`` training samples in proportion to class frequency, the same for the same seed (int8 calibration)."""
+        if n < 1:
+            raise UsageError(f"representative sample size {n}", "ask for at least 1 sample")
+        order = _stratified_order(self.y_train, np.random.default_rng(seed))
+        return self.x_train[np.sort(order[: min(n, len(order))])]
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({self.name!r}, input_shape={self.input_shape}, num_classes={self.num_classes}, "
+            f"train={len(self.x_train)}, val={len(self.x_val)}, test={len(self.x_test)})"
+        )
+
+
+def load_dataset(spec: str | os.PathLike, *, seed: int = 0, val_fraction: float = 0.1) -> Dataset:
+    """Load a builtin name, an ``.npz`` file or an image folder as a :class:`Dataset`.
+
+    ``seed`` fixes every split (and the generated ``shapes`` images). ``val_fraction`` is the share the
+    validation split takes where it is carved: of all samples for ``digits`` and image folders, of the
+    train split for an ``.npz`` without ``x_val``/``y_val``. ``shapes`` has fixed split sizes.
+    """
+    if not 0.0 < val_fraction < 1.0 - TEST_FRACTION:
+        raise UsageError(f"val_fraction={val_fraction}", f"use a value between 0 and {1.0 - TEST_FRACTION} (exclusive)")
+    seed = int(seed)
+    if isinstance(spec, str) and spec in BUILTIN:
+        return _load_digits(seed, val_fraction) if spec == "digits" else _load_shapes(seed)
+    path = Path(spec)
+    if path.is_dir():
+        return _load_image_folder(path, seed, val_fraction)
+    if path.is_file() and path.suffix.lower() == ".npz":
+        return _load_npz(path, seed, val_fraction)
+    if path.is_file():
+        raise UsageError(
+            f"data file '{path}' is not a .npz", "save the arrays with numpy.savez, or give an image folder"
+        )
+    if path.suffix or len(path.parts) > 1:
+        raise UsageError(f"no file or folder '{path}'", "check the path, or use a builtin data set: digits, shapes")
+    raise UsageError(
+        f"unknown data set '{spec}'{nearest(str(spec), BUILTIN)}",
+        "use digits, shapes, a .npz file (x_train, y_train, x_test, y_test) or an image folder (one sub-folder per class)",
+    )
+
+
+# --- conversion at the boundary -------------------------------------------------------------------------
+
+
+def _as_x(x, split: str, name: str) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise UsageError(f"data set '{name}': x_{split} has dtype {x.dtype}", "give x as a numeric array")
+    if x.ndim < 2:
+        raise UsageError(
+            f"data set '{name}': x_{split} has shape {x.shape}",
+            "give x as (samples, *input_shape), e.g. (N, 28, 28, 1) or (N, features)",
+        )
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():
+        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+        raise UsageError(f"data set '{name}': x_{split} holds {bad} NaN or Inf values", "clean or impute them first")
+    return x
+
+
+def _as_y(y, split: str, name: str) -> tuple[np.ndarray, int]:
+    """Class ids as int64, plus the one-hot width (0 when y was ids)."""
+    y = np.asarray(y)
+    width = 0
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    elif y.ndim == 2:
+        width = int(y.shape[1])
+        y = np.argmax(y, axis=1)
+    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+        raise UsageError(
+            f"data set '{name}': y_{split} has shape {y.shape} and dtype {y.dtype}",
+            "give y as integer class ids (N,) or one-hot (N, classes)",
+        )
+    if np.issubdtype(y.dtype, np.floating) and (not np.isfinite(y).all() or np.any(y != np.round(y))):
+        raise UsageError(f"data set '{name}': y_{split} holds non-integer values", "give y as integer class ids")
+    ids = y.astype(np.int64)
+    if len(ids) and ids.min() < 0:
+        raise UsageError(f"data set '{name}': y_{split} holds negative labels", "give y as class ids 0..num_classes-1")
+    return ids, width
+
+
+def _stratified_order(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A permutation of indices whose every prefix holds the classes in proportion to their frequency."""
+    perm = rng.permutation(len(y))
+    yp = y[perm]
+    _, inverse, counts = np.unique(yp, return_inverse=True, return_counts=True)
+    rank = np.zeros(len(yp), dtype=np.int64)
+    for c in range(len(counts)):
+        members = np.flatnonzero(inverse == c)
+        rank[members] = np.arange(len(members))
+    position = (rank + 0.5) / counts[inverse]
+    return perm[np.argsort(position, kind="stable")]
+
+
+def _split_indices(y: np.ndarray, seed: int, fractions: tuple[float, ...], name: str) -> list[np.ndarray]:
+    """Stratified, seeded split: one index array per fraction, then the rest. Each part non-empty."""
+    n = len(y)
+    sizes = [max(1, round(n * f)) for f in fractions]
+    if sum(sizes) >= n:
+        raise UsageError(f"data set '{name}' has only {n} samples to split", f"give at least {sum(sizes) + 1}")
+    order = _stratified_order(y, np.random.default_rng(seed))
+    bounds = np.cumsum([0, *sizes, n - sum(sizes)])
+    return [np.sort(order[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _from_pool(name: str, x, y, seed: int, val_fraction: float, class_names=None) -> Dataset:
+    test, val, train = _split_indices(np.asarray(y), seed, (TEST_FRACTION, val_fraction), name)
+    return Dataset.from_arrays(name, x[train], y[train], x[val], y[val], x[test], y[test], class_names=class_names)
+
+
+# --- builtin: digits --------------------------------------------------------------------------------------
+
+
+def _load_digits(seed: int, val_fraction: float) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images / 16.0).astype(np.float32)[..., np.newaxis]  # pixel values are 0..16
+    ds = _from_pool("digits", x, bunch.target, seed, val_fraction, [str(c) for c in bunch.target_names])
+    log.info("loaded %r", ds)
+    return ds
+
+
+# --- .npz and image folders ------------------------------------------------------------------------------
+
+
+def _load_npz(path: Path, seed: int, val_fraction: float) -> Dataset:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {key: f[key] for key in f.files}
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read '{path}' as .npz ({e})", "write it with numpy.savez(x_train=..., ...)") from e
+    missing = [key for key in NPZ_REQUIRED if key not in arrays]
+    has_val = [key for key in NPZ_OPTIONAL if key in arrays]
+    if len(has_val) == 1:
+        missing += [key for key in NPZ_OPTIONAL if key not in arrays]
+    if missing:
+        raise UsageError(
+            f"'{path}' lacks {', '.join(missing)} (it has: {', '.join(sorted(arrays)) or 'nothing'})",
+            f"save the keys {', '.join(NPZ_REQUIRED)} and optionally {', '.join(NPZ_OPTIONAL)}",
+        )
+    names = arrays.get("class_names")
+    class_names = [str(c) for c in names] if names is not None else None
+    x_train, y_train = arrays["x_train"], arrays["y_train"]
+    if has_val:
+        x_val, y_val = arrays["x_val"], arrays["y_val"]
+    else:
+        # convert y first, so one-hot labels stratify by class and train/val stay aligned
+        ids, _ = _as_y(y_train, "train", path.stem)
+        if len(np.asarray(x_train)) != len(ids):
+            raise UsageError(
+                f"'{path}': x_train has {len(np.asarray(x_train))} samples but y_train has {len(ids)}",
+                "give x_train and y_train the same first dimension",
+            )
+        val, train = _split_indices(ids, seed, (val_fraction,), path.stem)
+        y_train = np.asarray(y_train)
+        x_train, x_val = np.asarray(x_train)[train], np.asarray(x_train)[val]
+        y_train, y_val = y_train[train], y_train[val]
+        log.info("%s: no x_val/y_val, carved %d of %d train samples (seed %d)", path, len(val), len(ids), seed)
+    ds = Dataset.from_arrays(
+        path.stem, x_train, y_train, x_val, y_val, arrays["x_test"], arrays["y_test"], class_names=class_names
+    )
+    log.info("loaded %r from %s", ds, path)
+    return ds
+
+
+def _load_image_folder(root: Path, seed: int, val_fraction: float) -> Dataset:
+    """One sub-folder per class (sorted names); images resized to the first one's size, scaled to [0, 1]."""
+    from PIL import Image, UnidentifiedImageError
+
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    files = [(f, c) for c, name in enumerate(classes) for f in sorted((root / name).iterdir())
+             if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]  # fmt: skip
+    if not classes or not files:
+        raise UsageError(
+            f"image folder '{root}' has {len(classes)} class sub-folders and {len(files)} images",
+            f"put images ({', '.join(sorted(IMAGE_SUFFIXES))}) in one sub-folder per class, e.g. {root}/cat/1.png",
+        )
+    images, size, mode = [], None, None
+    for f, _ in files:
+        try:
+            with Image.open(f) as im:
+                if size is None:
+                    size, mode = im.size, ("L" if im.mode in ("1", "L", "I", "I;16", "F") else "RGB")
+                    log.info(
+                        "%s: %d images of %d classes, resized to %dx%d %s", root, len(files), len(classes), *size, mode
+                    )
+                im = im.convert(mode)
+                images.append(np.asarray(im if im.size == size else im.resize(size, Image.BILINEAR)))
+        except (OSError, UnidentifiedImageError) as e:
+            raise UsageError(f"cannot read image '{f}' ({e})", "remove or replace the file") from e
+    x = np.stack(images).astype(np.float32) / 255.0
+    if x.ndim == 3:
+        x = x[..., np.newaxis]
+    y = np.array([c for _, c in files], dtype=np.int64)
+    return _from_pool(root.name, x, y, seed, val_fraction, classes)
+
+
+# --- builtin: shapes --------------------------------------------------------------------------------------
+
+_SHAPES_CACHE: dict[int, tuple[np.ndarray, ...]] = {}
+_CHUNK = 250  # images rendered at once: bounds memory (~60 MB of temporaries)
+_SS = 2  # supersampling: render at 2x and average, so edges are anti-aliased like a camera's
+
+
+def _load_shapes(seed: int) -> Dataset:
+    if seed not in _SHAPES_CACHE:
+        arrays = []
+        for split, n in enumerate((SHAPES_TRAIN, SHAPES_VAL, SHAPES_TEST)):
+            arrays += generate_shapes(n, np.random.default_rng([seed, split]))
+        _SHAPES_CACHE.clear()  # keep one seed's worth (~100 MB) at most
+        _SHAPES_CACHE[seed] = tuple(arrays)
+    # copies: a caller that edits its arrays in place must not change the next caller's
+    arrays = [a.copy() for a in _SHAPES_CACHE[seed]]
+    ds = Dataset("shapes", *arrays, num_classes=len(SHAPES_CLASSES), class_names=SHAPES_CLASSES)
+    log.info("generated %r", ds)
+    return ds
+
+
+def _regular(k: int, radius: float, inner: float | None = None) -> np.ndarray:
+    """Vertices of a regular k-gon, or a k-pointed star when ``inner`` is given."""
+    if inner is None:
+        angles = np.pi / 2 + 2 * np.pi * np.arange(k) / k
+        return np.stack([radius * np.cos(angles), radius * np.sin(angles)], 1)
+    angles = np.pi / 2 + np.pi * np.arange(2 * k) / k
+    radii = np.where(np.arange(2 * k) % 2 == 0, radius, inner)
+    return np.stack([radii * np.cos(angles), radii * np.sin(angles)], 1)
+
+
+_POLYGONS = {  # in shape-local units: every shape spans about [-1, 1]
+    "triangle": _regular(3, 1.1),
+    "star": _regular(5, 1.15, 0.47),
+    "hexagon": _regular(6, 1.0),
+}
+
+
+def _in_polygon(u: np.ndarray, v: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    inside = np.zeros(u.shape, dtype=bool)
+    for (x1, y1), (x2, y2) in zip(poly, np.roll(poly, -1, axis=0), strict=True):
+        if y1 == y2:
+            continue
+        crosses = (y1 > v) != (y2 > v)
+        inside ^= crosses & (u < (x2 - x1) * (v - y1) / (y2 - y1) + x1)
+    return inside
+
+
+def _shape_mask(kind: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    if kind in _POLYGONS:
+        return _in_polygon(u, v, _POLYGONS[kind])
+    au, av = np.abs(u), np.abs(v)
+    if kind == "square":
+        return np.maximum(au, av) <= 0.8
+    if kind == "diamond":
+        return au / 0.62 + av / 1.15 <= 1.0
+    if kind == "cross":
+        return ((au <= 0.32) & (av <= 1.0)) | ((av <= 0.32) & (au <= 1.0))
+    r2 = u * u + v * v
+    if kind == "circle":
+        return r2 <= 0.9**2
+    if kind == "ring":
+        return (r2 <= 1.0) & (r2 >= 0.58**2)
+    if kind == "ellipse":
+        return (u / 1.15) ** 2 + (v / 0.55) ** 2 <= 1.0
+    if kind == "crescent":
+        return (r2 <= 1.0) & ((u - 0.5) ** 2 + v * v > 0.82**2)
+    raise AssertionError(kind)
+
+
+def _colours_apart(rng: np.random.Generator, ref: np.ndarray, min_dist: float) -> np.ndarray:
+    """Random RGB colours at least ``min_dist`` (Euclidean) from ``ref``, one per row."""
+    out = rng.uniform(0, 1, ref.shape)
+    for _ in range(20):
+        close = np.linalg.norm(out - ref, axis=1) < min_dist
+        if not close.any():
+            break
+        out[close] = rng.uniform(0, 1, (int(close.sum()), 3))
+    return out
+
+
+def _downsample(img: np.ndarray) -> np.ndarray:
+    """Average _SS x _SS blocks of (n, H, W, C)."""
+    out = img[:, 0::_SS, 0::_SS].copy()
+    for i in range(_SS):
+        for j in range(_SS):
+            if i or j:
+                out += img[:, i::_SS, j::_SS]
+    return out * np.float32(1.0 / _SS**2)
+
+
+def generate_shapes(n: int, rng: np.random.Generator, size: int = SHAPES_SIZE_PX) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` images (n, size, size, 3) float32 in [0, 1] of the SHAPES_CLASSES, and their int64 labels.
+
+    Each image: a gradient background, small distractor blobs behind the shape, one class shape with random
+    size, rotation, stretch, colour and position (it may touch the border), thin distractor lines over it,
+    then Gaussian noise of random strength. Deterministic for the generator's state.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    y = rng.permutation(np.arange(n) % len(SHAPES_CLASSES)).astype(np.int64)
+    radius = rng.uniform(5.5, 12.0, n)
+    p = {
+        "y": y,
+        "radius": radius,
+        "centre": rng.uniform(0.8 * radius[:, None], size - 0.8 * radius[:, None], (n, 2)),
+        "angle": rng.uniform(0, 2 * np.pi, n),
+        "stretch": rng.uniform(0.85, 1.15, n),
+        "bg1": rng.uniform(0, 1, (n, 3)),
+        "bg_dir": rng.uniform(0, 2 * np.pi, n),
+        "noise_sd": rng.uniform(0.01, 0.08, n),
+        # up to 3 small discs (no class shape) behind the shape, up to 2 thin lines over it
+        "blobs": [(rng.random(n) < 0.6, rng.uniform(0, size, (n, 2)), rng.uniform(1.0, 2.6, n)) for _ in range(3)],
+        "lines": [(rng.random(n) < 0.5, rng.uniform(0, size, (n, 4)), rng.uniform(0.3, 0.6, n)) for _ in range(2)],
+    }
+    p["bg2"] = np.clip(p["bg1"] + rng.normal(0, 0.25, (n, 3)), 0, 1)
+    fg = _colours_apart(rng, (p["bg1"] + p["bg2"]) / 2, 0.45)
+    # palette per image: 0 background (black here, the gradient is added later), blobs, shape, lines
+    p["palette"] = np.concatenate(
+        [np.zeros((n, 1, 3)), rng.uniform(0, 1, (n, 3, 3)), fg[:, None], rng.uniform(0, 1, (n, 2, 3))], axis=1
+    ).astype(np.float32)
+    noise_seed = int(rng.integers(2**63))
+
+    images = np.empty((n, size, size, 3), dtype=np.float32)
+
+    def render(start: int) -> None:
+        stop = min(n, start + _CHUNK)
+        images[start:stop] = _render_chunk(p, start, stop, size)
+        noise = np.random.default_rng([noise_seed, start]).standard_normal(images[start:stop].shape, dtype=np.float32)
+        noise *= p["noise_sd"][start:stop, None, None, None].astype(np.float32)
+        np.clip(images[start:stop] + noise, 0, 1, out=images[start:stop])
+
+    # numpy drops the GIL in its loops, so threads share the work; each chunk's randomness is fixed above
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        list(pool.map(render, range(0, n, _CHUNK)))
+    return images, y
+
+
+def _render_chunk(p: dict, lo: int, hi: int, size: int) -> np.ndarray:
+    """Images lo..hi of the parameters ``p``, before noise: paint layer indices, look up colours once."""
+    m = hi - lo
+    coords = ((np.arange(size * _SS) + 0.5) / _SS).astype(np.float32)
+    gy, gx = np.meshgrid(coords, coords, indexing="ij")
+
+    def col(a: np.ndarray, rows=slice(None)) -> np.ndarray:
+        return a[lo:hi][rows, None, None].astype(np.float32)
+
+    layer = np.zeros((m, size * _SS, size * _SS), dtype=np.uint8)
+    for index, (present, c, r) in enumerate(p["blobs"], start=1):
+        rows = np.flatnonzero(present[lo:hi])
+        disc = (gx - col(c[:, 0], rows)) ** 2 + (gy - col(c[:, 1], rows)) ** 2 <= col(r, rows) ** 2
+        layer[rows] = np.where(disc, np.uint8(index), layer[rows])
+    shape_index = len(p["blobs"]) + 1
+    for label, kind in enumerate(SHAPES_CLASSES):
+        rows = np.flatnonzero(p["y"][lo:hi] == label)
+        dx, dy = gx - col(p["centre"][:, 0], rows), gy - col(p["centre"][:, 1], rows)
+        cos, sin = col(np.cos(p["angle"]), rows), col(np.sin(p["angle"]), rows)
+        scale, st = col(p["radius"], rows), col(p["stretch"], rows)
+        u = (cos * dx + sin * dy) / (scale * st)
+        v = (cos * dy - sin * dx) * st / scale
+        layer[rows] = np.where(_shape_mask(kind, u, v), np.uint8(shape_index), layer[rows])
+    for index, (present, ends, half_width) in enumerate(p["lines"], start=shape_index + 1):
+        rows = np.flatnonzero(present[lo:hi])
+        x0, y0 = col(ends[:, 0], rows), col(ends[:, 1], rows)
+        sx, sy = col(ends[:, 2], rows) - x0, col(ends[:, 3], rows) - y0
+        px, py = gx - x0, gy - y0
+        along = np.clip((px * sx + py * sy) / np.maximum(sx * sx + sy * sy, 1e-6), 0, 1)
+        stroke = (px - along * sx) ** 2 + (py - along * sy) ** 2 <= col(half_width, rows) ** 2
+        layer[rows] = np.where(stroke, np.uint8(index), layer[rows])
+    img = _downsample(p["palette"][lo:hi][np.arange(m)[:, None, None], layer])
+    # the gradient is smooth at this scale: add it at the output size, weighted by each pixel's background share
+    share = _downsample((layer == 0).astype(np.float32)[..., None])
+    ly, lx = np.meshgrid(
+        np.arange(size, dtype=np.float32) + 0.5, np.arange(size, dtype=np.float32) + 0.5, indexing="ij"
+    )
+    t = (lx - size / 2) * col(np.cos(p["bg_dir"])) + (ly - size / 2) * col(np.sin(p["bg_dir"]))
+    t = np.clip(t / size + 0.5, 0, 1)[..., None]
+    bg1, bg2 = col(p["bg1"]), col(p["bg2"])
+    img += share * (bg1 + (bg2 - bg1) * t)
+    return img

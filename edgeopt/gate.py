@@ -1,0 +1,397 @@
+"""The release gate: a report against budgets and/or a baseline report -> a Verdict and an exit code.
+
+Every limit that applies to a result becomes a Check; so does every baseline comparison, every failed
+or skipped result under a budget, and every budget that matched nothing (a typo must not pass
+silently). Error-level failures fail the gate (exit 1); warnings and notes never do.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeopt import atomic
+from edgeopt.budgets import ALL_TARGETS, LIMIT_KEYS, Budgets, RegressionRules, load_budgets, selector_matches
+from edgeopt.compare import MISSING, NOT_COMPARED, REGRESSED, Comparison, compare
+from edgeopt.errors import UsageError, nearest
+from edgeopt.report import SCHEMA_VERSION, Measurement, Report, load_report, schema_problems
+
+log = logging.getLogger(__name__)
+
+# budget key -> (check metric, unit, "max" or "min")
+METRICS: dict[str, tuple[str, str, str]] = {
+    "max_size_kb": ("size_kb", "KB", "max"),
+    "max_gzip_kb": ("gzip_kb", "KB", "max"),
+    "max_p50_ms": ("p50_ms", "ms", "max"),
+    "max_p90_ms": ("p90_ms", "ms", "max"),
+    "max_p99_ms": ("p99_ms", "ms", "max"),
+    "min_accuracy": ("accuracy", "", "min"),
+    "max_accuracy_drop": ("accuracy_drop", "", "max"),
+    "min_agreement": ("agreement", "", "min"),
+    "max_peak_rss_mb": ("peak_rss_mb", "MB", "max"),
+}
+OUTCOMES = ("fail", "warn", "note", "pass")
+
+
+@dataclass
+class Check:
+    """One verdict line. ``level`` is error | warn | info (info: a note, never a failure)."""
+
+    target: str
+    artifact: str
+    runtime: str
+    metric: str
+    measured: float | str | None
+    limit: float | str | None
+    level: str
+    passed: bool
+    message: str
+    source: str = ""  # where the limit came from: "targets.x86-cpu.artifacts.*_int8", "regression.p50"
+
+    @property
+    def outcome(self) -> str:
+        if self.level == "info":
+            return "note"
+        if self.passed:
+            return "pass"
+        return "fail" if self.level == "error" else "warn"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "outcome": self.outcome}
+
+
+@dataclass
+class Recommendation:
+    """The artifact to ship on one target: meets every budget, lowest p90, then smallest."""
+
+    target: str
+    artifact: str | None
+    runtime: str | None = None
+    p90_ms: float | None = None
+    size_bytes: int | None = None
+    estimated: bool = False
+    reason: str = ""
+
+    def describe(self) -> str:
+        if self.artifact is None:
+            return f"{self.target}: nothing to ship — {self.reason}"
+        size = f", {self.size_bytes / 1024:,.1f} KB" if self.size_bytes is not None else ""
+        est = " (estimated)" if self.estimated else ""
+        return f"{self.target}: ship {self.artifact} with {self.runtime} — p90 {fmt_ms(self.p90_ms)}{est}{size}"
+
+
+@dataclass
+class Verdict:
+    checks: list[Check] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+    recommendations: list[Recommendation] = field(default_factory=list)
+
+    def by_outcome(self, outcome: str) -> list[Check]:
+        return [c for c in self.checks if c.outcome == outcome]
+
+    @property
+    def failures(self) -> list[Check]:
+        return self.by_outcome("fail")
+
+    @property
+    def warnings(self) -> list[Check]:
+        return self.by_outcome("warn")
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+    def summary(self) -> str:
+        counts = {o: len(self.by_outcome(o)) for o in OUTCOMES}
+        parts = [f"{counts['fail']} failed", _plural(counts["warn"], "warning"), f"{counts['pass']} passed"]
+        if counts["note"]:
+            parts.append(_plural(counts["note"], "note"))
+        return f"{'PASS' if self.passed else 'FAIL'} — {', '.join(parts)} ({len(self.checks)} checks)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "exit_code": self.exit_code,
+            "summary": self.summary(),
+            "counts": {o: len(self.by_outcome(o)) for o in OUTCOMES},
+            "checks": [c.to_dict() for c in self.checks],
+            "regressions": [c.to_dict() for c in self.comparisons],
+            "recommendations": [asdict(r) for r in self.recommendations],
+        }
+
+
+def check(report: Report, budgets: Budgets | str | Path | None = None,
+          baseline: Report | str | Path | None = None) -> Verdict:
+    """Gate one report. ``budgets`` and ``baseline`` may also be paths (budgets.yaml, old report.json)."""
+    if isinstance(budgets, (str, Path)):
+        budgets = load_budgets(budgets)
+    if isinstance(baseline, (str, Path)):
+        baseline = load_input(baseline, "baseline")
+    if not report.results:
+        raise UsageError("the report has no results", "run `edgeopt bench` on at least one artifact first")
+    checks = budget_checks(report, budgets) if budgets is not None else []
+    comparisons: list[Comparison] = []
+    if baseline is not None:
+        rules = budgets.regression if budgets is not None else RegressionRules()
+        comparisons = compare(report, baseline, rules)
+        checks += [comparison_check(c, rules) for c in comparisons]
+    return Verdict(checks=checks, comparisons=comparisons, recommendations=recommend(report, checks))
+
+
+# --- budgets ------------------------------------------------------------------------------------------
+
+def _fields(m: Measurement) -> dict[str, str]:
+    return {"name": m.artifact, "format": m.format, "precision": m.precision, "runtime": m.runtime, "role": m.role}
+
+
+def effective_limits(budgets: Budgets, m: Measurement) -> dict[str, tuple[float, str, str]]:
+    """budget key -> (limit, level, where) for one result, after precedence (see budgets.py)."""
+    names = [t for t in dict.fromkeys((ALL_TARGETS, m.target)) if t in budgets.targets]
+    blocks = [(budgets.targets[t], f"targets.{t}") for t in names if m.role != "source"]
+    fields = _fields(m)
+    for t in names:
+        blocks += [(ab, f"targets.{t}.artifacts.{sel}") for sel, ab in budgets.targets[t].artifacts.items()
+                   if selector_matches(sel, fields)]
+    out: dict[str, tuple[float, str, str]] = {}
+    for block, where in blocks:
+        for key, lim in block.limits().items():
+            out[key] = (lim.limit, lim.level or block.level, where)
+    return {k: out[k] for k in LIMIT_KEYS if k in out}
+
+
+def budget_checks(report: Report, budgets: Budgets) -> list[Check]:
+    checks: list[Check] = []
+    for m in report.results:
+        limits = effective_limits(budgets, m)
+        if not limits:
+            continue
+        who = f"{m.artifact} on {m.target} ({m.runtime})"
+        if m.status != "ok":
+            level = "error" if any(lv == "error" for _, lv, _ in limits.values()) else "warn"
+            if m.status == "skipped":
+                level = "info"
+            reason = f": {_one_line(m.error)}" if m.error else ""
+            checks.append(Check(m.target, m.artifact, m.runtime, "status", m.status, "ok", level, False,
+                                f"{who}: {m.status}{reason}"))
+            continue
+        for key, (limit, level, where) in limits.items():
+            checks.append(_limit_check(report, m, key, limit, level, where, who))
+    checks += unmatched_checks(report, budgets)
+    return checks
+
+
+def _limit_check(report: Report, m: Measurement, key: str, limit: float, level: str, where: str,
+                 who: str) -> Check:
+    metric, unit, kind = METRICS[key]
+    value, missing = measured_value(report, m, metric)
+    shown_limit = fmt_value(metric, limit)
+    if value is None:
+        return Check(m.target, m.artifact, m.runtime, metric, None, limit, level, False,
+                     f"{who}: cannot check {key} {shown_limit}: {missing}", where)
+    ok = value <= limit if kind == "max" else value >= limit
+    op = ("<=" if ok else ">") if kind == "max" else (">=" if ok else "<")
+    est = " (estimated)" if m.estimated and metric.endswith("_ms") else ""
+    extra = ""
+    if metric == "accuracy_drop":
+        src = report.source_for(m)
+        extra = f" ({src.accuracy:.4f} -> {m.accuracy:.4f} vs source {src.artifact})" if src else ""
+    msg = f"{who}: {metric} {fmt_value(metric, value)}{est}{extra} {op} {kind} {shown_limit} [{where}]"
+    return Check(m.target, m.artifact, m.runtime, metric, value, limit, level, ok, msg, where)
+
+
+def measured_value(report: Report, m: Measurement, metric: str) -> tuple[float | None, str]:
+    """The value a check compares, or None and why it is missing."""
+    if metric in ("size_kb", "gzip_kb"):
+        b = m.size_bytes if metric == "size_kb" else m.gzip_bytes
+        return (b / 1024, "") if b is not None else (None, f"{metric.replace('_kb', '_bytes')} was not measured")
+    if metric in ("p50_ms", "p90_ms", "p99_ms"):
+        lat = m.latency_ms
+        if lat is None and m.samples_ms:
+            from edgeopt.report import Latency
+
+            lat = Latency.from_samples(m.samples_ms)
+        return (getattr(lat, metric[:3]), "") if lat is not None else (None, "latency was not measured")
+    if metric == "accuracy_drop":
+        src = report.source_for(m)
+        if src is None:
+            return None, f"no ok source-model result (role: source) on target {m.target} in this report"
+        if src.accuracy is None or m.accuracy is None:
+            return None, "accuracy was not measured" + (" for the source model" if src.accuracy is None else "")
+        return src.accuracy - m.accuracy, ""
+    value = getattr(m, metric)
+    return (float(value), "") if value is not None else (None, f"{metric} was not measured")
+
+
+def unmatched_checks(report: Report, budgets: Budgets) -> list[Check]:
+    """A failing check for every target block or selector that matched no result."""
+    checks: list[Check] = []
+    targets = list(dict.fromkeys(m.target for m in report.results))
+    for name, tb in budgets.targets.items():
+        pool = report.results if name == ALL_TARGETS else [m for m in report.results if m.target == name]
+        if not pool:
+            checks.append(Check(name, "", "", "budget", None, None, tb.level, False,
+                                f"budget for target '{name}' matches no result{nearest(name, targets)}; "
+                                f"targets in the report: {', '.join(targets)}", f"targets.{name}"))
+            continue
+        for sel, ab in tb.artifacts.items():
+            if not any(selector_matches(sel, _fields(m)) for m in pool):
+                names = list(dict.fromkeys(m.artifact for m in pool))
+                checks.append(Check(name, sel, "", "budget", None, None, ab.level, False,
+                                    f"budget selector '{sel}' under target '{name}' matches no result"
+                                    f"{nearest(sel, names)}; artifacts there: {', '.join(names)}",
+                                    f"targets.{name}.artifacts.{sel}"))
+    return checks
+
+
+# --- baseline -----------------------------------------------------------------------------------------
+
+def comparison_check(c: Comparison, rules: RegressionRules) -> Check:
+    # A vanished result is worth a warning; a comparison that could not run is a note; the source model
+    # is a reference, not a release: its changes are shown (a slower machine shows there first) as notes.
+    level = "info" if c.role == "source" and c.verdict != "unchanged" else \
+        {MISSING: "warn", NOT_COMPARED: "info"}.get(c.verdict, rules.level)
+    passed = c.verdict not in (REGRESSED, MISSING)
+    who = f"{c.artifact} on {c.target} ({c.runtime})"
+    if c.metric in ("status", "presence"):
+        text = f"{c.metric} {c.old} -> {c.new}"
+    else:
+        text = f"{c.metric} {fmt_value(c.metric, c.old)} -> {fmt_value(c.metric, c.new)} ({fmt_change(c.metric, c.change)}"
+        text += f", p={c.p_value:.2g})" if c.p_value is not None else ")"
+    note = f"; {c.note}" if c.note else ""
+    limit = {"p50_ms": "p50", "size_bytes": "size", "accuracy": "accuracy"}.get(c.metric)
+    return Check(c.target, c.artifact, c.runtime, f"regression_{c.metric}", c.change, c.threshold, level, passed,
+                 f"{who}: {text} vs baseline: {c.verdict}{note}", f"regression.{limit}" if limit else "baseline")
+
+
+# --- recommendation -----------------------------------------------------------------------------------
+
+def recommend(report: Report, checks: list[Check]) -> list[Recommendation]:
+    bad = {(c.artifact, c.target, c.runtime) for c in checks if c.outcome in ("fail", "warn")}
+    out = []
+    for target in dict.fromkeys(m.target for m in report.results):
+        pool = [m for m in report.results if m.target == target and m.role != "source" and m.status == "ok"]
+        lat = [(m, measured_value(report, m, "p90_ms")[0]) for m in pool]
+        ok = [(m, p90) for m, p90 in lat if p90 is not None and m.key not in bad]
+        if not ok:
+            reason = "no artifact with a latency meets every budget" if pool else "no ok artifact result"
+            out.append(Recommendation(target, None, reason=reason))
+            continue
+        best, p90 = min(ok, key=lambda t: (t[1], t[0].size_bytes if t[0].size_bytes is not None else float("inf"),
+                                           t[0].artifact))
+        out.append(Recommendation(target, best.artifact, best.runtime, p90, best.size_bytes, best.estimated))
+    return out
+
+
+# --- formatting (shared with render) ------------------------------------------------------------------
+
+def fmt_ms(v: float | None) -> str:
+    return "—" if v is None else f"{v:.3f} ms" if v < 1 else f"{v:.2f} ms" if v < 100 else f"{v:,.0f} ms"
+
+
+def fmt_value(metric: str, v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, str):
+        return v
+    if metric.endswith("_kb"):
+        return f"{v:,.1f} KB"
+    if metric.endswith("_bytes"):
+        return f"{v / 1024:,.1f} KB"
+    if metric.endswith("_ms"):
+        return fmt_ms(v)
+    if metric.endswith("_mb"):
+        return f"{v:,.1f} MB"
+    return f"{v:.4f}"
+
+
+def fmt_check_value(c: Check, v: Any) -> str:
+    """A check's measured value or limit as shown: regression checks hold changes, not values."""
+    if c.metric.startswith("regression_") and not isinstance(v, str):
+        return fmt_change(c.metric, v)
+    return fmt_value(c.metric, v)
+
+
+def fmt_change(metric: str, change: float | None) -> str:
+    if change is None:
+        return "—"
+    return f"{change:+.4f}" if metric.endswith("accuracy") else f"{change:+.1%}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+# --- the CLI's entry point ----------------------------------------------------------------------------
+
+def load_input(path: str | Path, what: str) -> Report:
+    """load_report, then the report schema: a malformed file is a UsageError here, never a crash later."""
+    fix = "re-run `edgeopt bench` to write it again"
+    try:
+        report, failure = load_report(path), None
+    except UsageError as e:
+        report, failure = None, UsageError(e.problem if what == "report" else f"{what}: {e.problem}", e.fix)
+    except (AttributeError, TypeError, ValueError, KeyError) as e:  # structure load_report does not check
+        report, failure = None, UsageError(f"{what} {path} is malformed ({_one_line(e)})", fix)
+    data = _json_object(Path(path))
+    # The schema names the exact place (results[2].latency_ms: ...); the version and JSON errors come first.
+    if data is not None and data.get("schema_version") == SCHEMA_VERSION:
+        problems = schema_problems(data)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise UsageError(f"{what} {path} does not match the report schema: {problems[0]}{more}", fix)
+    if failure is not None:
+        raise failure
+    assert report is not None
+    return report
+
+
+def _json_object(path: Path) -> dict[str, Any] | None:
+    import json
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def run_gate(report_path: str | Path, budgets_path: str | Path | None = None, baseline_path: str | Path | None = None,
+             junit: str | Path | None = None, markdown: str | Path | None = None, json_out: str | Path | None = None,
+             console: Any = None) -> int:
+    """Gate a report; print the verdict; write the requested outputs; return the exit code (0 or 1)."""
+    if budgets_path is None and baseline_path is None:
+        raise UsageError("nothing to gate against", "pass --budgets budgets.yaml and/or --baseline old_report.json")
+    report = load_input(report_path, "report")
+    budgets = load_budgets(budgets_path) if budgets_path is not None else None
+    baseline = load_input(baseline_path, "baseline") if baseline_path is not None else None
+    verdict = check(report, budgets, baseline)
+
+    from edgeopt import render
+
+    render.print_verdict(verdict, console)
+
+    md = render.to_markdown(report, verdict)
+    if junit is not None:
+        atomic.write_text(junit, render.to_junit(verdict))
+    if markdown is not None:
+        atomic.write_text(markdown, md)
+    if json_out is not None:
+        atomic.write_json(json_out, verdict.to_dict())
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        path = Path(summary)
+        before = path.read_text(encoding="utf-8") if path.is_file() else ""
+        atomic.write_text(path, before + ("\n" if before and not before.endswith("\n") else "") + md)
+    log.info("gate: %s", verdict.summary())
+    return verdict.exit_code

@@ -1,0 +1,275 @@
+"""Model architectures for students and sample models, by the snake_case names that recipes use.
+
+Every builder returns a tf_keras functional model whose last two layers are ``logits`` (Dense, linear) and
+``softmax`` (a separate Activation in float32), so distillation can read logits from the layer before the
+softmax and mixed precision keeps the output in float32. tf_keras is imported inside the builders:
+``import edgeopt.zoo`` stays light.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from edgeopt.errors import UsageError, nearest
+
+log = logging.getLogger(__name__)
+
+HE_ACTIVATIONS = frozenset({"relu", "relu6", "elu", "selu", "swish", "silu", "gelu", "leaky_relu", "mish"})
+GLOROT_ACTIVATIONS = frozenset({"tanh", "sigmoid", "hard_sigmoid", "linear", "softsign"})
+ACTIVATIONS = HE_ACTIVATIONS | GLOROT_ACTIVATIONS
+
+# MobileNetV2's table (expansion t, output channels c, repeats n, first stride s), cut down for 32x32 inputs
+MOBILENET_V2_32PX_BLOCKS: tuple[tuple[int, int, int, int], ...] = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 2, 2),
+    (6, 64, 2, 2),
+    (6, 96, 1, 1),
+)
+
+
+def default_initializer(activation: str) -> str:
+    """He (``he_normal``) for the ReLU family, Glorot/Xavier (``glorot_uniform``) for saturating or linear ones."""
+    _check_activation(activation)
+    return "he_normal" if activation in HE_ACTIVATIONS else "glorot_uniform"
+
+
+def small_cnn(
+    input_shape: Sequence[int],
+    num_classes: int,
+    *,
+    width: float = 1.0,
+    depth: int = 2,
+    kernel: int = 3,
+    dropout: float = 0.0,
+    activation: str = "relu",
+    init: str | None = None,
+    batch_norm: bool = True,
+    base_filters: int = 32,
+    head: str = "gap",
+    name: str | None = None,
+):
+    """``depth`` blocks of Conv → BN → activation (→ 2x2 max-pool while the map is ≥ 4 px), filters doubling
+    per block from ``base_filters * width``; then global average pooling (``head="gap"``) or Flatten
+    (``head="flatten"``), dropout, logits, softmax."""
+    import tf_keras as keras
+
+    shape, num_classes, init = _check_common(
+        input_shape, num_classes, width, depth, dropout, activation, init, image=True
+    )
+    _check(kernel >= 1, f"kernel={kernel}", "use a kernel size of 1 or more")
+    _check(base_filters >= 1, f"base_filters={base_filters}", "use 1 or more filters")
+    _check(head in ("gap", "flatten"), f"head={head!r}", "use head='gap' or head='flatten'")
+    layers = keras.layers
+    inputs = keras.Input(shape=shape, name="input")
+    x = inputs
+    h, w = shape[0], shape[1]
+    for i in range(1, depth + 1):
+        filters = max(1, round(base_filters * width * 2 ** (i - 1)))
+        x = layers.Conv2D(filters, kernel, padding="same", use_bias=not batch_norm, kernel_initializer=init,
+                          name=f"block{i}_conv")(x)  # fmt: skip
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"block{i}_bn")(x)
+        x = layers.Activation(activation, name=f"block{i}_{activation}")(x)
+        if min(h, w) >= 4:
+            x = layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
+            h, w = h // 2, w // 2
+    x = layers.GlobalAveragePooling2D(name="gap")(x) if head == "gap" else layers.Flatten(name="flatten")(x)
+    outputs = _classifier(keras, x, num_classes, dropout)
+    return keras.Model(inputs, outputs, name=name or f"small_cnn_w{_tag(width)}_d{depth}")
+
+
+def mobilenet_v2_like(
+    input_shape: Sequence[int],
+    num_classes: int,
+    *,
+    alpha: float = 1.0,
+    expansion: int | None = None,
+    blocks: Sequence[Sequence[int]] | None = None,
+    stem_filters: int = 32,
+    last_filters: int = 320,
+    dropout: float = 0.0,
+    activation: str = "relu6",
+    init: str | None = None,
+    batch_norm: bool = True,
+    name: str | None = None,
+):
+    """MobileNetV2 in miniature: a 3x3 stem (stride 1: 32 px inputs are small already), inverted residual blocks
+    (1x1 expand → 3x3 depthwise → 1x1 linear project, each with BN; Add when the shapes match), a 1x1 conv to
+    ``last_filters``, global average pooling, dropout, logits, softmax. ``blocks`` is a table of
+    (expansion, channels, repeats, stride); ``expansion`` overrides every row's factor (except a first 1).
+    Channels scale by ``alpha`` (rounded to multiples of 8, as in MobileNetV2). A stride of 2 applies only
+    while the feature map stays ≥ 2 px, so 8x8 inputs work too."""
+    import tf_keras as keras
+
+    shape, num_classes, init = _check_common(input_shape, num_classes, alpha, 1, dropout, activation, init, image=True)
+    table = [tuple(int(v) for v in row) for row in (blocks if blocks is not None else MOBILENET_V2_32PX_BLOCKS)]
+    _check(
+        len(table) >= 1 and all(len(r) == 4 and min(r) >= 1 and r[3] in (1, 2) for r in table),
+        f"blocks={blocks}",
+        "give rows of (expansion, channels, repeats, stride) with positive integers and stride 1 or 2",
+    )
+    _check(expansion is None or expansion >= 1, f"expansion={expansion}", "use an expansion of 1 or more")
+    _check(stem_filters >= 1 and last_filters >= 1, "stem_filters/last_filters < 1", "use 1 or more filters")
+    layers = keras.layers
+
+    def conv_bn_act(x, filters, kernel, stride, prefix, depthwise=False, with_act=True):
+        if depthwise:
+            x = layers.DepthwiseConv2D(kernel, strides=stride, padding="same", use_bias=not batch_norm,
+                                       depthwise_initializer=init, name=f"{prefix}_dw")(x)  # fmt: skip
+        else:
+            x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=not batch_norm,
+                              kernel_initializer=init, name=f"{prefix}_conv")(x)  # fmt: skip
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"{prefix}_{'dw_' if depthwise else ''}bn")(x)
+        if with_act:
+            x = layers.Activation(activation, name=f"{prefix}_{'dw_' if depthwise else ''}{activation}")(x)
+        return x
+
+    inputs = keras.Input(shape=shape, name="input")
+    x = conv_bn_act(inputs, _divisible(stem_filters * alpha), 3, 1, "stem")
+    size, channels, block = min(shape[0], shape[1]), _divisible(stem_filters * alpha), 0
+    for t, c, n, s in table:
+        t = t if expansion is None or t == 1 else expansion
+        out_channels = _divisible(c * alpha)
+        for r in range(n):
+            block += 1
+            stride = s if r == 0 and size >= 4 else 1
+            prefix = f"block{block}"
+            y = x
+            if t != 1:
+                y = conv_bn_act(y, channels * t, 1, 1, f"{prefix}_expand")
+            y = conv_bn_act(y, None, 3, stride, prefix, depthwise=True)
+            y = conv_bn_act(y, out_channels, 1, 1, f"{prefix}_project", with_act=False)
+            x = layers.Add(name=f"{prefix}_add")([x, y]) if stride == 1 and channels == out_channels else y
+            channels, size = out_channels, size // stride
+    x = conv_bn_act(x, _divisible(last_filters * max(alpha, 1.0)), 1, 1, "head")
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = _classifier(keras, x, num_classes, dropout)
+    return keras.Model(inputs, outputs, name=name or f"mobilenet_v2_like_a{_tag(alpha)}")
+
+
+def mlp(
+    input_shape: Sequence[int],
+    num_classes: int,
+    *,
+    width: float = 1.0,
+    depth: int = 2,
+    units: int = 128,
+    dropout: float = 0.0,
+    activation: str = "relu",
+    init: str | None = None,
+    batch_norm: bool = True,
+    name: str | None = None,
+):
+    """Flatten, then ``depth`` blocks of Dense(units * width) → BN → activation → dropout; logits, softmax."""
+    import tf_keras as keras
+
+    shape, num_classes, init = _check_common(
+        input_shape, num_classes, width, depth, dropout, activation, init, image=False
+    )
+    _check(units >= 1, f"units={units}", "use 1 or more units")
+    layers = keras.layers
+    inputs = keras.Input(shape=shape, name="input")
+    x = layers.Flatten(name="flatten")(inputs) if len(shape) > 1 else inputs
+    for i in range(1, depth + 1):
+        x = layers.Dense(max(1, round(units * width)), use_bias=not batch_norm, kernel_initializer=init,
+                         name=f"dense{i}")(x)  # fmt: skip
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"dense{i}_bn")(x)
+        x = layers.Activation(activation, name=f"dense{i}_{activation}")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name=f"dense{i}_dropout")(x)
+    outputs = _classifier(keras, x, num_classes, 0.0)
+    return keras.Model(inputs, outputs, name=name or f"mlp_w{_tag(width)}_d{depth}")
+
+
+BUILDERS: dict[str, Callable[..., Any]] = {"small_cnn": small_cnn, "mobilenet_v2_like": mobilenet_v2_like, "mlp": mlp}
+
+
+def build(name: str, input_shape: Sequence[int], num_classes: int, **kwargs: Any):
+    """Build the registered architecture ``name``; unknown names and arguments raise UsageError."""
+    if name not in BUILDERS:
+        raise UsageError(f"unknown model '{name}'{nearest(name, list(BUILDERS))}", f"use one of: {', '.join(BUILDERS)}")
+    allowed = options(name)
+    for key in kwargs:
+        if key not in allowed:
+            raise UsageError(
+                f"{name} has no option '{key}'{nearest(key, allowed)}", f"its options are: {', '.join(allowed)}"
+            )
+    model = BUILDERS[name](input_shape, num_classes, **kwargs)
+    log.debug("built %s (%d params) with %s", model.name, model.count_params(), kwargs)
+    return model
+
+
+def options(name: str) -> tuple[str, ...]:
+    """The keyword options a builder takes (what a recipe may set)."""
+    params = inspect.signature(BUILDERS[name]).parameters.values()
+    return tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+# --- helpers ----------------------------------------------------------------------------------------------
+
+
+def _classifier(keras, x, num_classes: int, dropout: float):
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    # Glorot for the linear logits layer whatever the hidden layers use
+    x = keras.layers.Dense(num_classes, kernel_initializer="glorot_uniform", name="logits")(x)
+    return keras.layers.Activation("softmax", dtype="float32", name="softmax")(x)
+
+
+def _check(ok: bool, problem: str, fix: str) -> None:
+    if not ok:
+        raise UsageError(problem, fix)
+
+
+def _check_activation(activation: str) -> None:
+    if activation not in ACTIVATIONS:
+        raise UsageError(
+            f"unknown activation '{activation}'{nearest(str(activation), sorted(ACTIVATIONS))}",
+            f"use one of: {', '.join(sorted(ACTIVATIONS))}",
+        )
+
+
+def _check_common(input_shape, num_classes, width, depth, dropout, activation, init, *, image: bool):
+    """Convert and check what every builder takes; returns (input shape, num_classes, initializer name)."""
+    try:
+        shape = tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        raise UsageError(f"input_shape={input_shape!r}", "give the per-sample shape, e.g. (32, 32, 3)") from None
+    _check(len(shape) >= 1 and min(shape) >= 1, f"input_shape={shape}", "give positive sizes, e.g. (32, 32, 3)")
+    if image:
+        _check(len(shape) == 3, f"input_shape={shape} for a conv net", "give (height, width, channels), or use mlp")
+    _check(isinstance(num_classes, int | np.integer) and num_classes >= 2, f"num_classes={num_classes!r}",
+           "use 2 or more classes")  # fmt: skip
+    _check(width > 0, f"width multiplier {width}", "use a positive width, e.g. 0.25, 0.5 or 1.0")
+    _check(int(depth) >= 1, f"depth={depth}", "use a depth of 1 or more")
+    _check(0.0 <= dropout < 1.0, f"dropout={dropout}", "use a dropout rate in [0, 1)")
+    _check_activation(activation)
+    if init is not None:
+        import tf_keras as keras
+
+        try:
+            keras.initializers.get(init)
+        except (ValueError, TypeError):
+            raise UsageError(
+                f"unknown initializer {init!r}", "use e.g. he_normal, he_uniform, glorot_uniform"
+            ) from None
+    return shape, int(num_classes), init or default_initializer(activation)
+
+
+def _divisible(value: float, divisor: int = 8) -> int:
+    """Round channels to a multiple of ``divisor``, never below 90% of ``value`` (MobileNetV2's rule)."""
+    out = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return out + divisor if out < 0.9 * value else out
+
+
+def _tag(value: float) -> str:
+    """A multiplier as a name-safe string: 0.25 → '0p25', 1.0 → '1'."""
+    return f"{value:g}".replace(".", "p")

@@ -1,0 +1,107 @@
+"""The CLI as users run it: real subprocesses, real exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+EDGEOPT = [sys.executable, "-m", "edgeopt.cli"]
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", COLUMNS="200")
+
+
+def run(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([*EDGEOPT, *map(str, args)], capture_output=True, text=True, env=ENV, cwd=cwd,
+                          timeout=600)
+
+
+def error_line(proc) -> str:
+    lines = [ln for ln in proc.stderr.strip().splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+def test_import_is_light():
+    code = ("import sys, edgeopt, edgeopt.cli; "
+            "print(sorted(m for m in ('tensorflow', 'tf_keras', 'onnxruntime', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_help_lists_every_command():
+    proc = run("--help")
+    assert proc.returncode == 0
+    for cmd in ("compress", "bench", "gate", "report", "demo", "targets"):
+        assert cmd in proc.stdout
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["compress", "missing.keras", "--data", "digits", "--out", "o"], "does not exist"),
+    (["compress", "{model}", "--data", "digts", "--out", "o"], "did you mean 'digits'"),
+    (["compress", "{model}", "--data", "{npz}", "--out", "o"], "y_test"),
+    (["compress", "{corrupt}", "--data", "digits", "--out", "o"], "not a valid .keras"),
+    (["compress", "{model}", "--data", "digits", "--out", "o", "--recipe", "{recipe}"], "did you mean 'tflite'"),
+    (["bench", "{model}", "--data", "digits", "--out", "r.json", "--target", "x86"], "did you mean 'x86-cpu'"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, tiny_model_path, args, needle):
+    import numpy as np
+
+    npz = tmp_path / "bad.npz"
+    np.savez(npz, x_train=np.ones((4, 8, 8, 1)), y_train=np.zeros(4))
+    corrupt = tmp_path / "corrupt.keras"
+    corrupt.write_bytes(b"PK\x03\x04 truncated")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("stages:\n  - convert: {tflte: [fp32]}\n")
+    fmt = {"model": tiny_model_path, "npz": npz, "corrupt": corrupt, "recipe": recipe}
+    proc = run(*[a.format(**fmt) for a in args], cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert needle in error_line(proc)
+    assert not (tmp_path / "o").exists() and not (tmp_path / "r.json").exists()
+
+
+def test_compress_then_bench_then_report_then_gate(tmp_path, tiny_model_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("stages:\n  - convert: {tflite: [fp32, int8], onnx: [fp32]}\n")
+    out = tmp_path / "art"
+    proc = run("compress", tiny_model_path, "--data", "digits", "--out", out, "--recipe", recipe)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(a["name"] for a in manifest["artifacts"]) == ["tiny_fp32.onnx", "tiny_fp32.tflite",
+                                                                "tiny_int8.tflite", "tiny_source.keras"]
+    report = tmp_path / "report.json"
+    proc = run("bench", out / "tiny_int8.tflite", out / "tiny_fp32.onnx", "--data", "digits", "--out", report,
+               "--threads", "1", "--min-runs", "20", "--min-seconds", "0", "--warmup", "2")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(report.read_text())
+    assert [r["status"] for r in data["results"]] == ["ok", "ok"]
+    assert all(r["threads"] == 1 for r in data["results"])
+    assert data["environment"]["targets"]["x86-cpu"]["threads"] == 1
+
+    proc = run("report", report, "--html", tmp_path / "r.html", "--markdown", tmp_path / "r.md")
+    assert proc.returncode == 0, proc.stderr
+    assert "data:image/png;base64," in (tmp_path / "r.html").read_text()
+    assert "tiny\\_int8.tflite | tflite | int8" in (tmp_path / "r.md").read_text()
+
+    loose = tmp_path / "loose.yaml"
+    loose.write_text("targets:\n  x86-cpu: {max_size_kb: 1000, min_accuracy: 0.5}\n")
+    tight = tmp_path / "tight.yaml"
+    tight.write_text("targets:\n  x86-cpu: {max_size_kb: 1}\n")
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("targets:\n  x86-cpu: {max_size_k: 1}\n")
+    assert run("gate", report, "--budgets", loose).returncode == 0
+    proc = run("gate", report, "--budgets", tight, "--junit", tmp_path / "j.xml")
+    assert proc.returncode == 1
+    assert "failure" in (tmp_path / "j.xml").read_text()
+    proc = run("gate", report, "--budgets", typo)
+    assert proc.returncode == 2
+    assert "max_size_kb" in error_line(proc)
+
+
+def test_targets_lists_x86(tmp_path):
+    proc = run("targets")
+    assert proc.returncode == 0
+    assert "x86-cpu" in proc.stdout

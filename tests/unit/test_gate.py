@@ -1,0 +1,290 @@
+"""The gate: budgets and baselines -> checks, recommendation, exit code, and the files CI reads."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from edgeopt.budgets import Budgets
+from edgeopt.errors import UsageError
+from edgeopt.gate import check, effective_limits, run_gate
+from edgeopt.report import Latency, Measurement, Report
+
+
+def _m(name, fmt="tflite", precision="fp32", *, target="x86-cpu", runtime="litert", size_kb=100.0, acc=0.9,
+       p50=2.0, role="artifact", status="ok", seed=0, estimated=False, **kw):
+    samples = [] if status != "ok" else list(np.random.default_rng(seed).lognormal(np.log(p50), 0.1, 100))
+    return Measurement(name, fmt, precision, target, runtime, status=status, role=role,
+                       size_bytes=int(size_kb * 1024) if status == "ok" else None,
+                       gzip_bytes=int(size_kb * 512) if status == "ok" else None, accuracy=acc if status == "ok" else None,
+                       agreement=0.99 if status == "ok" else None,
+                       latency_ms=Latency.from_samples(samples) if samples else None, samples_ms=samples,
+                       peak_rss_mb=300.0 if status == "ok" else None, estimated=estimated, **kw)
+
+
+def _report(*results):
+    return Report(environment={"host": "test"}, results=list(results))
+
+
+def _standard():
+    return _report(
+        _m("model", "keras", role="source", runtime="tf", size_kb=800, acc=0.92, p50=8.0, seed=1),
+        _m("model_fp32", size_kb=300, acc=0.92, p50=4.0, seed=2),
+        _m("model_int8", precision="int8", size_kb=80, acc=0.905, p50=2.0, seed=3),
+        _m("model_onnx", "onnx", runtime="onnxruntime", size_kb=310, acc=0.92, p50=3.0, seed=4),
+    )
+
+
+def _budgets(targets, **regression):
+    return Budgets.from_dict({"targets": targets, **({"regression": regression} if regression else {})})
+
+
+def _failed(verdict):
+    return [c for c in verdict.checks if c.outcome == "fail"]
+
+
+def test_all_within_budget_passes_and_recommends_fastest():
+    v = check(_standard(), _budgets({"x86-cpu": {"max_size_kb": 400, "max_p90_ms": 10, "min_accuracy": 0.9}}))
+
+    assert v.exit_code == 0 and v.passed
+    assert all(c.passed for c in v.checks)
+    (rec,) = v.recommendations
+    assert (rec.target, rec.artifact, rec.runtime) == ("x86-cpu", "model_int8", "litert")
+    assert "ship model_int8 with litert" in rec.describe()
+
+
+def test_source_model_is_not_gated_by_target_limits():
+    v = check(_standard(), _budgets({"x86-cpu": {"max_size_kb": 400}}))
+
+    assert {c.artifact for c in v.checks} == {"model_fp32", "model_int8", "model_onnx"}
+
+
+def test_error_level_failure_exits_1_with_a_useful_message():
+    v = check(_standard(), _budgets({"x86-cpu": {"max_size_kb": 200}}))
+
+    assert v.exit_code == 1
+    msgs = [c.message for c in _failed(v)]
+    assert len(msgs) == 2
+    assert "model_fp32 on x86-cpu (litert): size_kb 300.0 KB > max 200.0 KB [targets.x86-cpu]" in msgs
+
+
+def test_warnings_never_fail():
+    v = check(_standard(), _budgets({"x86-cpu": {"level": "warn", "max_size_kb": 10}}))
+
+    assert v.exit_code == 0
+    assert len(v.warnings) == 3 and not v.failures
+    assert "3 warnings" in v.summary()
+
+
+def test_per_limit_level_overrides_block_level():
+    v = check(_standard(), _budgets({"x86-cpu": {"level": "warn", "max_size_kb": {"limit": 10, "level": "error"},
+                                                 "max_p90_ms": 0.1}}))
+
+    assert {c.metric for c in v.failures} == {"size_kb"}
+    assert {c.metric for c in v.warnings} == {"p90_ms"}
+
+
+def test_selector_overrides_target_and_star_target_applies_everywhere():
+    b = _budgets({"*": {"max_p99_ms": 50, "max_size_kb": 1000},
+                  "x86-cpu": {"max_size_kb": 400, "artifacts": {"*_int8": {"max_size_kb": 60},
+                                                                "format=onnx": {"max_p90_ms": 1, "level": "warn"}}}})
+    rep = _standard()
+    int8, onnx = rep.results[2], rep.results[3]
+
+    assert effective_limits(b, int8)["max_size_kb"] == (60, "error", "targets.x86-cpu.artifacts.*_int8")
+    assert effective_limits(b, int8)["max_p99_ms"] == (50, "error", "targets.*")
+    assert effective_limits(b, onnx)["max_size_kb"] == (400, "error", "targets.x86-cpu")
+    v = check(rep, b)
+    assert [(c.artifact, c.metric) for c in v.failures] == [("model_int8", "size_kb")]
+    assert [(c.artifact, c.metric, c.level) for c in v.warnings] == [("model_onnx", "p90_ms", "warn")]
+    assert v.recommendations[0].artifact == "model_fp32"  # the only one meeting every budget
+
+
+def test_accuracy_drop_is_against_the_source_on_the_same_target():
+    v = check(_standard(), _budgets({"x86-cpu": {"max_accuracy_drop": 0.01}}))
+
+    (bad,) = v.failures
+    assert bad.artifact == "model_int8"
+    assert bad.measured == pytest.approx(0.015)
+    assert "(0.9200 -> 0.9050 vs source model)" in bad.message
+
+
+def test_accuracy_drop_without_a_source_cannot_pass_silently():
+    rep = _report(_m("model_int8", precision="int8"))
+
+    (bad,) = check(rep, _budgets({"x86-cpu": {"max_accuracy_drop": 0.01}})).failures
+
+    assert "no ok source-model result" in bad.message
+
+
+def test_unmeasured_metric_fails_the_check():
+    rep = _standard()
+    rep.results[1].gzip_bytes = None
+
+    (bad,) = check(rep, _budgets({"x86-cpu": {"max_gzip_kb": 1000}})).failures
+
+    assert bad.artifact == "model_fp32" and "gzip_bytes was not measured" in bad.message
+
+
+def test_budget_matching_nothing_fails():
+    v = check(_standard(), _budgets({"x86-cpux": {"max_size_kb": 1000},
+                                     "x86-cpu": {"artifacts": {"*_int9": {"max_size_kb": 1}}}}))
+
+    msgs = [c.message for c in v.failures]
+    assert v.exit_code == 1
+    assert any("budget for target 'x86-cpux' matches no result (did you mean 'x86-cpu'?)" in m for m in msgs)
+    assert any("selector '*_int9' under target 'x86-cpu' matches no result" in m for m in msgs)
+
+
+def test_failed_result_under_budget_fails_and_skipped_is_noted():
+    rep = _standard()
+    rep.results += [_m("model_fp16", precision="fp16", status="failed", error="converter crashed\nat line 3"),
+                    _m("model_int16", precision="int16x8", status="skipped", error="runtime not installed")]
+
+    v = check(rep, _budgets({"x86-cpu": {"max_size_kb": 1000}}))
+
+    (bad,) = v.failures
+    assert bad.metric == "status" and bad.message == "model_fp16 on x86-cpu (litert): failed: converter crashed at line 3"
+    (note,) = [c for c in v.checks if c.outcome == "note"]
+    assert note.artifact == "model_int16" and "skipped: runtime not installed" in note.message
+
+
+def test_estimated_latency_is_marked():
+    rep = _report(_m("model_int8", estimated=True))
+
+    (c,) = check(rep, _budgets({"x86-cpu": {"max_p90_ms": 100}})).checks
+
+    assert c.passed and "(estimated)" in c.message
+
+
+def test_recommendation_ties_go_to_the_smallest():
+    a = _m("a", size_kb=200, seed=7)
+    b = _m("b", size_kb=100, seed=7)  # same samples, same p90
+
+    v = check(_report(a, b), _budgets({"x86-cpu": {"max_size_kb": 1000}}))
+
+    assert v.recommendations[0].artifact == "b"
+
+
+def test_no_recommendation_when_nothing_meets_every_budget():
+    v = check(_standard(), _budgets({"x86-cpu": {"max_p90_ms": 0.001}}))
+
+    (rec,) = v.recommendations
+    assert rec.artifact is None and "nothing to ship" in rec.describe()
+
+
+def test_report_without_results_is_a_usage_error():
+    with pytest.raises(UsageError, match="no results"):
+        check(_report(), _budgets({}))
+
+
+def test_baseline_regression_fails_and_same_passes():
+    old = _standard()
+    same = _standard()
+    slower = _report(*[_m(m.artifact, m.format, m.precision, runtime=m.runtime, role=m.role,
+                          size_kb=m.size_bytes / 1024, acc=m.accuracy, p50=m.latency_ms.p50 * 1.3, seed=10 + i)
+                       for i, m in enumerate(old.results)])
+
+    assert check(same, baseline=old).exit_code == 0
+    v = check(slower, baseline=old)
+    assert v.exit_code == 1
+    assert {c.artifact for c in v.failures} == {"model_fp32", "model_int8", "model_onnx"}  # not the source
+    assert all(c.metric == "regression_p50_ms" for c in v.failures)
+
+
+def test_verdict_to_dict_is_json():
+    v = check(_standard(), _budgets({"x86-cpu": {"max_size_kb": 200}}), baseline=_standard())
+
+    d = json.loads(json.dumps(v.to_dict()))
+
+    assert d["exit_code"] == 1 and d["passed"] is False
+    assert d["counts"]["fail"] == 2
+    assert {"target", "artifact", "runtime", "metric", "measured", "limit", "level", "passed", "message",
+            "outcome"} <= set(d["checks"][0])
+    assert d["regressions"] and d["recommendations"][0]["target"] == "x86-cpu"
+
+
+# --- run_gate: the CLI's entry point -----------------------------------------------------------------
+
+def _files(tmp_path, budgets_yaml="targets:\n  x86-cpu:\n    max_size_kb: 200\n"):
+    rp = _standard().save(tmp_path / "report.json")
+    bp = tmp_path / "budgets.yaml"
+    bp.write_text(budgets_yaml)
+    return rp, bp
+
+
+def _console():
+    return Console(file=io.StringIO(), width=200, color_system=None)
+
+
+def test_run_gate_writes_every_output(tmp_path, monkeypatch):
+    rp, bp = _files(tmp_path)
+    summary = tmp_path / "step_summary.md"
+    summary.write_text("previous step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    console = _console()
+
+    code = run_gate(rp, bp, junit=tmp_path / "j.xml", markdown=tmp_path / "g.md", json_out=tmp_path / "v.json",
+                    console=console)
+
+    assert code == 1
+    out = console.file.getvalue()
+    assert "Budget checks" in out and "FAIL" in out and "size_kb" in out and "300.0 KB" in out
+    assert "Recommendation — x86-cpu: ship model_int8 with litert" in out
+    root = ET.parse(tmp_path / "j.xml").getroot()
+    assert root.get("failures") == "2"
+    md = (tmp_path / "g.md").read_text()
+    assert md.startswith("### ❌ edgeopt gate: FAIL")
+    assert json.loads((tmp_path / "v.json").read_text())["exit_code"] == 1
+    text = summary.read_text()
+    assert text.startswith("previous step\n") and text.endswith(md)
+
+
+def test_run_gate_passes(tmp_path, monkeypatch):
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    rp, bp = _files(tmp_path, "targets:\n  x86-cpu:\n    max_size_kb: 400\n")
+
+    assert run_gate(rp, bp, console=_console()) == 0
+
+
+def test_run_gate_with_baseline_only(tmp_path, monkeypatch):
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    rp, _ = _files(tmp_path)
+    console = _console()
+
+    assert run_gate(rp, baseline_path=rp, console=console) == 0
+    out = console.file.getvalue()
+    assert "Against the baseline" in out and "p-value" in out and "unchanged" in out
+
+
+def test_run_gate_needs_budgets_or_baseline(tmp_path):
+    rp, _ = _files(tmp_path)
+
+    with pytest.raises(UsageError, match="nothing to gate against") as e:
+        run_gate(rp)
+    assert "--budgets" in e.value.fix and "--baseline" in e.value.fix
+
+
+def test_run_gate_writes_nothing_on_bad_input(tmp_path):
+    rp, _ = _files(tmp_path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("targets:\n  x86-cpu:\n    max_p90: 5\n")
+
+    with pytest.raises(UsageError, match="did you mean 'max_p90_ms'"):
+        run_gate(rp, bad, junit=tmp_path / "j.xml")
+    assert not (tmp_path / "j.xml").exists()
+
+
+def test_importing_gate_is_light():
+    code = ("import sys, edgeopt.gate; heavy = [m for m in ('tensorflow', 'matplotlib', 'scipy') if m in sys.modules];"
+            "print(heavy); sys.exit(bool(heavy))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+    assert r.returncode == 0, r.stdout + r.stderr
