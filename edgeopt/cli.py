@@ -22,7 +22,10 @@ SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_models"
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr)
+    console = Console(stderr=stderr)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 160  # logs and CI output: don't squeeze tables into 80 columns
+    return console
 
 
 @app.callback()
@@ -216,22 +219,142 @@ def demo(out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out/d
 
 
 @targets_app.callback(invoke_without_command=True)
-def targets(ctx: typer.Context) -> None:
+def targets(ctx: typer.Context,
+            check: Annotated[bool, typer.Option("--check/--no-check", help="Probe reachability (SSH, GPU).")] = True,
+            ) -> None:
     """List the targets edgeopt knows and whether each is reachable now."""
     if ctx.invoked_subcommand is not None:
         return
+    from concurrent.futures import ThreadPoolExecutor
+
     from rich.table import Table
 
+    from edgeopt.bench.run import reachability
     from edgeopt.targets import available, load_target
 
+    found = {name: load_target(path) for name, path in available().items()}
+    with ThreadPoolExecutor(max_workers=max(1, len(found))) as pool:  # SSH probes wait on the network: together
+        reach = {n: pool.submit(reachability, t) for n, t in found.items()} if check else {}
     t = Table(title="targets")
-    for col in ("name", "arch", "device", "cores", "threads", "connection", "reachable", "file"):
+    for col in ("name", "arch", "device", "threads", "connection", "reachable", "why", "file"):
         t.add_column(col)
-    for name, path in available().items():
-        tg = load_target(path)
-        reach = "yes" if tg.connection.kind == "local" and tg.device == "cpu" else "unknown"
-        t.add_row(name, tg.arch, tg.device, str(tg.cores), str(tg.threads), tg.connection.kind, reach, str(path))
+    for name, tg in found.items():
+        ok, why = reach[name].result() if check else ("?", "not checked")
+        conn = tg.connection.kind + (f" {tg.connection.user + '@' if tg.connection.user else ''}{tg.connection.host}"
+                                     if tg.connection.kind == "ssh" else "")
+        t.add_row(name, tg.arch, tg.device, str(tg.threads), conn, f"[green]{ok}[/]" if ok == "yes" else ok,
+                  why.split(" — ")[0], _short_path(tg.source))
     _console().print(t)
+
+
+def _short_path(p: Path | None) -> str:
+    if p is None:
+        return "-"
+    try:
+        return str(p.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(p)
+
+
+@targets_app.command("setup")
+def targets_setup(name: Annotated[str, typer.Argument(help="Target to prepare (rpi4-emulated builds its sysroot).")],
+                  force: Annotated[bool, typer.Option(help="Rebuild even if it is already there.")] = False) -> None:
+    """Prepare a target once: for an emulated one, build the aarch64 sysroot in the cache folder."""
+    from edgeopt.bench import emulate
+    from edgeopt.bench.run import reachability
+    from edgeopt.errors import UsageError
+    from edgeopt.targets import load_target
+
+    tg = load_target(name)
+    if tg.connection.kind != "qemu":
+        ok, why = reachability(tg)
+        if ok != "yes":
+            raise UsageError(f"target {tg.name} is not reachable: {why}",
+                             "edit its connection (or the EDGEOPT_* variables in its file) and run `edgeopt targets`")
+        _console().print(f"{tg.name}: nothing to set up; reachable ({why})")
+        return
+    console = _console(stderr=True)
+    info = emulate.setup(emulate.sysroot_dir(tg), force=force, progress=lambda msg: console.print(msg))
+    dev = info.get("device", {})
+    _console().print(f"{tg.name}: sysroot {info['root']} — {info.get('qemu')}, Python {dev.get('python')}, "
+                     f"numpy {dev.get('numpy')}, ai-edge-litert {dev.get('ai_edge_litert')}, "
+                     f"onnxruntime {dev.get('onnxruntime')}")
+
+
+# --- tune: the search alone (training engine) ------------------------------------------------------------------
+
+
+class _TuneBars:
+    """Rich progress for `edgeopt tune`: one bar over trials, one over the running trial's epochs."""
+
+    def __init__(self, progress, total: int | None):
+        self.progress = progress
+        self.trials = progress.add_task("trials", total=total)
+        self.epochs = progress.add_task("epochs", total=None, visible=False)
+        self.best: float | None = None
+
+    def trial_started(self, trial_id: str, values: dict) -> None:
+        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+        self.progress.reset(self.epochs, total=None, visible=True, description=f"trial {trial_id}: {shown}"[:90])
+
+    def epoch_done(self, trial_id: str, epoch: int, epochs: int, logs: dict) -> None:
+        acc = logs.get("val_accuracy")
+        self.progress.update(self.epochs, total=epochs, completed=epoch,
+                             description=f"trial {trial_id} epoch {epoch}/{epochs}"
+                                         + (f" val_accuracy {acc:.4f}" if acc is not None else ""))
+
+    def trial_done(self, trial_id: str, score: float | None, epochs_run: int) -> None:
+        if score is not None:
+            self.best = score if self.best is None else max(self.best, score)
+        self.progress.update(self.trials, advance=1, description=f"trials (best {self.best:.4f})"
+                             if self.best is not None else "trials")
+
+
+@app.command()
+def tune(model: Annotated[Path | None, typer.Argument(help="Teacher model (needed with distill).")] = None,
+         data: Annotated[str, typer.Option(help="digits, shapes, a .npz or an image folder.")] = "digits",
+         recipe: Annotated[Path | None, typer.Option(help="Recipe YAML; its first tune stage is the search.")] = None,
+         out: Annotated[Path, typer.Option(help="Folder for <name>_tuned.keras and tuning.json.")] = Path("out/tune"),
+         zoo: Annotated[str | None, typer.Option(help="Zoo builder to search (small_cnn, mobilenet_v2_like, mlp).")] = None,
+         strategy: Annotated[str | None, typer.Option(help="random, hyperband or bayesian.")] = None,
+         max_trials: Annotated[int | None, typer.Option(help="Most trials to run.", min=1)] = None,
+         max_epochs: Annotated[int | None, typer.Option(help="Epochs per trial (hyperband: the most).", min=1)] = None,
+         distill: Annotated[bool | None, typer.Option("--distill/--no-distill", help="Train trials as students of MODEL.")] = None,
+         cache_dir: Annotated[Path | None, typer.Option(help="Search state folder (share it between chief and workers).")] = None,
+         chief: Annotated[bool, typer.Option("--chief", help="Serve the oracle; workers run the trials.")] = False,
+         worker: Annotated[str | None, typer.Option(help="Run trials for the chief as worker ID (0, 1, ...).")] = None,
+         oracle: Annotated[str, typer.Option(help="The chief's HOST:PORT.")] = "127.0.0.1:8765",
+         ) -> None:
+    """Search a zoo model's options and training settings with Keras Tuner; write the best model, retrained."""
+    from edgeopt.data import load_dataset
+    from edgeopt.errors import UsageError
+    from edgeopt.stages import tune as tune_stage
+    from edgeopt.tuner import distributed
+
+    if chief and worker is not None:
+        raise UsageError("--chief and --worker were both given", "start one chief and one or more workers")
+    cfg, train = tune_stage.config_from(recipe, zoo=zoo, strategy=strategy, max_trials=max_trials,
+                                        max_epochs=max_epochs, distill=distill,
+                                        cache_dir=str(cache_dir) if cache_dir else None)
+    dataset = load_dataset(data)
+    teacher = None
+    if model is not None:
+        from edgeopt.keras_compat import check_model_path, load_model
+
+        teacher = load_model(check_model_path(model))
+    role = "chief" if chief else "worker" if worker is not None else None
+    with distributed(role, worker, oracle), _progress() as progress:
+        bars = _TuneBars(progress, None if chief else tune_stage.planned_trials(cfg))
+        result = tune_stage.search(teacher, dataset, cfg, train, reporter=bars)
+    if result.model is None:
+        _console().print(f"worker {worker}: trials done (state in {result.summary['cache_dir']})")
+        return
+    path = tune_stage.write_outputs(result, out, model.stem if model else cfg.model.zoo)
+    s = result.summary
+    _console().print(f"{s['trials_run']} trials, {s['epochs_spent']} epochs; best {s['objective']} "
+                     f"{s['best_score']:.4f} with {s['best_hyperparameters']}")
+    _console().print(f"final model ({s['final']['trained_on']}): test accuracy {s['final']['test_accuracy']:.4f}, "
+                     f"{s['final']['params']} params → {path}")
 
 
 def main() -> None:

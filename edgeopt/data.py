@@ -87,9 +87,10 @@ class Dataset:
             class_names = tuple(str(c) for c in class_names)
         n = num_classes or (len(class_names) if class_names else 0) or max(seen, onehot_classes)
         if seen > n:
+            source = "num_classes" if num_classes else "class names" if class_names else "one-hot width"
             raise UsageError(
-                f"data set '{name}': labels go up to {seen - 1} but there are {n} classes",
-                "give y as class ids 0..num_classes-1",
+                f"data set '{name}': labels go up to {seen - 1} but there are {n} classes (from the {source})",
+                "give y as class ids 0..num_classes-1, and one name per class",
             )
         if class_names is None:
             class_names = tuple(str(i) for i in range(n))

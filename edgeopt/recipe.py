@@ -7,15 +7,42 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edgeopt.errors import UsageError, nearest
 
+LR_KINDS = ("constant", "constant_then_exponential", "step", "cosine", "warmup_cosine")
+# which optional LRSchedule keys each kind reads (others must stay unset: a key that does nothing is a mistake)
+LR_KEYS = {"constant": (), "constant_then_exponential": ("hold_epochs", "decay_rate"),
+           "step": ("step_epochs", "decay_rate"), "cosine": ("min_lr",), "warmup_cosine": ("warmup_epochs", "min_lr")}
+
 
 class LRSchedule(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
-    kind: str = "constant"
+    """Learning rate over training, in epochs (edgeopt/train/schedules.py builds it for a stage).
+
+    constant; constant_then_exponential (``initial`` for ``hold_epochs``, then × ``decay_rate`` per epoch);
+    step (× ``decay_rate`` every ``step_epochs``); cosine (to ``min_lr`` at the last epoch); warmup_cosine
+    (linear from 0 over ``warmup_epochs``, then cosine). Unset keys take per-kind defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["constant", "constant_then_exponential", "step", "cosine", "warmup_cosine"] = "constant"
     initial: float = Field(1e-3, gt=0)
+    hold_epochs: float | None = Field(None, ge=0)
+    decay_rate: float | None = Field(None, gt=0, le=1)
+    step_epochs: float | None = Field(None, gt=0)
+    warmup_epochs: float | None = Field(None, ge=0)
+    min_lr: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _keys_fit_kind(self) -> LRSchedule:
+        allowed = LR_KEYS[self.kind]
+        for key in ("hold_epochs", "decay_rate", "step_epochs", "warmup_epochs", "min_lr"):
+            if getattr(self, key) is not None and key not in allowed:
+                raise ValueError(f"'{key}' does nothing for kind '{self.kind}' (it reads: "
+                                 f"{', '.join(allowed) or 'only initial'})")
+        if self.min_lr is not None and self.min_lr > self.initial:
+            raise ValueError(f"min_lr {self.min_lr} is above initial {self.initial}")
+        return self
 
 
 class TrainDefaults(BaseModel):
@@ -26,17 +53,36 @@ class TrainDefaults(BaseModel):
     batch_size: int = Field(64, ge=1)
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
     lr_schedule: LRSchedule = LRSchedule()
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    weight_decay: float = Field(0.0, ge=0)  # adamw's decoupled decay; ignored by the others
     seed: int = 0
+
+    @field_validator("lr_schedule", mode="before")
+    @classmethod
+    def _schedule_shorthand(cls, v):
+        # `lr_schedule: cosine` or `lr_schedule: 0.01` as shorthands
+        if isinstance(v, str):
+            return {"kind": v}
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return {"kind": "constant", "initial": v}
+        return v
 
 
 class ConvertConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     tflite: list[Literal["fp32", "fp16", "dynamic", "int8", "int16x8"]] = ["fp32", "fp16", "dynamic", "int8"]
-    onnx: list[Literal["fp32"]] = ["fp32"]
+    onnx: list[Literal["fp32", "int8"]] = ["fp32"]
     opset: int = Field(17, ge=11, le=21)
     int8_io: Literal["int8", "float"] = "int8"  # full-integer I/O (device style) or float I/O wrappers
     calibration_samples: int = Field(200, ge=1)
-    max_accuracy_drop: float = Field(0.01, ge=0, le=1)
+    max_accuracy_drop: float = Field(0.01, ge=0, le=1)  # absolute top-1 vs the float model
+    # int8: when the drop exceeds max_accuracy_drop, keep the ops QuantizationDebugger ranks worst in float
+    accuracy_aware: bool = True
+    max_float_ops: int | None = Field(None, ge=1)  # stop the search after this many float ops (None: all)
+    debug_samples: int = Field(64, ge=1)  # samples QuantizationDebugger runs to rank ops
+    # ONNX int8: tf2onnx on the int8 TFLite, ONNX Runtime static quantization of the fp32 ONNX, or both and
+    # keep the more accurate on the validation split
+    onnx_int8: Literal["auto", "tflite", "ort_static"] = "auto"
 
 
 # The one registry: recipe key -> config model. Config modules (no TensorFlow imports) add their entries.
@@ -63,6 +109,9 @@ class Recipe(BaseModel):
         except ValidationError as e:
             raise _err(source, "train", e, list(TrainDefaults.model_fields)) from None
         stages = []
+        if not isinstance(raw.get("stages") or [], list):
+            raise UsageError(f"{source}: stages must be a list (got {raw['stages']!r})",
+                             "write `stages:` followed by `- <stage>: {...}` items")
         for i, entry in enumerate(raw.get("stages") or []):
             if not isinstance(entry, dict) or len(entry) != 1:
                 raise UsageError(f"{source}: stages[{i}] must be a mapping with one stage name",

@@ -279,3 +279,15 @@ def estimate_artifact(path: str | Path, fmt: str, target, threads: int | None = 
     if cal is None:
         raise ValueError(f"target {target.name} has no calibration to estimate with")
     return estimate_ops(graph_ops(path, fmt), cal, threads=threads or target.threads, cores=target.cores)
+
+
+def estimate_items(items, target) -> dict[str, float]:
+    """Artifact name → estimated ms on ``target`` for every TFLite/ONNX artifact in ``items`` (errors skipped)."""
+    out = {}
+    for artifact, path in items:
+        if artifact.format in ("tflite", "onnx"):
+            try:
+                out[artifact.name] = round(estimate_artifact(path, artifact.format, target).ms, 3)
+            except Exception as e:  # noqa: BLE001 — informational only
+                log.debug("no estimate for %s: %s", artifact.name, e)
+    return out

@@ -1,5 +1,10 @@
-"""Convert stage: a tf_keras model → TFLite (fp32/fp16/dynamic/int8/int16x8) and ONNX (tf2onnx), each with
-a parity record (accuracy, top-1 agreement, max abs diff) against the model on the test split."""
+"""Convert stage: a model → TFLite (fp32/fp16/dynamic/int8/int16x8) and ONNX (fp32 via tf2onnx, int8), each with
+a parity record (accuracy, top-1 agreement, max abs diff) against the model on the test split.
+
+int8 is accuracy-aware (int8_search.py): ops QuantizationDebugger ranks worst stay float until the drop on the
+validation split is within ``max_accuracy_drop``. ONNX int8 picks between tf2onnx on the int8 TFLite and ONNX
+Runtime static quantization (onnx_int8.py). Besides tf_keras models it converts the wrappers keras_compat
+returns for plain SavedModels and Keras 3 models the bridge could not translate (PTQ only)."""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from edgeopt.artifact import Artifact
 from edgeopt.bench import measure
 from edgeopt.errors import UsageError
 from edgeopt.recipe import ConvertConfig
+from edgeopt.stages import int8_search, onnx_int8
 from edgeopt.stages.context import StageContext
 
 log = logging.getLogger(__name__)
@@ -27,12 +33,22 @@ def check_calibration(samples: np.ndarray) -> np.ndarray:
     return samples
 
 
+def converter_for(model):
+    """TFLiteConverter for a tf_keras model, or for any callable model wrapper (SavedModel, Keras 3)."""
+    import tensorflow as tf
+    import tf_keras
+
+    if isinstance(model, tf_keras.Model):
+        return tf.lite.TFLiteConverter.from_keras_model(model)
+    return tf.lite.TFLiteConverter.from_saved_model(model.saved_model_dir())
+
+
 def tflite_bytes(model, precision: str, calibration: np.ndarray | None = None, int8_io: str = "int8",
                  denylist: tuple[str, ...] = ()) -> bytes:
     """One TFLite flatbuffer. ``calibration`` feeds the representative dataset for int8/int16x8."""
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter = converter_for(model)
     if precision == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -69,11 +85,34 @@ def tflite_bytes(model, precision: str, calibration: np.ndarray | None = None, i
 def onnx_bytes(model, opset: int = 17) -> bytes:
     import tensorflow as tf
     import tf2onnx
+    import tf_keras
 
     shape = (None, *[int(d) for d in model.input_shape[1:]])
     spec = (tf.TensorSpec(shape, tf.float32, name="input"),)
-    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
+    if isinstance(model, tf_keras.Model):
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
+    else:
+        fn = tf.function(lambda x: model(x, training=False))
+        proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset)
     return proto.SerializeToString()
+
+
+def int8_tflite(model, calibration: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, float_val_acc: float,
+                cfg: ConvertConfig, io_type: str) -> int8_search.Int8Result:
+    """Full-integer int8; accuracy-aware unless the model is quantization-aware (QAT fixed its ranges) or the
+    recipe turned it off."""
+    if int8_search.is_quantization_aware(model) or not cfg.accuracy_aware:
+        data = tflite_bytes(model, "int8", calibration, io_type)
+        acc = int8_search.evaluate_tflite(data, x_val, y_val)
+        why = ("quantization-aware model: ranges come from training" if cfg.accuracy_aware
+               else "accuracy_aware is off")
+        met = float_val_acc - acc <= cfg.max_accuracy_drop
+        info = {"float_val_accuracy": round(float_val_acc, 6), "int8_val_accuracy": round(acc, 6),
+                "kept_float": [], "met": met, "search": f"skipped: {why}"}
+        return int8_search.Int8Result(data, info, lambda: tflite_bytes(model, "int8", calibration, "float"))
+    calibrated = int8_search.Calibrated(lambda: converter_for(model), calibration, cfg.debug_samples)
+    return int8_search.search(calibrated, x_val, y_val, float_val_acc, cfg.max_accuracy_drop, io_type,
+                              cfg.max_float_ops)
 
 
 def parity(path: Path, fmt: str, x: np.ndarray, y: np.ndarray, reference: np.ndarray) -> dict:
@@ -93,36 +132,70 @@ def plan(cfg: ConvertConfig) -> list[tuple[str, str]]:
     return [("tflite", p) for p in cfg.tflite] + [("onnx", p) for p in cfg.onnx]
 
 
+def _predict(model, x: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.asarray(model(x[i : i + 256], training=False)) for i in range(0, len(x), 256)])
+
+
+class _Lazy:
+    """Build once, on first use: the fp32 ONNX and the int8 TFLite serve more than one artifact."""
+
+    def __init__(self, make) -> None:
+        self._make = make
+        self._value = None
+
+    def __call__(self):
+        if self._value is None:
+            self._value = self._make()
+        return self._value
+
+
 def apply(model, ctx: StageContext, cfg: ConvertConfig) -> list[Artifact]:
     ds = ctx.dataset
     x_test, y_test = ds.x_test, ds.y_test
-    reference = np.concatenate([np.asarray(model(x_test[i : i + 256], training=False))
-                                for i in range(0, len(x_test), 256)])
+    x_val, y_val = (ds.x_val, ds.y_val) if len(ds.x_val) else (x_test, y_test)
+    wants_int = any(p in ("int8", "int16x8") for p in cfg.tflite) or "int8" in cfg.onnx
+    # refused here, before any conversion, so a bad calibration set never leaves half the artifacts behind
+    calibration = check_calibration(ds.representative(cfg.calibration_samples)) if wants_int else None
+    reference = _predict(model, x_test)
     ref_acc = measure.accuracy(reference, y_test)
-    calibration = ds.representative(cfg.calibration_samples)
+    float_val_acc = measure.accuracy(_predict(model, x_val), y_val) if wants_int else None
+    int8 = _Lazy(lambda: int8_tflite(model, calibration, x_val, y_val, float_val_acc, cfg, cfg.int8_io))
+    fp32_onnx = _Lazy(lambda: onnx_bytes(model, cfg.opset))
     artifacts: list[Artifact] = []
     fp32_acc = None
     for fmt, precision in plan(cfg):
         ctx.progress(f"{fmt} {precision}")
         path = ctx.out_dir / f"{ctx.base_name}_{precision}.{fmt}"
-        if fmt == "tflite":
+        info: dict = {}
+        if fmt == "tflite" and precision == "int8":
+            result = int8()
+            data, info["int8"] = result.data, result.info
+        elif fmt == "tflite":
             data = tflite_bytes(model, precision, calibration, cfg.int8_io)
+        elif precision == "int8":
+            data, info["onnx_int8"] = onnx_int8.build(cfg.onnx_int8, lambda: int8().float_io(), fp32_onnx,
+                                                      calibration, x_val, y_val, cfg.opset)
         else:
-            data = onnx_bytes(model, cfg.opset)
+            data = fp32_onnx()
         atomic.write_bytes(path, data)
         par = parity(path, fmt, x_test, y_test, reference)
         par["source_accuracy"] = round(ref_acc, 6)
         if fmt == "tflite" and precision == "fp32":
             fp32_acc = par["accuracy"]
         if precision in ("int8", "int16x8"):
-            base = fp32_acc if fp32_acc is not None else ref_acc
-            drop = base - par["accuracy"]
-            par["accuracy_drop"] = round(drop, 6)
-            par["within_tolerance"] = bool(drop <= cfg.max_accuracy_drop)
-            if drop > cfg.max_accuracy_drop:
-                log.warning("%s %s drops %.2f points of top-1 (tolerance %.2f)", fmt, precision, 100 * drop,
-                            100 * cfg.max_accuracy_drop)
+            _tolerance(par, fp32_acc if fp32_acc is not None else ref_acc, cfg, f"{fmt} {precision}")
+        info["parity"] = par
         artifacts.append(Artifact.from_file(path, name=path.name, precision=precision,
                                             stages=(*ctx.stages_done, "convert"), parent=ctx.parent,
-                                            info={"parity": par}, relative_to=ctx.out_dir))
+                                            info=info, relative_to=ctx.out_dir))
     return artifacts
+
+
+def _tolerance(par: dict, base: float, cfg: ConvertConfig, what: str) -> None:
+    drop = base - par["accuracy"]
+    par["accuracy_drop"] = round(drop, 6)
+    par["within_tolerance"] = bool(drop <= cfg.max_accuracy_drop)
+    if drop > cfg.max_accuracy_drop:
+        par["verdict"] = (f"TOLERANCE NOT MET: {what} drops {100 * drop:.2f} points of top-1 on the test split "
+                          f"(allowed {100 * cfg.max_accuracy_drop:.2f})")
+        log.warning("%s", par["verdict"])

@@ -1,0 +1,97 @@
+"""Cluster stage: tfmot weight clustering — each clustered kernel keeps ``number_of_clusters`` distinct values,
+which gzip (and a palette-aware runtime) turn into size. Fine-tuned, then stripped back to plain layers.
+After a prune stage it preserves the zeros (sparsity-preserving clustering) unless told otherwise."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from edgeopt.errors import UsageError
+from edgeopt.stages import finetune
+from edgeopt.stages.compress_configs import ClusterConfig
+from edgeopt.stages.context import StageContext
+
+log = logging.getLogger(__name__)
+
+CLUSTER_LR_SCALE = 0.1  # centroids move in small steps from a trained model
+SPARSE_ENOUGH = 0.2
+
+
+def _clusterable(layer) -> bool:
+    from tensorflow_model_optimization.python.core.clustering.keras import clusterable_layer, clustering_registry
+
+    if isinstance(layer, clusterable_layer.ClusterableLayer):
+        return True
+    reg = clustering_registry.ClusteringRegistry
+    if not reg.supports(layer):
+        return False
+    weights = reg._LAYERS_WEIGHTS_MAP.get(layer.__class__)
+    return weights is None or bool(weights)
+
+
+def _big_enough(layer, cfg: ClusterConfig) -> bool:
+    """tfmot leaves kernels with no more weights than clusters alone (and warns); skip them up front."""
+    kernel = getattr(layer, "kernel", None)
+    if kernel is None:
+        kernel = getattr(layer, "pointwise_kernel", None)
+    if kernel is None:
+        return True
+    n = int(np.prod(kernel.shape))
+    if cfg.per_channel:
+        n //= int(kernel.shape[-1])
+    return n > cfg.number_of_clusters
+
+
+def apply_clustering(model, chosen: list, cfg: ClusterConfig, preserve_sparsity: bool):
+    import tensorflow_model_optimization as tfmot
+
+    cl = tfmot.clustering.keras
+    init = getattr(cl.CentroidInitialization, cfg.centroid_init.upper())
+    return finetune.wrap(model, chosen, lambda layer: cl.cluster_weights(
+        layer, number_of_clusters=cfg.number_of_clusters, cluster_centroids_init=init,
+        preserve_sparsity=preserve_sparsity, cluster_per_channel=cfg.per_channel))
+
+
+def strip_clustering(model):
+    import tensorflow_model_optimization as tfmot
+
+    return tfmot.clustering.keras.strip_clustering(model)
+
+
+def distinct_values(model, names: list[str]) -> dict[str, int]:
+    out = {}
+    for layer in model.layers:
+        if layer.name in names:
+            kernels = [w for w in layer.get_weights() if w.ndim >= 2]
+            out[layer.name] = int(max(len(np.unique(k)) for k in kernels)) if kernels else 0
+    return out
+
+
+def apply(model, ctx: StageContext, cfg: ClusterConfig):
+    finetune.require_functional(model, "cluster")
+    missing = finetune.unknown_patterns(model, cfg.exclude)
+    if missing:
+        raise UsageError(f"cluster: exclude pattern '{missing[0]}' matches no layer of '{model.name}'",
+                         "use layer or class names of the model")
+    chosen = [layer for layer in finetune.select_layers(model, cfg, _clusterable) if _big_enough(layer, cfg)]
+    if not chosen:
+        raise UsageError(f"cluster: no layer of '{model.name}' can be clustered with {cfg.number_of_clusters} "
+                         "clusters after exclusions", "exclude fewer layers or lower number_of_clusters")
+    before = finetune.kernel_sparsity(model)
+    preserve = cfg.preserve_sparsity if cfg.preserve_sparsity is not None else (
+        "prune" in ctx.stages_done or finetune.overall(before) >= SPARSE_ENOUGH)
+    clustered = apply_clustering(model, chosen, cfg, preserve)
+    p = finetune.plan(cfg, ctx, lr_scale=CLUSTER_LR_SCALE)
+    fit = finetune.fit(clustered, ctx, p, stage="cluster")
+    stripped = strip_clustering(clustered)
+    names = [layer.name for layer in chosen]
+    after = finetune.kernel_sparsity(stripped)
+    ctx.notes["clustering"] = {
+        "number_of_clusters": cfg.number_of_clusters, "centroid_init": cfg.centroid_init,
+        "per_channel": cfg.per_channel, "preserve_sparsity": preserve, "clustered_layers": names,
+        "distinct_values": distinct_values(stripped, names), "kernel_sparsity_before": finetune.overall(before),
+        "kernel_sparsity_after": finetune.overall(after), "epochs": p.epochs, "lr": p.lr, "fine_tune": fit,
+    }
+    return stripped

@@ -1,0 +1,105 @@
+"""Distill stage: train a student on the labels and on the softened outputs of a frozen teacher.
+
+Teacher: ``teacher:`` (a model file) or the model compress was given. Student: ``student: {zoo: ...}`` (built
+fresh), ``student: {path: ...}`` (a model file), or — without ``student:`` — the previous stage's model (e.g.
+the tuned student, trained further). The stage returns the plain student (softmax output, float32), not the
+Distiller wrapper, so later stages and the converters see an ordinary model.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from edgeopt.errors import UsageError
+from edgeopt.stages.context import StageContext
+from edgeopt.stages.train_configs import DistillConfig
+
+log = logging.getLogger(__name__)
+
+
+def build_student(cfg: DistillConfig, previous, dataset, seed: int = 0):
+    """The student the config names (fresh zoo model or loaded file), or ``previous`` when it names none."""
+    if cfg.student is None:
+        return previous
+    if cfg.student.path is not None:
+        from edgeopt.keras_compat import load_model
+
+        return load_model(cfg.student.path)
+    import tf_keras as keras
+
+    from edgeopt import zoo
+
+    keras.utils.set_random_seed(seed)
+    return zoo.build(cfg.student.zoo, dataset.input_shape, dataset.num_classes, **cfg.student.options)
+
+
+def load_teacher(cfg: DistillConfig, ctx: StageContext):
+    if cfg.teacher is None:
+        if ctx.teacher is None:
+            raise UsageError("the distill stage has no teacher", "give teacher: <model file> in the distill stage")
+        return ctx.teacher
+    from edgeopt.keras_compat import load_model
+
+    return load_model(cfg.teacher)
+
+
+def check_pair(teacher, student, dataset) -> None:
+    """Both are classifiers over the data set's classes; the student takes the data's inputs."""
+    from edgeopt.stages.tune import check_teacher
+    from edgeopt.train.distiller import num_classes
+
+    check_teacher(teacher, dataset, "teacher")
+    if getattr(student, "output_shape", None) and num_classes(student) != num_classes(teacher):
+        raise UsageError(f"the student outputs {num_classes(student)} classes but the teacher {num_classes(teacher)}",
+                         "give the student as many classes as the teacher (zoo students take them from the data)")
+    check_teacher(student, dataset, "student")
+    in_shape = tuple(int(d) for d in student.input_shape[1:])
+    if in_shape != tuple(dataset.input_shape):
+        raise UsageError(f"the student takes inputs of shape {in_shape} but data '{dataset.name}' has "
+                         f"{dataset.input_shape}", "build the student for the data set's input shape")
+
+
+def distill(teacher, student, dataset, cfg: DistillConfig, train, progress=None):
+    """Train ``student`` from ``teacher`` on ``dataset``'s train split; returns (student, notes)."""
+    from edgeopt.keras_compat import use_legacy_keras
+
+    use_legacy_keras()
+    from edgeopt.train.distiller import teacher_logits
+    from edgeopt.train.fit import Settings, evaluate
+    from edgeopt.train.fit import train as fit
+
+    check_pair(teacher, student, dataset)
+    if student is teacher:
+        log.warning("distill: the student is the teacher itself (no student: and no earlier stage); "
+                    "this is self-distillation — give student: {zoo: ...} for a smaller model")
+    settings = Settings.from_train(train, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                                   temperature=cfg.temperature, alpha=cfg.alpha)
+    soft = teacher_logits(teacher, dataset.x_train)
+    val = (dataset.x_val, dataset.y_val) if len(dataset.x_val) else None
+    on_epoch = (lambda e, logs: progress(e + 1, settings.epochs, logs)) if progress else None
+    source = student
+    if student is teacher:  # train a copy: the teacher's own weights must stay frozen
+        import tf_keras as keras
+
+        source = keras.models.clone_model(teacher)
+        source.set_weights(teacher.get_weights())
+    student, history = fit(source, dataset.x_train, dataset.y_train, settings, soft=soft, validation=val,
+                           on_epoch=on_epoch)
+    s_eval = evaluate(student, dataset.x_test, dataset.y_test)
+    t_eval = evaluate(teacher, dataset.x_test, dataset.y_test)
+    notes = {"temperature": cfg.temperature, "alpha": cfg.alpha, "epochs": settings.epochs,
+             "student": {"name": student.name, "params": int(student.count_params()), "test_accuracy": s_eval["accuracy"]},
+             "teacher": {"name": teacher.name, "params": int(teacher.count_params()), "test_accuracy": t_eval["accuracy"]},
+             "val_accuracy": [round(v, 4) for v in history.get("val_accuracy", [])]}
+    log.info("distill: student %s (%d params) test accuracy %.4f; teacher %s (%d params) %.4f", student.name,
+             student.count_params(), s_eval["accuracy"], teacher.name, teacher.count_params(), t_eval["accuracy"])
+    return student, notes
+
+
+def apply(model, ctx: StageContext, cfg: DistillConfig):
+    teacher = load_teacher(cfg, ctx)
+    student = build_student(cfg, model, ctx.dataset, seed=ctx.train.seed)
+    ctx.progress(f"distill: {cfg.epochs or ctx.train.epochs} epochs, T={cfg.temperature:g}, alpha={cfg.alpha:g}")
+    student, notes = distill(teacher, student, ctx.dataset, cfg, ctx.train)
+    ctx.notes["distillation"] = notes
+    return student

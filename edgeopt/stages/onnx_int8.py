@@ -1,0 +1,99 @@
+"""ONNX int8, two ways, and the choice between them:
+
+- ``tflite``: tf2onnx's TFLite path on the (accuracy-aware) int8 TFLite with float I/O — the ONNX model
+  carries exactly the TFLite quantization (same scales, same ops kept float), as QuantizeLinear /
+  DequantizeLinear around float kernels, which ONNX Runtime fuses into integer kernels;
+- ``ort_static``: ONNX Runtime static quantization (QDQ, per-channel int8 weights, int8 activations,
+  MinMax calibration) of the fp32 ONNX with the same calibration samples.
+
+``auto`` builds both, scores them on the validation split and keeps the more accurate (a tie goes to the
+smaller gzip size). Both scores go in the artifact's info."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from edgeopt.bench import measure
+
+log = logging.getLogger(__name__)
+
+TIE = 1e-9
+
+
+def from_tflite(tflite_float_io: bytes, opset: int) -> bytes:
+    import tf2onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "int8.tflite"
+        path.write_bytes(tflite_float_io)
+        proto, _ = tf2onnx.convert.from_tflite(str(path), opset=opset)
+    return proto.SerializeToString()
+
+
+def ort_static(fp32_onnx: bytes, calibration: np.ndarray) -> bytes:
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    name = onnx.load_from_string(fp32_onnx).graph.input[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter(range(len(calibration)))
+
+        def get_next(self):
+            i = next(self._it, None)
+            return None if i is None else {name: calibration[i : i + 1]}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(fp32_onnx)
+        quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+        return dst.read_bytes()
+
+
+def evaluate_onnx(data: bytes, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+    from edgeopt.runtimes import onnxrt
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "trial.onnx"
+        path.write_bytes(data)
+        return measure.accuracy(onnxrt.load(str(path)).run(x), y), measure.gzip_bytes(path)
+
+
+def build(method: str, tflite_float_io: Callable[[], bytes], fp32_onnx: Callable[[], bytes], calibration: np.ndarray,
+          x_val: np.ndarray, y_val: np.ndarray, opset: int) -> tuple[bytes, dict]:
+    """(ONNX int8 bytes, info with the method chosen, why, and each candidate's validation score)."""
+    makers = {"tflite": lambda: from_tflite(tflite_float_io(), opset),
+              "ort_static": lambda: ort_static(fp32_onnx(), calibration)}
+    names = list(makers) if method == "auto" else [method]
+    built, scores = {}, {}
+    for name in names:
+        try:
+            built[name] = makers[name]()
+        except Exception as e:  # noqa: BLE001 — in auto mode one path failing leaves the other
+            if method != "auto":
+                raise
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+            scores[name] = {"error": first}
+            log.warning("ONNX int8 via %s failed: %s", name, first)
+            continue
+        acc, gz = evaluate_onnx(built[name], x_val, y_val)
+        scores[name] = {"val_accuracy": round(acc, 6), "gzip_bytes": gz, "size_bytes": len(built[name])}
+    if not built:
+        raise RuntimeError(f"ONNX int8: every method failed ({scores})")
+    chosen = max(built, key=lambda n: (scores[n]["val_accuracy"], -scores[n]["gzip_bytes"]))
+    if len(built) == 1:
+        reason = f"only {chosen} was {'asked for' if method != 'auto' else 'built'}"
+    else:
+        other = next(n for n in built if n != chosen)
+        a, b = scores[chosen]["val_accuracy"], scores[other]["val_accuracy"]
+        reason = (f"higher validation top-1 ({a:.4f} vs {b:.4f})" if a - b > TIE else
+                  f"same validation top-1 ({a:.4f}); smaller gzip ({scores[chosen]['gzip_bytes']} vs "
+                  f"{scores[other]['gzip_bytes']} bytes)")
+    return built[chosen], {"method": chosen, "reason": reason, "candidates": scores}

@@ -1,0 +1,170 @@
+"""Prune stage: tfmot magnitude pruning (polynomial or constant schedule, or M:N structure such as 2:4),
+fine-tuned with ``UpdatePruningStep``, then stripped. The schedule is sized to the fine-tune's step count;
+the manifest gets the achieved sparsity per layer (``pruning``)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+from edgeopt.errors import UsageError
+from edgeopt.stages import finetune
+from edgeopt.stages.compress_configs import PruneConfig
+from edgeopt.stages.context import StageContext
+
+log = logging.getLogger(__name__)
+
+RAMP_UPDATES = 16  # mask updates along the sparsity ramp when `frequency` is not given
+SHORTFALL_WARN = 0.02  # achieved sparsity this far under the target is worth a warning
+
+
+@dataclass(frozen=True)
+class Schedule:
+    kind: str
+    begin_step: int
+    end_step: int  # -1: constant schedule, keeps pruning until the end
+    frequency: int
+    total_steps: int
+
+
+def size_schedule(cfg: PruneConfig, p: finetune.Plan, n_train: int) -> Schedule:
+    """Begin/end/frequency inside the ``p.total_steps`` steps the fine-tune runs; refuses schedules that never fire."""
+    total = p.total_steps
+    how = f"{p.epochs} epochs × {p.steps_per_epoch} steps ({n_train} samples / batch {p.batch_size}) = {total} steps"
+    if total < 2:
+        raise UsageError(f"prune: the fine-tune has only {how}, too few to prune",
+                         "raise prune.epochs or lower prune.batch_size")
+    begin = cfg.begin_step if cfg.begin_step is not None else 0
+    if begin >= total - 1:
+        raise UsageError(f"prune: begin_step {begin} is at or past the last fine-tune step ({how})",
+                         "lower begin_step or raise prune.epochs")
+    if cfg.schedule == "constant":
+        span = total - 1 - begin
+        freq = cfg.frequency or max(1, span // RAMP_UPDATES)
+        if freq > span:
+            raise UsageError(f"prune: frequency {freq} exceeds the {span} steps after begin_step {begin} ({how}); "
+                             "the mask would be set once at most", "lower prune.frequency or raise prune.epochs")
+        return Schedule("constant", begin, -1, freq, total)
+    end = cfg.end_step if cfg.end_step is not None else max(begin + 1, int(round(total * cfg.end_fraction)) - 1)
+    end = min(end, total - 1) if cfg.end_step is None else end
+    if end > total - 1:
+        raise UsageError(f"prune: end_step {end} is past the last fine-tune step {total - 1} ({how}); the target "
+                         "sparsity would never be reached", "lower prune.end_step or raise prune.epochs")
+    if end <= begin:
+        raise UsageError(f"prune: the sparsity ramp is empty (begin_step {begin}, end_step {end}; {how})",
+                         "raise prune.epochs or lower begin_step")
+    freq = cfg.frequency or max(1, (end - begin) // RAMP_UPDATES)
+    if freq > end - begin:
+        raise UsageError(f"prune: frequency {freq} exceeds the {end - begin} steps between begin_step {begin} and "
+                         f"end_step {end} ({how}); the schedule would never reach the target",
+                         "lower prune.frequency or raise prune.epochs")
+    end = begin + freq * ((end - begin) // freq)  # the last mask update must land on end_step
+    return Schedule("polynomial", begin, end, freq, total)
+
+
+def _prunable(layer) -> bool:
+    from tensorflow_model_optimization.python.core.sparsity.keras import prunable_layer, prune_registry
+
+    if isinstance(layer, prunable_layer.PrunableLayer) or hasattr(layer, "get_prunable_weights"):
+        return True
+    reg = prune_registry.PruneRegistry
+    if not reg.supports(layer):
+        return False
+    if layer.__class__ in reg._LAYERS_WEIGHTS_MAP:
+        return bool(reg._weight_names(layer))
+    return True  # RNN / attention layers the registry knows how to prune
+
+
+def check_supported(model, cfg: PruneConfig) -> None:
+    """A weighted layer tfmot cannot wrap and the recipe did not exclude: name it and the way out."""
+    from tensorflow_model_optimization.python.core.sparsity.keras import prune_registry
+
+    for layer in model.layers:
+        if finetune.excluded(layer, cfg.exclude) or not finetune.has_weights(layer) or _prunable(layer):
+            continue
+        if prune_registry.PruneRegistry.supports(layer):
+            continue  # known layer without prunable kernels (BatchNormalization, DepthwiseConv2D): left dense
+        raise UsageError(f"prune: layer '{layer.name}' ({type(layer).__name__}) has weights tfmot cannot prune",
+                         f"exclude it (prune: {{exclude: [{layer.name}]}}) or use a PTQ-only recipe")
+
+
+def check_m_by_n(layers, m_by_n: tuple[int, int]) -> None:
+    """tfmot's M:N masks act on the input-channel axis of Conv2D and Dense kernels; it must split into N-blocks."""
+    import tf_keras as keras
+
+    m, n = m_by_n
+    for layer in layers:
+        kind = type(layer).__name__
+        plain_conv = isinstance(layer, keras.layers.Conv2D) and not isinstance(
+            layer, (keras.layers.DepthwiseConv2D, keras.layers.Conv2DTranspose, keras.layers.SeparableConv2D))
+        if not (plain_conv and getattr(layer, "groups", 1) == 1) and not isinstance(layer, keras.layers.Dense):
+            raise UsageError(f"prune: {m}:{n} sparsity applies to Conv2D and Dense kernels, but layer "
+                             f"'{layer.name}' is a {kind}",
+                             f"exclude it (prune: {{exclude: [{layer.name}]}}) or drop `structure`")
+        c_in = int(layer.kernel.shape[-2]) if plain_conv else int(layer.kernel.shape[0])
+        if c_in % n:
+            raise UsageError(f"prune: {m}:{n} sparsity needs input channels in blocks of {n}, but layer "
+                             f"'{layer.name}' ({kind}) has {c_in}",
+                             f"exclude it (prune: {{exclude: [{layer.name}]}}) or drop `structure`")
+
+
+def pruning_schedule(cfg: PruneConfig, s: Schedule):
+    import tensorflow_model_optimization as tfmot
+
+    sp = tfmot.sparsity.keras
+    if s.kind == "constant":
+        return sp.ConstantSparsity(cfg.target_sparsity, s.begin_step, s.end_step, s.frequency)
+    return sp.PolynomialDecay(cfg.initial_sparsity, cfg.target_sparsity, s.begin_step, s.end_step,
+                              power=3, frequency=s.frequency)
+
+
+def apply_pruning(model, chosen: list, cfg: PruneConfig, s: Schedule):
+    import tensorflow_model_optimization as tfmot
+
+    sched = pruning_schedule(cfg, s)
+    return finetune.wrap(model, chosen, lambda layer: tfmot.sparsity.keras.prune_low_magnitude(
+        layer, pruning_schedule=sched, sparsity_m_by_n=cfg.m_by_n))
+
+
+def strip_pruning(model):
+    import tensorflow_model_optimization as tfmot
+
+    return tfmot.sparsity.keras.strip_pruning(model)
+
+
+def apply(model, ctx: StageContext, cfg: PruneConfig):
+    import tensorflow_model_optimization as tfmot
+
+    finetune.require_functional(model, "prune")
+    missing = finetune.unknown_patterns(model, cfg.exclude)
+    if missing:
+        raise UsageError(f"prune: exclude pattern '{missing[0]}' matches no layer of '{model.name}'",
+                         f"use layer or class names, e.g. {', '.join(layer.name for layer in model.layers[1:4])}")
+    check_supported(model, cfg)
+    chosen = finetune.select_layers(model, cfg, _prunable)
+    if not chosen:
+        raise UsageError(f"prune: no prunable layer left in '{model.name}' after exclusions",
+                         "exclude fewer layers (Conv/Dense kernels are prunable)")
+    if cfg.m_by_n:
+        check_m_by_n(chosen, cfg.m_by_n)
+    p = finetune.plan(cfg, ctx)
+    s = size_schedule(cfg, p, len(ctx.dataset.x_train))
+    log.info("prune: %d layers, schedule %s", len(chosen), s)
+    pruned = apply_pruning(model, chosen, cfg, s)
+    fit = finetune.fit(pruned, ctx, p, [tfmot.sparsity.keras.UpdatePruningStep()], stage="prune")
+    stripped = strip_pruning(pruned)
+    per_layer = finetune.kernel_sparsity(stripped)
+    names = [layer.name for layer in chosen]
+    target = 1 - (cfg.m_by_n[1] - cfg.m_by_n[0]) / cfg.m_by_n[1] if cfg.m_by_n else cfg.target_sparsity
+    achieved = finetune.overall(per_layer, names)
+    short = [n for n in names if per_layer.get(n, {}).get("sparsity", 0) < target - SHORTFALL_WARN]
+    if short:
+        log.warning("prune: %d layer(s) under the %.2f target (%s); the schedule fired too rarely", len(short),
+                    target, ", ".join(short[:5]))
+    ctx.notes["pruning"] = {
+        "target_sparsity": round(target, 4), "structure": cfg.structure, "achieved_sparsity": achieved,
+        "whole_model_sparsity": finetune.overall(per_layer), "schedule": asdict(s), "epochs": p.epochs,
+        "batch_size": p.batch_size, "lr": p.lr, "pruned_layers": names,
+        "kept_dense": [n for n in per_layer if n not in names], "layers": per_layer, "fine_tune": fit,
+    }
+    return stripped

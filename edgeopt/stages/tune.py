@@ -1,0 +1,252 @@
+"""Tune stage: Keras Tuner searches a zoo builder's options and training settings; the best configuration is
+retrained on train+val for the full epochs, evaluated once on test, and handed to the next stage.
+
+With ``distill: true`` every trial trains its candidate as a student of the input model (the teacher). The
+search state lives in a cache folder keyed by data, teacher and search config, so an interrupted or repeated
+run resumes instead of starting over. ``ctx.notes["tuning"]`` gets trials run, epochs spent, best
+hyperparameters, best and final scores — manifest.json carries it to the benchmark report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeopt.errors import UsageError
+from edgeopt.stages.context import StageContext
+from edgeopt.stages.train_configs import DISTILL_KEYS, OBJECTIVES, TRAIN_KEYS, TuneConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SearchResult:
+    model: Any  # the final model (None on a worker, which only runs trials)
+    summary: dict[str, Any]
+
+
+class _Runner:
+    """Builds a candidate from hyperparameters and trains it (labels alone, or distilled from teacher logits)."""
+
+    def __init__(self, dataset, cfg: TuneConfig, train, soft: np.ndarray | None, base_seed: int):
+        self.dataset, self.cfg, self.train, self.soft, self.seed = dataset, cfg, train, soft, base_seed
+        self.max_epochs = cfg.max_epochs
+
+    def build(self, hp):
+        import tf_keras as keras
+
+        from edgeopt import zoo
+        from edgeopt.tuner import declare
+
+        keras.utils.set_random_seed(self.seed)  # same initial weights for the same configuration
+        values = declare(hp, self.cfg.space)
+        options = {**self.cfg.model.options,
+                   **{k: v for k, v in values.items() if k not in TRAIN_KEYS and k not in DISTILL_KEYS}}
+        return zoo.build(self.cfg.model.zoo, self.dataset.input_shape, self.dataset.num_classes, **options)
+
+    def settings(self, hp_values: dict, epochs: int):
+        from edgeopt.train.fit import Settings
+
+        return Settings.from_train(
+            self.train, epochs=epochs, lr=hp_values.get("lr", self.cfg.lr),
+            batch_size=hp_values.get("batch_size", self.cfg.batch_size), optimizer=hp_values.get("optimizer"),
+            weight_decay=hp_values.get("weight_decay"), temperature=hp_values.get("temperature", self.cfg.temperature),
+            alpha=hp_values.get("distill_alpha", self.cfg.alpha), seed=self.seed)
+
+    def fit(self, hp, model, epochs: int, initial_epoch: int, callbacks: list):
+        from edgeopt.train.fit import train
+
+        ds = self.dataset
+        return train(model, ds.x_train, ds.y_train, self.settings(hp.values, epochs), soft=self.soft,
+                     validation=(ds.x_val, ds.y_val), callbacks=callbacks, initial_epoch=initial_epoch)
+
+
+class LogReporter:
+    """Per-trial lines in the log (compress draws one bar step per stage; trials show up above it)."""
+
+    def __init__(self, total: int | None = None):
+        self.total, self.done = total, 0
+
+    def trial_started(self, trial_id: str, values: dict) -> None:
+        log.debug("trial %s: %s", trial_id, values)
+
+    def epoch_done(self, trial_id: str, epoch: int, epochs: int, logs: dict) -> None:
+        log.debug("trial %s epoch %d/%d: %s", trial_id, epoch, epochs, logs)
+
+    def trial_done(self, trial_id: str, score: float | None, epochs_run: int) -> None:
+        self.done += 1
+        of = f"/{self.total}" if self.total else ""
+        log.info("tune: trial %s done (%d%s): score %.4f after %d epochs", trial_id, self.done, of, score or 0,
+                 epochs_run)
+
+
+def check_teacher(teacher, dataset, role: str = "teacher") -> None:
+    """The teacher must be a classifier over the data set's classes (softmax or logits output)."""
+    from edgeopt.train.distiller import logits_of, num_classes
+
+    logits_of(teacher, role)
+    if num_classes(teacher) != dataset.num_classes:
+        raise UsageError(f"the {role} outputs {num_classes(teacher)} classes but data '{dataset.name}' has "
+                         f"{dataset.num_classes}", f"pass the data set the {role} was trained on")
+
+
+def planned_trials(cfg: TuneConfig) -> int:
+    if cfg.strategy != "hyperband":
+        return cfg.max_trials
+    from edgeopt.tuner import hyperband_plan
+
+    return min(cfg.max_trials, hyperband_plan(cfg.max_epochs, cfg.factor, cfg.hyperband_iterations)[0])
+
+
+def cache_directory(cfg: TuneConfig, train, dataset, teacher, root: str | Path | None = None) -> Path:
+    """``cfg.cache_dir`` when set, else ``<root or $EDGEOPT_CACHE_DIR or ~/.cache/edgeopt>/tune/<hash>``."""
+    if cfg.cache_dir:
+        return Path(cfg.cache_dir).expanduser()
+    h = hashlib.sha256()
+    keep = cfg.model_dump(mode="json", exclude={"retrain", "final_epochs", "cache_dir", "overwrite"})
+    h.update(json.dumps({"tune": keep, "train": train.model_dump(mode="json")}, sort_keys=True).encode())
+    for arr in (dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    if teacher is not None:
+        for w in teacher.get_weights():
+            h.update(np.ascontiguousarray(w).tobytes())
+    base = Path(root) if root else Path(os.environ.get("EDGEOPT_CACHE_DIR", "~/.cache/edgeopt")).expanduser()
+    return base / "tune" / h.hexdigest()[:16]
+
+
+def search(teacher, dataset, cfg: TuneConfig, train, *, cache_root: str | Path | None = None,
+           reporter=None) -> SearchResult:
+    """Run (or resume) the search, then the final training; a distributed worker only runs trials."""
+    from edgeopt.keras_compat import use_legacy_keras
+
+    use_legacy_keras()
+    from edgeopt import tuner as tuner_mod
+    from edgeopt.train.distiller import teacher_logits
+
+    if cfg.objective.startswith("val_") and not len(dataset.x_val):
+        raise UsageError(f"data '{dataset.name}' has no validation split for objective {cfg.objective}",
+                         "give x_val/y_val, or use objective: accuracy")
+    if cfg.distill:
+        if teacher is None:
+            raise UsageError("tune has distill: true but there is no teacher model", "pass the teacher model")
+        check_teacher(teacher, dataset)
+    role = tuner_mod.role_from_env()
+    seed = cfg.seed if cfg.seed is not None else train.seed
+    soft = teacher_logits(teacher, dataset.x_train) if cfg.distill else None
+    directory = cache_directory(cfg, train, dataset, teacher if cfg.distill else None, cache_root)
+    project = directory / "search"
+    resumed = (project / "oracle.json").exists() and not cfg.overwrite
+    oracle = tuner_mod.make_oracle(cfg.strategy, cfg.objective, OBJECTIVES[cfg.objective], max_trials=cfg.max_trials,
+                                   max_epochs=cfg.max_epochs, factor=cfg.factor, iterations=cfg.hyperband_iterations,
+                                   seed=seed)
+    runner = _Runner(dataset, cfg, train, soft, seed)
+    reporter = reporter or LogReporter(planned_trials(cfg))
+    tuner = tuner_mod.open_tuner(oracle, runner, directory, overwrite=cfg.overwrite, reporter=reporter,
+                                 patience=cfg.patience)
+    log.info("tune: %s search in %s%s", cfg.strategy, project, " (resuming)" if resumed else "")
+    seconds = tuner_mod.run_search(tuner)
+    if role == "worker":
+        return SearchResult(None, {"role": "worker", "cache_dir": str(directory)})
+    return _finish(tuner, runner, teacher, dataset, cfg, directory, resumed, seconds)
+
+
+def _finish(tuner, runner: _Runner, teacher, dataset, cfg: TuneConfig, directory: Path, resumed: bool,
+            seconds: float) -> SearchResult:
+    from edgeopt import tuner as tuner_mod
+    from edgeopt.train.distiller import teacher_logits
+    from edgeopt.train.fit import evaluate, train
+
+    oracle = tuner.oracle
+    best_trials = oracle.get_best_trials(1)
+    if not best_trials:
+        raise RuntimeError(f"no trial of the search in {directory} finished; see the trial folders for errors")
+    best = best_trials[0]
+    info = tuner_mod.trial_info(directory / "search")
+    trials = sorted(oracle.trials.values(), key=lambda t: t.trial_id)
+    hp_values = {k: v for k, v in best.hyperparameters.values.items() if not k.startswith("tuner/")}
+    final_epochs = cfg.final_epochs or runner.train.epochs
+    if cfg.retrain:
+        x = np.concatenate([dataset.x_train, dataset.x_val])
+        y = np.concatenate([dataset.y_train, dataset.y_val])
+        soft = teacher_logits(teacher, x) if cfg.distill else None
+        model = runner.build(best.hyperparameters)
+        model, _ = train(model, x, y, runner.settings(hp_values, final_epochs), soft=soft)
+    else:
+        model = tuner.load_model(best)
+    final = evaluate(model, dataset.x_test, dataset.y_test)
+    summary = {
+        "strategy": cfg.strategy, "objective": cfg.objective, "model": cfg.model.zoo, "distill": cfg.distill,
+        "trials_run": sum(t.status == "COMPLETED" for t in trials),
+        "trials_failed": sum(t.status in ("FAILED", "INVALID") for t in trials),
+        "epochs_spent": sum(i.get("epochs_run", 0) for i in info.values()),
+        "search_seconds": round(seconds, 1), "resumed": resumed, "cache_dir": str(directory),
+        "best_trial": best.trial_id, "best_hyperparameters": hp_values, "best_score": round(float(best.score), 6),
+        "final": {"trained_on": "train+val" if cfg.retrain else "train (best trial)",
+                  "epochs": final_epochs if cfg.retrain else None, "test_accuracy": final["accuracy"],
+                  "test_loss": final["loss"], "params": int(model.count_params())},
+        "trials": [{"id": t.trial_id, "status": t.status,
+                    "score": None if t.score is None else round(float(t.score), 6),
+                    "epochs": info.get(t.trial_id, {}).get("epochs_run"),
+                    "worker": info.get(t.trial_id, {}).get("tuner_id"),
+                    "hyperparameters": t.hyperparameters.values} for t in trials],
+    }
+    if cfg.distill:
+        summary["teacher"] = {**evaluate(teacher, dataset.x_test, dataset.y_test), "params": int(teacher.count_params())}
+    log.info("tune: best %s %.4f (trial %s, %s); final test accuracy %.4f", cfg.objective, best.score, best.trial_id,
+             hp_values, final["accuracy"])
+    return SearchResult(model, summary)
+
+
+def apply(model, ctx: StageContext, cfg: TuneConfig):
+    ctx.progress(f"tune: {cfg.strategy} search, up to {planned_trials(cfg)} trials")
+    result = search(model if cfg.distill else None, ctx.dataset, cfg, ctx.train,
+                    cache_root=ctx.cache_dir, reporter=LogReporter(planned_trials(cfg)))
+    ctx.notes["tuning"] = result.summary
+    return result.model
+
+
+# --- `edgeopt tune`: the search alone -------------------------------------------------------------------------
+
+_LR = {"float": [1e-4, 1e-2], "sampling": "log"}
+DEFAULT_SPACES = {"small_cnn": {"width": {"choice": [0.25, 0.5, 1.0]}, "depth": {"int": [1, 3]}, "lr": _LR},
+                  "mobilenet_v2_like": {"alpha": {"choice": [0.35, 0.5, 1.0]}, "lr": _LR},
+                  "mlp": {"width": {"choice": [0.25, 0.5, 1.0]}, "depth": {"int": [1, 3]}, "lr": _LR}}
+
+
+def config_from(recipe_path: str | Path | None, **overrides: Any):
+    """(TuneConfig, TrainDefaults) from a recipe's first ``tune`` stage, with command-line ``overrides`` on top
+    (``None`` = not given). Without a recipe the search space is the builder's DEFAULT_SPACES entry."""
+    from edgeopt.recipe import Recipe, load_recipe, parse_stage
+
+    rec = load_recipe(recipe_path) if recipe_path else Recipe()
+    stages = [cfg for name, cfg in rec.stages if name == "tune"]
+    if recipe_path and not stages:
+        raise UsageError(f"recipe {recipe_path} has no tune stage", "add `- tune: {...}` to its stages")
+    zoo_name = overrides.pop("zoo", None)
+    if stages:
+        raw = stages[0].model_dump(mode="json", by_alias=True, exclude_none=True)
+    else:
+        raw = {"space": DEFAULT_SPACES.get(zoo_name or "small_cnn", {})}
+    if zoo_name is not None:
+        raw["model"] = {"zoo": zoo_name}
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    return parse_stage("tune", raw, "tune"), rec.train
+
+
+def write_outputs(result: SearchResult, out: str | Path, name: str) -> Path:
+    """``out``/<name>_tuned.keras and ``out``/tuning.json; returns the model path."""
+    from edgeopt import atomic
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}_tuned.keras"
+    result.model.save(path)
+    atomic.write_text(out / "tuning.json", json.dumps({"tuning": result.summary}, indent=2, default=str) + "\n")
+    return path

@@ -1,0 +1,114 @@
+"""Accuracy-aware int8 (QuantizationDebugger + float fallback) and the ONNX int8 choice."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from edgeopt.recipe import Recipe
+
+
+@pytest.fixture(scope="module")
+def outlier_model_path(tmp_path_factory, digits):
+    """An MLP whose hidden layer has one outlier weight row on a pixel that is always 0 in digits.
+
+    Float accuracy does not notice; per-channel int8 scales are set by the outlier, every other weight rounds
+    to zero, and plain int8 falls to chance — the case the debugger's RMSE/scale is there to find."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    assert float(np.abs(digits.x_train[:, 0, 0, 0]).max()) == 0.0
+    tf.random.set_seed(1)
+    inp = keras.Input(digits.input_shape)
+    x = keras.layers.Dense(32, activation="relu", name="hidden")(keras.layers.Flatten()(inp))
+    out = keras.layers.Activation("softmax")(keras.layers.Dense(10, name="logits")(x))
+    model = keras.Model(inp, out)
+    model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    model.fit(digits.x_train, digits.y_train, epochs=15, batch_size=32, verbose=0)
+    kernel, bias = model.get_layer("hidden").get_weights()
+    kernel[0, :] = 500.0
+    model.get_layer("hidden").set_weights([kernel, bias])
+    path = tmp_path_factory.mktemp("outlier") / "outlier.keras"
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory, outlier_model_path, digits):
+    from edgeopt.compress import compress
+
+    out = tmp_path_factory.mktemp("search") / "out"
+    rec = Recipe.from_dict({"stages": [{"convert": {"tflite": ["fp32", "int8"], "onnx": ["int8"]}}]})
+    return compress(outlier_model_path, digits, out, rec)
+
+
+def test_trial_counts_grow_then_end_with_all():
+    from edgeopt.stages.int8_search import trial_counts
+
+    assert trial_counts(3) == [1, 2, 3]
+    assert trial_counts(20) == [1, 2, 3, 4, 6, 9, 13, 19, 20]
+    assert trial_counts(20, cap=5) == [1, 2, 3, 4, 5]
+    assert trial_counts(0) == []
+
+
+def test_worst_op_stays_float_and_accuracy_comes_back(searched):
+    art = {a.name: a for a in searched.artifacts}
+    info = art["outlier_int8.tflite"].info
+    search = info["int8"]
+    assert search["plain_int8_val_accuracy"] < 0.3  # plain int8 is broken by the outlier
+    assert search["met"] is True
+    assert [k["tensor"].split(";")[0] for k in search["kept_float"]] == ["model/hidden/MatMul"]
+    top = search["sensitivity"][0]
+    assert top["op"] == "FULLY_CONNECTED" and top["rmse_over_scale"] > 10 > search["sensitivity"][1]["rmse_over_scale"]
+    assert search["trials"][0] == {"float_ops": 0, "val_accuracy": search["plain_int8_val_accuracy"]}
+    assert info["parity"]["within_tolerance"] is True
+
+
+def test_onnx_int8_records_both_methods_and_why(searched):
+    art = {a.name: a for a in searched.artifacts}
+    onnx = art["outlier_int8.onnx"].info["onnx_int8"]
+    assert set(onnx["candidates"]) == {"tflite", "ort_static"}
+    assert onnx["method"] in onnx["candidates"] and onnx["reason"]
+    for cand in onnx["candidates"].values():
+        assert 0 <= cand["val_accuracy"] <= 1 and cand["gzip_bytes"] > 0
+    # neither ONNX path keeps the outlier layer float under ORT's default optimizations: the verdict says so
+    par = art["outlier_int8.onnx"].info["parity"]
+    assert par["within_tolerance"] is (par["accuracy_drop"] <= 0.01)
+    if not par["within_tolerance"]:
+        assert par["verdict"].startswith("TOLERANCE NOT MET")
+
+
+def test_unmeetable_tolerance_is_said_plainly(tmp_path, outlier_model_path, digits, caplog):
+    """One calibration sample at 1e4 sets the int8 input scale: no float op can undo the input quantization."""
+    from edgeopt.compress import compress
+    from edgeopt.data import Dataset
+
+    x = digits.x_train[:120].copy()
+    x[0] *= 1e4
+    poisoned = Dataset.from_arrays("poisoned", x, digits.y_train[:120], digits.x_val, digits.y_val, digits.x_test,
+                                   digits.y_test, num_classes=10)
+    rec = Recipe.from_dict({"stages": [{"convert": {"tflite": ["int8"], "onnx": [], "calibration_samples": 500,
+                                                    "max_float_ops": 2}}]})
+    with caplog.at_level(logging.WARNING, logger="edgeopt"):
+        m = compress(outlier_model_path, poisoned, tmp_path / "out", rec)
+    info = m.artifacts[-1].info
+    assert info["int8"]["met"] is False
+    assert info["int8"]["search"].startswith("TOLERANCE NOT MET")
+    assert [t["float_ops"] for t in info["int8"]["trials"]] == [0, 1, 2]
+    assert info["parity"]["within_tolerance"] is False
+    assert any("TOLERANCE NOT MET" in r.getMessage() for r in caplog.records)
+
+
+def test_ort_static_only(tmp_path, tiny_model_path, digits):
+    from edgeopt.compress import compress
+
+    rec = Recipe.from_dict({"stages": [{"convert": {"tflite": [], "onnx": ["fp32", "int8"], "onnx_int8": "ort_static",
+                                                    "opset": 15}}]})
+    m = compress(tiny_model_path, digits, tmp_path / "out", rec)
+    art = {a.name: a for a in m.artifacts}
+    assert art["tiny_int8.onnx"].info["onnx_int8"]["method"] == "ort_static"
+    assert list(art["tiny_int8.onnx"].info["onnx_int8"]["candidates"]) == ["ort_static"]
+    assert art["tiny_int8.onnx"].info["parity"]["agreement"] >= 0.9
+    assert art["tiny_int8.onnx"].size_bytes < art["tiny_fp32.onnx"].size_bytes

@@ -1,0 +1,153 @@
+"""Prune stage: schedule sizing, per-layer sparsity, 2:4, exclusions, and the models tfmot cannot wrap."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeopt.errors import UsageError
+from edgeopt.recipe import Recipe, TrainDefaults
+from edgeopt.stages.compress_configs import ClusterConfig, PruneConfig, QuantizeConfig
+
+
+def _ctx(tmp_path, data, epochs=1, batch=64):
+    from edgeopt.stages.context import StageContext
+
+    return StageContext(dataset=data, out_dir=tmp_path, base_name="m", train=TrainDefaults(epochs=epochs,
+                                                                                             batch_size=batch))
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_path):
+    from edgeopt.keras_compat import load_model
+
+    return load_model(tiny_model_path)
+
+
+@pytest.mark.parametrize("cfg", [PruneConfig(target_sparsity=0.8, structure="2:4", exclude=["conv*"], skip_last=True),
+                                 QuantizeConfig(preserve_sparsity=True, epochs=2),
+                                 ClusterConfig(number_of_clusters=8, centroid_init="linear")])
+def test_configs_round_trip(cfg):
+    name = {PruneConfig: "prune", QuantizeConfig: "quantize", ClusterConfig: "cluster"}[type(cfg)]
+    rec = Recipe(stages=[(name, cfg)])
+    assert Recipe.from_dict(rec.to_dict()) == rec
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"target_sparsity": 1.0}, "target_sparsity"), ({"target_sparsity": -0.1}, "target_sparsity"),
+    ({"structure": "4:2"}, "M:N"), ({"structure": "two:four"}, "M:N"),
+    ({"initial_sparsity": 0.6, "target_sparsity": 0.5}, "initial_sparsity"),
+    ({"begin_step": 10, "end_step": 5}, "end_step"), ({"schedule": "cubic"}, "schedule"),
+])
+def test_bad_prune_config_is_a_usage_error(bad, match):
+    with pytest.raises(UsageError, match=match):
+        Recipe.from_dict({"stages": [{"prune": bad}]})
+
+
+def test_schedule_is_sized_to_the_step_count():
+    from edgeopt.stages.finetune import Plan
+    from edgeopt.stages.prune import size_schedule
+
+    p = Plan(epochs=2, batch_size=64, lr=1e-3, steps_per_epoch=20)  # 1258 digits / 64
+    s = size_schedule(PruneConfig(target_sparsity=0.8), p, 1258)
+    assert s.total_steps == 40 and s.begin_step == 0
+    assert s.end_step <= 39 and (s.end_step - s.begin_step) % s.frequency == 0
+    assert s.frequency <= s.end_step - s.begin_step
+    const = size_schedule(PruneConfig(schedule="constant"), p, 1258)
+    assert const.end_step == -1 and const.frequency <= 39
+
+
+@pytest.mark.parametrize("cfg, match", [
+    (PruneConfig(frequency=100), "frequency 100 exceeds"),  # TFMOT's default on small data: never fires
+    (PruneConfig(end_step=500), "end_step 500 is past the last fine-tune step 39"),
+    (PruneConfig(begin_step=39), "begin_step 39"),
+    (PruneConfig(schedule="constant", frequency=60), "frequency 60 exceeds"),
+])
+def test_impossible_schedule_is_a_usage_error(cfg, match):
+    from edgeopt.stages.finetune import Plan
+    from edgeopt.stages.prune import size_schedule
+
+    with pytest.raises(UsageError, match=match):
+        size_schedule(cfg, Plan(epochs=2, batch_size=64, lr=1e-3, steps_per_epoch=20), 1258)
+
+
+def test_prune_reaches_target_and_records_each_layer(tmp_path, tiny, digits):
+    from edgeopt.stages import prune
+
+    before = [w.copy() for w in tiny.get_weights()]
+    ctx = _ctx(tmp_path, digits, epochs=2)
+    out = prune.apply(tiny, ctx, PruneConfig(target_sparsity=0.6))
+    rec = ctx.notes["pruning"]
+    assert set(rec["pruned_layers"]) == {"conv2d", "dense"}
+    for name in rec["pruned_layers"]:
+        assert rec["layers"][name]["sparsity"] == pytest.approx(0.6, abs=0.02)
+        kernel = out.get_layer(name).get_weights()[0]
+        assert 1 - np.count_nonzero(kernel) / kernel.size == pytest.approx(0.6, abs=0.02)
+    assert rec["schedule"]["frequency"] <= rec["schedule"]["end_step"]
+    assert not any(type(layer).__name__.startswith("Prune") for layer in out.layers)  # stripped
+    assert all(np.array_equal(a, b) for a, b in zip(before, tiny.get_weights(), strict=True))  # input untouched
+
+
+def test_exclusions_and_skip_last_keep_layers_dense(tmp_path, tiny, digits):
+    from edgeopt.stages import prune
+
+    ctx = _ctx(tmp_path, digits)
+    out = prune.apply(tiny, ctx, PruneConfig(target_sparsity=0.5, skip_last=True))
+    assert ctx.notes["pruning"]["pruned_layers"] == ["conv2d"]
+    assert np.count_nonzero(out.get_layer("dense").get_weights()[0]) == tiny.get_layer("dense").get_weights()[0].size
+    with pytest.raises(UsageError, match="exclude pattern 'nope' matches no layer"):
+        prune.apply(tiny, ctx, PruneConfig(exclude=["nope"]))
+    with pytest.raises(UsageError, match="no prunable layer left"):
+        prune.apply(tiny, ctx, PruneConfig(exclude=["Conv2D", "Dense"]))
+
+
+def test_two_four_names_the_layer_that_cannot_take_it(tmp_path, tiny, digits):
+    from tensorflow_model_optimization.python.core.sparsity.keras.pruning_utils import is_pruned_m_by_n
+
+    from edgeopt.stages import prune
+
+    ctx = _ctx(tmp_path, digits)
+    with pytest.raises(UsageError, match=r"2:4 .*'conv2d' \(Conv2D\) has 1.*exclude it"):
+        prune.apply(tiny, ctx, PruneConfig(structure="2:4"))
+    out = prune.apply(tiny, ctx, PruneConfig(structure="2:4", exclude=["conv2d"]))
+    kernel = out.get_layer("dense").kernel
+    assert is_pruned_m_by_n(kernel, (2, 4), last_channel="C_IN") or is_pruned_m_by_n(kernel, (2, 4))
+    assert ctx.notes["pruning"]["layers"]["dense"]["sparsity"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_subclassed_model_and_unknown_weighted_layer_are_refused(tmp_path, digits, tiny):
+    import tf_keras as keras
+
+    from edgeopt.stages import prune
+
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.flat = keras.layers.Flatten()
+            self.out = keras.layers.Dense(10, activation="softmax")
+
+        def call(self, x):
+            return self.out(self.flat(x))
+
+    net = Net()
+    net(digits.x_test[:2])
+    ctx = _ctx(tmp_path, digits)
+    with pytest.raises(UsageError, match="subclassed Model.*PTQ-only"):
+        prune.apply(net, ctx, PruneConfig())
+
+    class Scale(keras.layers.Layer):
+        def build(self, shape):
+            self.w = self.add_weight(name="w", shape=(shape[-1],), initializer="ones")
+
+        def call(self, x):
+            return x * self.w
+
+    inp = keras.Input(digits.input_shape)
+    x = keras.layers.Flatten()(keras.layers.Conv2D(4, 3)(inp))
+    x = Scale(name="my_scale")(x)
+    model = keras.Model(inp, keras.layers.Dense(10, activation="softmax")(x))
+    with pytest.raises(UsageError, match=r"layer 'my_scale' \(Scale\).*exclude it"):
+        prune.apply(model, ctx, PruneConfig())
+    out = prune.apply(model, ctx, PruneConfig(exclude=["my_scale"], target_sparsity=0.5))
+    assert "my_scale" in ctx.notes["pruning"]["kept_dense"] or "my_scale" not in ctx.notes["pruning"]["layers"]
+    assert out.output_shape == model.output_shape

@@ -1,0 +1,75 @@
+"""Quantize stage: QAT, prune-preserving QAT whose int8 TFLite keeps the zeros, reloadable QAT artifacts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edgeopt.recipe import Recipe, TrainDefaults
+from edgeopt.stages.compress_configs import QuantizeConfig
+
+PQAT_RECIPE = {"train": {"epochs": 2, "batch_size": 64},
+               "stages": [{"prune": {"target_sparsity": 0.7}}, {"quantize": {"epochs": 1}},
+                          {"convert": {"tflite": ["fp32", "int8"], "onnx": []}}]}
+
+
+@pytest.fixture(scope="module")
+def pqat(tmp_path_factory, tiny_model_path, digits):
+    """prune 0.7 → PQAT → int8, the DESIGN recipe in small."""
+    from edgeopt.compress import compress
+
+    out = tmp_path_factory.mktemp("pqat") / "out"
+    return out, compress(tiny_model_path, digits, out, Recipe.from_dict(PQAT_RECIPE))
+
+
+def test_pqat_int8_tflite_keeps_the_sparsity(pqat):
+    from edgeopt.bench import measure
+
+    out, manifest = pqat
+    q = manifest.extra["quantization"]
+    assert q["scheme"] == "pqat" and q["preserve_sparsity"]
+    assert q["kernel_sparsity_after"] == pytest.approx(manifest.extra["pruning"]["achieved_sparsity"], abs=0.01)
+    art = {a.name: a for a in manifest.artifacts}
+    params, nonzero = measure.param_counts(out / art["tiny_int8.tflite"].path, "tflite")
+    # kernels are 72 + 5120 weights at 70% zeros; biases, BN and scales stay dense
+    assert 1 - nonzero / params > 0.6
+    par = art["tiny_int8.tflite"].info["parity"]
+    assert par["agreement"] >= 0.9
+    assert art["tiny_int8.tflite"].info["int8"]["search"].startswith("skipped: quantization-aware")
+    dense_fp32 = json.loads((out / "manifest.json").read_text())["artifacts"]
+    assert any(a["name"] == "tiny_quantize.keras" for a in dense_fp32)
+
+
+def test_qat_artifact_saves_and_loads_back(pqat, digits):
+    from edgeopt.keras_compat import load_model
+
+    out, manifest = pqat
+    art = {a.name: a for a in manifest.artifacts}
+    model = load_model(out / art["tiny_quantize.keras"].path)
+    assert any(type(layer).__name__ == "QuantizeWrapperV2" for layer in model.layers)
+    tflite_out = _run_tflite(out / art["tiny_fp32.tflite"].path, digits.x_test[:64])
+    np.testing.assert_allclose(np.asarray(model(digits.x_test[:64])), tflite_out, atol=1e-4)
+
+
+def _run_tflite(path, x):
+    from edgeopt.runtimes import litert
+
+    return litert.load(str(path)).run(x)
+
+
+def test_plain_qat_and_passthrough(tmp_path, tiny_model_path, digits):
+    from edgeopt.keras_compat import load_model
+    from edgeopt.stages import quantize
+    from edgeopt.stages.context import StageContext
+
+    model = load_model(tiny_model_path)
+    ctx = StageContext(dataset=digits, out_dir=tmp_path, base_name="m", train=TrainDefaults(epochs=1))
+    assert quantize.apply(model, ctx, QuantizeConfig(qat=False)) is model
+    assert ctx.notes["quantization"]["qat"] is False
+    qat = quantize.apply(model, ctx, QuantizeConfig(epochs=1, exclude=["dense"]))
+    notes = ctx.notes["quantization"]
+    assert notes["scheme"] == "qat" and "dense" in notes["kept_float"]
+    assert qat.output_shape == model.output_shape
+    assert any(type(layer).__name__ == "QuantizeWrapperV2" for layer in qat.layers)

@@ -1,0 +1,162 @@
+"""edgeopt.zoo: builders, the separate softmax layer, initialisers by activation, BN placement, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeopt.errors import UsageError
+from edgeopt.zoo import BUILDERS, build, default_initializer, options
+
+keras = pytest.importorskip("tf_keras")
+
+SHAPES = {"small_cnn": (8, 8, 1), "mobilenet_v2_like": (32, 32, 3), "mlp": (8, 8, 1)}
+SAMPLE_MODELS = Path(__file__).resolve().parents[2] / "sample_models"
+
+
+def _kernels(model):
+    """(layer, initializer) for every conv, depthwise and dense kernel except the logits layer."""
+    out = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.DepthwiseConv2D):  # a Conv2D subclass: test it first
+            out.append((layer, layer.depthwise_initializer))
+        elif isinstance(layer, keras.layers.Conv2D | keras.layers.Dense) and layer.name != "logits":
+            out.append((layer, layer.kernel_initializer))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_builder_output_and_separate_softmax(name):
+    model = build(name, SHAPES[name], 7)
+    assert model.output_shape == (None, 7)
+    probs = model.predict(np.zeros((2, *SHAPES[name]), np.float32), verbose=0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    last, before = model.layers[-1], model.layers[-2]
+    assert last.name == "softmax" and isinstance(last, keras.layers.Activation)
+    assert last.get_config()["activation"] == "softmax" and last.dtype == "float32"
+    assert before.name == "logits" and isinstance(before, keras.layers.Dense)
+    assert before.get_config()["activation"] == "linear" and before.units == 7
+    assert model.name.startswith(name)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_he_for_relu_glorot_for_tanh(name):
+    relu = _kernels(build(name, SHAPES[name], 3, activation="relu"))
+    tanh = _kernels(build(name, SHAPES[name], 3, activation="tanh"))
+    assert relu and tanh
+    assert all(isinstance(init, keras.initializers.HeNormal) for _, init in relu)
+    assert all(isinstance(init, keras.initializers.GlorotUniform) for _, init in tanh)
+
+
+def test_init_overrides_the_default():
+    model = build("small_cnn", (8, 8, 1), 3, activation="relu", init="xavier_uniform")
+    assert all(isinstance(init, keras.initializers.GlorotUniform) for _, init in _kernels(model))
+    with pytest.raises(UsageError, match="unknown initializer"):
+        build("small_cnn", (8, 8, 1), 3, init="hee_normal")
+
+
+def test_default_initializer_by_family():
+    for act in ("relu", "relu6", "elu", "selu", "swish", "gelu", "leaky_relu"):
+        assert default_initializer(act) == "he_normal"
+    for act in ("tanh", "sigmoid", "linear"):
+        assert default_initializer(act) == "glorot_uniform"
+    with pytest.raises(UsageError, match="did you mean 'relu'"):
+        default_initializer("rleu")
+
+
+@pytest.mark.parametrize("name", ["small_cnn", "mobilenet_v2_like"])
+def test_batch_norm_follows_every_conv(name):
+    model = build(name, SHAPES[name], 3)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]  # includes depthwise
+    assert convs
+    for conv in convs:
+        following = [node.outbound_layer for node in conv.outbound_nodes]
+        assert len(following) == 1 and isinstance(following[0], keras.layers.BatchNormalization), conv.name
+        assert not conv.use_bias, conv.name  # BN's beta is the bias
+    plain = build(name, SHAPES[name], 3, batch_norm=False)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in plain.layers)
+    assert all(layer.use_bias for layer in plain.layers if isinstance(layer, keras.layers.Conv2D))
+
+
+def test_mlp_batch_norm_after_dense():
+    model = build("mlp", (8, 8, 1), 3, depth=3)
+    hidden = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense) and layer.name != "logits"]
+    assert len(hidden) == 3
+    assert all(isinstance(d.outbound_nodes[0].outbound_layer, keras.layers.BatchNormalization) for d in hidden)
+
+
+def test_width_depth_and_alpha_scale_the_models():
+    def filters(model):
+        return [layer.filters for layer in model.layers if type(layer) is keras.layers.Conv2D]
+
+    assert filters(build("small_cnn", (8, 8, 1), 3, depth=3)) == [32, 64, 128]
+    assert filters(build("small_cnn", (8, 8, 1), 3, width=0.25)) == [8, 16]
+    assert build("mlp", (8, 8, 1), 3, width=0.5).get_layer("dense1").units == 64
+    full, small = build("mobilenet_v2_like", (32, 32, 3), 10), build("mobilenet_v2_like", (32, 32, 3), 10, alpha=0.5)
+    assert small.count_params() < 0.6 * full.count_params()
+    assert any(isinstance(layer, keras.layers.Add) for layer in full.layers)  # residuals where shapes match
+    assert all(isinstance(layer, keras.layers.DepthwiseConv2D) for layer in full.layers if layer.name.endswith("_dw"))
+    # strides stop while the map is small, so 8x8 inputs work too
+    assert build("mobilenet_v2_like", (8, 8, 1), 3).output_shape == (None, 3)
+
+
+def test_flatten_head_and_model_name():
+    model = build("small_cnn", (8, 8, 1), 3, head="flatten", width=0.5, name="student")
+    assert model.name == "student" and any(isinstance(layer, keras.layers.Flatten) for layer in model.layers)
+    assert build("small_cnn", (8, 8, 1), 3, width=0.5).name == "small_cnn_w0p5_d2"
+
+
+def test_unknown_builder_and_option():
+    with pytest.raises(UsageError) as err:
+        build("small_cn", (8, 8, 1), 3)
+    assert "did you mean 'small_cnn'" in err.value.problem and "mobilenet_v2_like" in err.value.fix
+    with pytest.raises(UsageError) as err:
+        build("small_cnn", (8, 8, 1), 3, widht=0.5)
+    assert "did you mean 'width'" in err.value.problem and "base_filters" in err.value.fix
+    assert "alpha" in options("mobilenet_v2_like") and "units" in options("mlp")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"width": 0}, "width"),
+        ({"depth": 0}, "depth"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"activation": "relu7"}, "unknown activation"),
+        ({"head": "max"}, "head"),
+    ],
+)
+def test_bad_option_values(kwargs, match):
+    with pytest.raises(UsageError, match=match):
+        build("small_cnn", (8, 8, 1), 3, **kwargs)
+
+
+def test_bad_shapes_and_classes():
+    with pytest.raises(UsageError, match="height, width, channels"):
+        build("small_cnn", (64,), 3)
+    with pytest.raises(UsageError, match="num_classes"):
+        build("mlp", (64,), 1)
+    assert build("mlp", (64,), 2).output_shape == (None, 2)
+
+
+def test_import_is_light():
+    code = "import sys, edgeopt.zoo; print(sorted(m for m in ('tensorflow', 'tf_keras', 'keras') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_sample_digits_model_is_a_zoo_model_with_the_recorded_accuracy(digits):
+    path = SAMPLE_MODELS / "digits_cnn.keras"
+    if not path.exists():
+        pytest.skip("run python sample_models/build.py")
+    entry = {e["name"]: e for e in json.loads((SAMPLE_MODELS / "models.json").read_text())["models"]}["digits_cnn"]
+    model = keras.models.load_model(path)
+    assert model.layers[-1].name == "softmax" and model.layers[-2].name == "logits"
+    assert model.count_params() == entry["params"]
+    accuracy = np.mean(np.argmax(model.predict(digits.x_test, verbose=0), axis=1) == digits.y_test)
+    assert accuracy == pytest.approx(entry["test_accuracy"], abs=1e-4)
