@@ -44,8 +44,10 @@ def bare_p50_ms(path: Path, pool, threads: int, runs: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--artifacts", type=Path, default=REPO / "out" / "demo" / "artifacts")
+    ap.add_argument("--artifacts", type=Path, action="append",
+                    help="compress output folder(s); default: out/demo/artifacts (compressed if missing)")
     ap.add_argument("--runs", type=int, default=3000)
+    ap.add_argument("--repeats", type=int, default=3, help="alternate bare/edgeopt this many times; median ratio")
     args = ap.parse_args()
 
     from edgeopt.artifact import collect
@@ -54,26 +56,37 @@ def main() -> None:
     from edgeopt.targets import load_target
 
     ds = load_dataset("digits")
-    folder = args.artifacts
-    if not (folder / "manifest.json").is_file():
+    folders = args.artifacts or [REPO / "out" / "demo" / "artifacts"]
+    if not (folders[0] / "manifest.json").is_file():
         from edgeopt.compress import compress
 
-        folder = Path(tempfile.mkdtemp()) / "artifacts"
-        compress(REPO / "sample_models" / "digits_cnn.keras", ds, folder)
+        folders = [Path(tempfile.mkdtemp()) / "artifacts"]
+        compress(REPO / "sample_models" / "digits_cnn.keras", ds, folders[0])
     target = load_target("x86-cpu")
-    pool = ds.x_test[:64]
+
+    def data_for(path: Path):
+        from edgeopt.artifact import load_manifest
+
+        name = load_manifest(path.parent).source.get("data", "digits")
+        return ds if name == ds.name else load_dataset(name)
+
     rows, records = [], []
-    for art, path in collect([folder]):
+    for art, path in collect(folders):
         if art.format != "tflite":
             continue
-        before = bare_p50_ms(path, pool, target.threads, args.runs)
-        rep = benchmark([path], [target], ds, None, min_runs=args.runs, max_runs=args.runs, min_seconds=0)
-        after = bare_p50_ms(path, pool, target.threads, args.runs)
-        bare = (before + after) / 2
-        ours = rep.results[0].latency_ms.p50
-        ratio = ours / bare
-        records.append({"artifact": art.name, "bare_p50_ms": bare, "bare_before_ms": before, "bare_after_ms": after,
-                        "edgeopt_p50_ms": ours, "ratio": ratio, "n": rep.results[0].latency_ms.n})
+        ds = data_for(path)
+        pool = ds.x_test[:64]
+        bares, ours_all, ratios = [], [], []
+        for _ in range(args.repeats):  # bare, edgeopt, bare: each edgeopt run is bracketed by bare runs
+            before = bare_p50_ms(path, pool, target.threads, args.runs)
+            rep = benchmark([path], [target], ds, None, min_runs=args.runs, max_runs=args.runs, min_seconds=0)
+            after = bare_p50_ms(path, pool, target.threads, args.runs)
+            ours_all.append(rep.results[0].latency_ms.p50)
+            bares.append((before + after) / 2)
+            ratios.append(ours_all[-1] / bares[-1])
+        bare, ours, ratio = statistics.median(bares), statistics.median(ours_all), statistics.median(ratios)
+        records.append({"artifact": art.name, "bare_p50_ms": bare, "edgeopt_p50_ms": ours, "ratio": ratio,
+                        "ratios": ratios, "n": rep.results[0].latency_ms.n})
         rows.append([art.name, f"{bare * 1e3:.1f}", f"{ours * 1e3:.1f}", f"{ratio:.3f}"])
         print(f"{art.name:32s} bare p50 {bare * 1e3:8.1f} µs   edgeopt p50 {ours * 1e3:8.1f} µs   ratio {ratio:.3f}")
     worst = max(r["ratio"] for r in records)

@@ -79,6 +79,7 @@ class Session:
         self._interp.allocate_tensors()
         self._batch = 1
         self._refresh()
+        self.invoke = self._interp.invoke  # the timed call, bound directly: no wrapper layer in the loop
 
     def _refresh(self) -> None:
         self.input = self._interp.get_input_details()[0]
@@ -97,10 +98,6 @@ class Session:
         if xq.shape[0] != self._batch:
             self._resize(xq.shape[0])
         self._interp.set_tensor(self.input["index"], xq)
-
-    def invoke(self) -> None:
-        """The timed part: exactly one ``Interpreter.invoke()``."""
-        self._interp.invoke()
 
     def invoke_prepared(self, xq: np.ndarray) -> np.ndarray:
         self.bind(xq)
