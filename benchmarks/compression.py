@@ -38,28 +38,43 @@ GOAL_SAME_ARCH = (12.0, 1.0)  # (ratio ≥, drop ≤ points)
 GOAL_DISTILLED = (40.0, 1.5)
 INT8 = {"convert": {"tflite": ["int8"], "onnx": []}}
 
+# Per teacher: fine-tune length, what to prune (first conv and classifier stay dense: few weights, much
+# accuracy), clusters, and the distilled students (two sparsities that straddle the goal on digits).
 TEACHERS = {
-    "digits": {"file": "digits_cnn.keras", "epochs": 12, "batch_size": 32, "student": {"zoo": "small_cnn", "width": 0.25},
-               "distill_epochs": 60, "sparsity": 0.85},
-    "shapes": {"file": "shapes_mobilenetv2.keras", "epochs": 3, "batch_size": 64,
-               "student": {"zoo": "mobilenet_v2_like", "alpha": 0.35}, "distill_epochs": 15, "sparsity": 0.8},
+    "digits": {"file": "digits_cnn.keras", "train": {"epochs": 12, "batch_size": 32},
+               "prune": {"target_sparsity": 0.93, "skip_first": True, "skip_last": True}, "clusters": 8,
+               "students": [({"zoo": "mlp", "units": 32, "depth": 1}, 0.70, 8),
+                            ({"zoo": "mlp", "units": 32, "depth": 1}, 0.75, 6)],
+               "distill_epochs": 100, "student_epochs": 30},
+    "shapes": {"file": "shapes_mobilenetv2.keras", "train": {"epochs": 3, "batch_size": 64},
+               "prune": {"target_sparsity": 0.75, "skip_first": True, "skip_last": True}, "clusters": 16,
+               "students": [({"zoo": "mobilenet_v2_like", "alpha": 0.35}, 0.6, 16)],
+               "distill_epochs": 15, "student_epochs": 4},
 }
 
 
 def variants(t: dict) -> dict[str, tuple[str, dict]]:
     """name → (kind, recipe dict). kind: same (architecture) or distilled."""
-    prune = {"prune": {"target_sparsity": t["sparsity"], "skip_first": True}}
-    return {
-        "edgeopt int8 (accuracy-aware)": ("same", {"stages": [{"convert": {"tflite": ["int8"], "onnx": ["fp32", "int8"]}}]}),
+    prune, n = {"prune": t["prune"]}, t["clusters"]
+    out = {
+        "edgeopt int8 (accuracy-aware)": ("reference", {"stages": [{"convert": {"tflite": ["int8"],
+                                                                           "onnx": ["fp32", "int8"]}}]}),
         "prune + int8": ("same", {"stages": [prune, INT8]}),
         "prune + PQAT int8": ("same", {"stages": [prune, {"quantize": {"epochs": 2}}, INT8]}),
-        "cluster + int8": ("same", {"stages": [{"cluster": {"number_of_clusters": 16}}, INT8]}),
-        "prune + cluster + PCQAT int8": ("same", {"stages": [prune, {"cluster": {"number_of_clusters": 16}},
-                                                           {"quantize": {"epochs": 2}}, INT8]}),
-        "distill + prune + PQAT int8": ("distilled", {"stages": [
-            {"distill": {"student": t["student"], "epochs": t["distill_epochs"]}},
-            {"prune": {"target_sparsity": 0.6, "skip_first": True}}, {"quantize": {"epochs": 2}}, INT8]}),
+        f"cluster({n}) + int8": ("same", {"stages": [{"cluster": {"number_of_clusters": n}}, INT8]}),
+        f"prune + cluster({n}) + PCQAT int8": ("same", {"stages": [prune, {"cluster": {"number_of_clusters": n}},
+                                                                 {"quantize": {"epochs": 2}}, INT8]}),
     }
+    e = t["student_epochs"]
+    for student, sparsity, clusters in t["students"]:
+        label = ", ".join(f"{k}={v}" for k, v in student.items() if k != "zoo")
+        out[f"distill {student['zoo']}({label}) + prune {sparsity:g} + cluster({clusters}) + PCQAT int8"] = (
+            "distilled", {"stages": [
+                {"distill": {"student": student, "epochs": t["distill_epochs"]}},
+                {"prune": {"target_sparsity": sparsity, "skip_last": True, "epochs": e}},
+                {"cluster": {"number_of_clusters": clusters, "epochs": max(1, e // 3)}},
+                {"quantize": {"epochs": max(2, e // 8)}}, INT8]})
+    return out
 
 
 def ptq_ten_lines(model_path: Path, data, out: Path) -> Path:
@@ -83,18 +98,30 @@ def tflite_accuracy(path: Path, data) -> float:
     return measure.accuracy(litert.load(str(path)).run(data.x_test), data.y_test)
 
 
+def stripped_gzip(path: Path) -> int:
+    """gzip size with tensor names and signatures stripped (convert: {strip_strings: true})."""
+    import gzip
+
+    from edgeopt.stages.convert import strip_strings
+
+    return len(gzip.compress(strip_strings(path.read_bytes()), compresslevel=9))
+
+
 def row(name: str, kind: str, path: Path, acc: float, base: dict | None, seconds: float, **extra) -> dict:
     params, nonzero = measure.param_counts(path, "tflite")
     gz = measure.gzip_bytes(path)
-    r = {"variant": name, "kind": kind, "gzip_bytes": gz, "size_bytes": path.stat().st_size, "params": params,
-         "nonzero_params": nonzero, "top1": round(acc, 4), "seconds": round(seconds, 1), **extra}
+    r = {"variant": name, "kind": kind, "gzip_bytes": gz, "gzip_bytes_stripped": stripped_gzip(path),
+         "size_bytes": path.stat().st_size, "params": params, "nonzero_params": nonzero, "top1": round(acc, 4),
+         "seconds": round(seconds, 1), **extra}
     if base:
         r["ratio"] = round(base["gzip_bytes"] / gz, 2)
+        r["ratio_stripped"] = round(base["gzip_bytes"] / r["gzip_bytes_stripped"], 2)
         r["drop_points"] = round(100 * (base["top1"] - acc), 2)
         goal = GOAL_DISTILLED if kind == "distilled" else GOAL_SAME_ARCH if kind == "same" else None
         if goal:
             r["goal"] = f"≥{goal[0]:g}× at ≤{goal[1]:g} pt"
             r["goal_met"] = bool(r["ratio"] >= goal[0] and r["drop_points"] <= goal[1])
+            r["goal_met_stripped"] = bool(r["ratio_stripped"] >= goal[0] and r["drop_points"] <= goal[1])
     return r
 
 
@@ -121,7 +148,7 @@ def run_teacher(name: str, t: dict, work: Path, only: list[str] | None) -> list[
     t0 = time.time()
     ptq = ptq_ten_lines(model_path, data, work / f"{name}_ptq.tflite")
     rows.append(row("plain int8 PTQ (ten lines)", "reference", ptq, tflite_accuracy(ptq, data), base, time.time() - t0))
-    train = {"epochs": t["epochs"], "batch_size": t["batch_size"]}
+    train = t["train"]
     for vname, (kind, rec) in variants(t).items():
         if only and not any(o in vname for o in only):
             continue
@@ -190,15 +217,21 @@ def markdown(rows: list[dict], keras3: dict | None) -> str:
              "gzip -9 sizes of the TFLite artifact; top-1 on the test split; drop against the fp32 TFLite baseline.",
              f"Goals: same architecture ≥ {GOAL_SAME_ARCH[0]:g}× at ≤ {GOAL_SAME_ARCH[1]:g} point; distilled ≥ "
              f"{GOAL_DISTILLED[0]:g}× at ≤ {GOAL_DISTILLED[1]:g} points.", "",
-             "| teacher | variant | gzip bytes | ratio | top-1 | drop (pt) | nonzero / params | goal met |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+             "Stripped: the same file with tensor names and signature defs removed (`convert: {strip_strings: true}`), "
+             "the baseline is not stripped. Goal column: met with names kept / met stripped.", "",
+             "| teacher | variant | gzip bytes | ratio | stripped bytes | ratio stripped | top-1 | drop (pt) | "
+             "nonzero / params | goal met |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['teacher']} | {r['variant']} | — | — | — | — | — | error: {r['error'][:80]} |")
+            lines.append(f"| {r['teacher']} | {r['variant']} | — | — | — | — | — | — | — | error: {r['error'][:80]} |")
             continue
-        goal = "" if "goal_met" not in r else ("yes" if r["goal_met"] else "**no**")
-        lines.append(f"| {r['teacher']} | {r['variant']} | {r['gzip_bytes']} | {r['ratio']:.1f}× | {r['top1']:.4f} | "
-                     f"{r['drop_points']:+.2f} | {r['nonzero_params']} / {r['params']} | {goal} |")
+        goal = "" if "goal_met" not in r else " / ".join("yes" if r[k] else "**no**"
+                                                          for k in ("goal_met", "goal_met_stripped"))
+        stripped = f"{r['ratio_stripped']:.1f}×" if "ratio_stripped" in r else "—"
+        lines.append(f"| {r['teacher']} | {r['variant']} | {r['gzip_bytes']} | {r['ratio']:.1f}× | "
+                     f"{r['gzip_bytes_stripped']} | {stripped} | {r['top1']:.4f} | {r['drop_points']:+.2f} | "
+                     f"{r['nonzero_params']} / {r['params']} | {goal} |")
     onnx = [(r["teacher"], r["variant"], r["onnx_int8"]) for r in rows if "onnx_int8" in r]
     if onnx:
         lines += ["", "## ONNX int8: tf2onnx on the int8 TFLite vs ONNX Runtime static quantization", "",
@@ -221,7 +254,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    for noisy in ("tensorflow", "absl", "tf2onnx", "h5py", "root"):
+    logging.getLogger().setLevel(logging.ERROR)  # ORT's quantizer talks on the root logger
+    for ours in ("benchmarks", "edgeopt"):
+        logging.getLogger(ours).setLevel(logging.INFO)
+    for noisy in ("tensorflow", "absl", "tf2onnx", "h5py"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     only = [o for o in args.only.split(",") if o]
     rows, keras3 = [], None
@@ -235,7 +271,15 @@ def main() -> None:
                 log.exception("Keras 3 MobileNetV3Small run failed")
                 keras3 = {"error": f"{type(e).__name__}: {e}"[:300]}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "compression.json").write_text(json.dumps({"rows": rows, "keras3": keras3}, indent=2) + "\n")
+    previous = args.out / "compression.json"
+    if previous.exists():  # a partial run (--models, --no-keras3) keeps the other teachers' rows
+        old = json.loads(previous.read_text())
+        ran = {r["teacher"] for r in rows}
+        rows = [r for r in old.get("rows", []) if r.get("teacher") not in ran] + rows
+        keras3 = keras3 if keras3 is not None else old.get("keras3")
+    order = list(TEACHERS)
+    rows.sort(key=lambda r: order.index(r["teacher"]) if r.get("teacher") in order else len(order))
+    previous.write_text(json.dumps({"rows": rows, "keras3": keras3}, indent=2) + "\n")
     md = markdown(rows, keras3)
     (args.out / "compression.md").write_text(md)
     sys.stdout.write(md)

@@ -312,7 +312,7 @@ class _TuneBars:
 
 @app.command()
 def tune(model: Annotated[Path | None, typer.Argument(help="Teacher model (needed with distill).")] = None,
-         data: Annotated[str, typer.Option(help="digits, shapes, a .npz or an image folder.")] = "digits",
+         data: Annotated[str, typer.Option(help="digits, shapes, a .npz or an image folder.")] = ...,
          recipe: Annotated[Path | None, typer.Option(help="Recipe YAML; its first tune stage is the search.")] = None,
          out: Annotated[Path, typer.Option(help="Folder for <name>_tuned.keras and tuning.json.")] = Path("out/tune"),
          zoo: Annotated[str | None, typer.Option(help="Zoo builder to search (small_cnn, mobilenet_v2_like, mlp).")] = None,

@@ -54,7 +54,7 @@ class TrainDefaults(BaseModel):
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
     lr_schedule: LRSchedule = LRSchedule()
     optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
-    weight_decay: float = Field(0.0, ge=0)  # adamw's decoupled decay; ignored by the others
+    weight_decay: float = Field(0.0, ge=0)  # adamw's decoupled weight decay (e.g. 0.004); the others ignore it
     seed: int = 0
 
     @field_validator("lr_schedule", mode="before")
@@ -83,6 +83,9 @@ class ConvertConfig(BaseModel):
     # ONNX int8: tf2onnx on the int8 TFLite, ONNX Runtime static quantization of the fp32 ONNX, or both and
     # keep the more accurate on the validation split
     onnx_int8: Literal["auto", "tflite", "ort_static"] = "auto"
+    # drop tensor names and signature defs from TFLite files (LiteRT's strip_strings): a few hundred bytes
+    # that matter on tiny models; inputs/outputs are then addressed by index only
+    strip_strings: bool = False
 
 
 # The one registry: recipe key -> config model. Config modules (no TensorFlow imports) add their entries.

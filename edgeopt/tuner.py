@@ -119,8 +119,12 @@ def distributed(role: str | None, worker: str | None = None, oracle: str = "127.
         from edgeopt.errors import UsageError
 
         raise UsageError(f"--oracle {oracle!r} is not HOST:PORT", "write e.g. --oracle 127.0.0.1:8765")
-    before = {k: os.environ.get(k) for k in ENV_VARS}
     tuner_id = "chief" if role == "chief" else (worker if str(worker).startswith("tuner") else f"tuner{worker}")
+    if role == "worker" and (not worker or "chief" in str(worker)):
+        from edgeopt.errors import UsageError
+
+        raise UsageError(f"worker id {worker!r} is not usable", "give each worker its own id: --worker 0, --worker 1")
+    before = {k: os.environ.get(k) for k in ENV_VARS}
     os.environ.update({"KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": host, "KERASTUNER_ORACLE_PORT": port})
     try:
         yield

@@ -96,6 +96,7 @@ def mobilenet_v2_like(
     stem_filters: int = 32,
     stem_stride: int = 2,
     last_filters: int = 320,
+    resolution: int | None = None,
     dropout: float = 0.0,
     activation: str = "relu6",
     init: str | None = None,
@@ -107,7 +108,8 @@ def mobilenet_v2_like(
     ``last_filters``, global average pooling, dropout, logits, softmax. ``blocks`` is a table of
     (expansion, channels, repeats, stride); ``expansion`` overrides every row's factor (except a first 1).
     Channels scale by ``alpha`` (rounded to multiples of 8, as in MobileNetV2). A stride of 2 applies only
-    while the feature map stays ≥ 2 px, so 8x8 inputs work too."""
+    while the feature map stays ≥ 2 px, so 8x8 inputs work too. ``resolution`` (MobileNet's second multiplier)
+    resizes inputs to ``resolution`` × ``resolution`` px first: compute scales with its square."""
     import tf_keras as keras
 
     shape, num_classes, init = _check_common(input_shape, num_classes, alpha, 1, dropout, activation, init, image=True)
@@ -120,6 +122,7 @@ def mobilenet_v2_like(
     _check(expansion is None or expansion >= 1, f"expansion={expansion}", "use an expansion of 1 or more")
     _check(stem_stride in (1, 2), f"stem_stride={stem_stride}", "use 1 (inputs up to ~64 px) or 2")
     _check(stem_filters >= 1 and last_filters >= 1, "stem_filters/last_filters < 1", "use 1 or more filters")
+    _check(resolution is None or int(resolution) >= 2, f"resolution={resolution}", "use 2 px or more (or leave it out)")
     layers = keras.layers
 
     def conv_bn_act(x, filters, kernel, stride, prefix, depthwise=False, with_act=True):
@@ -136,9 +139,11 @@ def mobilenet_v2_like(
         return x
 
     inputs = keras.Input(shape=shape, name="input")
-    size = min(shape[0], shape[1])
+    x, size = inputs, min(shape[0], shape[1])
+    if resolution is not None and (int(resolution), int(resolution)) != tuple(shape[:2]):
+        x, size = layers.Resizing(int(resolution), int(resolution), name="resize")(inputs), int(resolution)
     stem_stride = stem_stride if size >= 4 else 1
-    x = conv_bn_act(inputs, _divisible(stem_filters * alpha), 3, stem_stride, "stem")
+    x = conv_bn_act(x, _divisible(stem_filters * alpha), 3, stem_stride, "stem")
     size, channels, block = -(-size // stem_stride), _divisible(stem_filters * alpha), 0
     for t, c, n, s in table:
         t = t if expansion is None or t == 1 else expansion
@@ -157,7 +162,8 @@ def mobilenet_v2_like(
     x = conv_bn_act(x, _divisible(last_filters * max(alpha, 1.0)), 1, 1, "head")
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = _classifier(keras, x, num_classes, dropout)
-    return keras.Model(inputs, outputs, name=name or f"mobilenet_v2_like_a{_tag(alpha)}")
+    tag = f"_r{int(resolution)}" if resolution is not None else ""
+    return keras.Model(inputs, outputs, name=name or f"mobilenet_v2_like_a{_tag(alpha)}{tag}")
 
 
 def mlp(

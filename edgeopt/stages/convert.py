@@ -132,6 +132,15 @@ def plan(cfg: ConvertConfig) -> list[tuple[str, str]]:
     return [("tflite", p) for p in cfg.tflite] + [("onnx", p) for p in cfg.onnx]
 
 
+def strip_strings(data: bytes) -> bytes:
+    """LiteRT's flatbuffer_utils.strip_strings: no tensor/subgraph names, no signature defs; same arithmetic."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
+    flatbuffer_utils.strip_strings(model)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
 def _predict(model, x: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(model(x[i : i + 256], training=False)) for i in range(0, len(x), 256)])
 
@@ -177,6 +186,8 @@ def apply(model, ctx: StageContext, cfg: ConvertConfig) -> list[Artifact]:
                                                       calibration, x_val, y_val, cfg.opset)
         else:
             data = fp32_onnx()
+        if fmt == "tflite" and cfg.strip_strings:
+            data = strip_strings(data)
         atomic.write_bytes(path, data)
         par = parity(path, fmt, x_test, y_test, reference)
         par["source_accuracy"] = round(ref_acc, 6)

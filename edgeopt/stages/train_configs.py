@@ -60,7 +60,7 @@ def _value_problem(key: str, values: list) -> str | None:
         bad = [v for v in values if v not in numbers or v < 0]
         if bad:
             return f"{key} must be ≥ 0, got {bad[0]!r}"
-    elif key in ("batch_size", "depth", "kernel", "units", "base_filters"):
+    elif key in ("batch_size", "depth", "kernel", "units", "base_filters", "resolution"):
         bad = [v for v in values if not isinstance(v, int) or isinstance(v, bool) or v < 1]
         if bad:
             return f"{key} must be a positive integer, got {bad[0]!r}"

@@ -205,6 +205,11 @@ def _finish(tuner, runner: _Runner, teacher, dataset, cfg: TuneConfig, directory
 
 
 def apply(model, ctx: StageContext, cfg: TuneConfig):
+    from edgeopt.tuner import role_from_env
+
+    if role_from_env() == "worker":
+        raise UsageError("KERASTUNER_TUNER_ID names a worker, but compress needs the search's result",
+                         "run workers with `edgeopt tune --worker ID` and compress (or `edgeopt tune --chief`) as chief")
     ctx.progress(f"tune: {cfg.strategy} search, up to {planned_trials(cfg)} trials")
     result = search(model if cfg.distill else None, ctx.dataset, cfg, ctx.train,
                     cache_root=ctx.cache_dir, reporter=LogReporter(planned_trials(cfg)))

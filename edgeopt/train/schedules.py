@@ -88,7 +88,7 @@ def optimizer(train: Any, learning_rate, name: str | None = None):
     if name == "adam":
         return keras.optimizers.Adam(learning_rate)
     if name == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=float(getattr(train, "weight_decay", 0.0) or 0.004))
+        return keras.optimizers.AdamW(learning_rate, weight_decay=float(getattr(train, "weight_decay", 0.0)))
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True)
     if name == "rmsprop":

@@ -76,9 +76,10 @@ def test_tune_distill_convert_then_bench(tmp_path, teacher):
 
 
 def _sigmoid_teacher(path: Path) -> Path:
-    code = ("import tf_keras as k; i = k.Input((8, 8, 1)); "
-            "k.Model(i, k.layers.Dense(10, activation='sigmoid')(k.layers.Flatten()(i))).save(r'%s')" % path)
-    subprocess.run([sys.executable, "-c", code], check=True, env=ENV, capture_output=True)
+    import tf_keras as keras
+
+    inp = keras.Input((8, 8, 1))
+    keras.Model(inp, keras.layers.Dense(10, activation="sigmoid")(keras.layers.Flatten()(inp))).save(path)
     return path
 
 

@@ -49,6 +49,27 @@ def test_keras3_functional_is_bridged_within_1e5(tmp_path, digits):
     assert model.count_params() == k3.count_params()
 
 
+def test_keras3_sequence_layers_and_adapted_normalization(tmp_path):
+    import keras
+
+    from edgeopt.keras_compat import load_model
+
+    x = np.random.default_rng(0).normal(2.0, 3.0, size=(64, 16, 3)).astype(np.float32)
+    norm = keras.layers.Normalization(axis=-1)
+    norm.adapt(x)  # mean/variance live in weights, not in the config
+    inp = keras.Input((16, 3))
+    h = norm(inp)
+    h = keras.layers.Multiply()([keras.layers.Conv1D(8, 3, padding="same", activation="relu")(h),
+                                 keras.layers.Conv1D(8, 1, activation="sigmoid")(h)])
+    h = keras.layers.AveragePooling1D(2)(h)
+    h = keras.layers.Concatenate()([keras.layers.GlobalMaxPooling1D()(h), keras.layers.Flatten()(h)])
+    k3 = keras.Model(inp, keras.layers.Dense(4, activation="softmax")(h))
+    path = tmp_path / "seq.keras"
+    k3.save(path)
+    model = load_model(path, sample=x[:16])
+    assert np.max(np.abs(np.asarray(k3(x)) - np.asarray(model(x)))) <= 1e-5
+
+
 def test_keras3_sequential_goes_through_prune_and_int8(tmp_path, digits):
     import keras
 

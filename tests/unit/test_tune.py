@@ -130,3 +130,21 @@ def test_search_errors_are_usage_errors(tmp_path, digits):
                                  digits.x_test, digits.y_test, num_classes=10)
     with pytest.raises(UsageError, match="no validation split"):
         search(None, no_val, _cfg(tmp_path), TrainDefaults())
+
+
+def test_mobilenet_resolution_is_a_searchable_builder_option():
+    import keras_tuner as kt
+
+    from edgeopt import zoo
+    from edgeopt.tuner import declare
+
+    cfg = Recipe.from_dict({"stages": [{"tune": {"model": {"zoo": "mobilenet_v2_like", "alpha": 0.35},
+                                                 "space": {"resolution": {"choice": [16, 24]}}}}]}).stages[0][1]
+    values = declare(kt.HyperParameters(), cfg.space)
+    model = zoo.build("mobilenet_v2_like", (32, 32, 3), 10, alpha=0.35, **values)
+    assert model.input_shape == (None, 32, 32, 3)
+    assert model.get_layer("resize").output_shape == (None, 16, 16, 3)
+    assert model.name.endswith("_r16")
+    with pytest.raises(UsageError, match="resolution must be a positive integer"):
+        Recipe.from_dict({"stages": [{"tune": {"model": {"zoo": "mobilenet_v2_like"},
+                                               "space": {"resolution": {"choice": [0, 24]}}}}]})
