@@ -66,7 +66,7 @@ def compress(model_path, data, out, recipe: Recipe | str | Path | None = None,
     rec = rec.with_default_convert()
     dataset = data if hasattr(data, "x_test") else load_dataset(data)
     out = Path(out)
-    model = load_model(model_path)
+    model = load_model(model_path, sample=dataset.x_val[:64])  # a bridged Keras 3 model is checked on real data
     check_compatible(model, dataset)
     base = model_path.stem if model_path.is_file() else model_path.name
     out.parent.mkdir(parents=True, exist_ok=True)
