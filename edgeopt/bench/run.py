@@ -112,11 +112,8 @@ def benchmark(paths: list[str | Path], targets: list, dataset, out: str | Path |
     report = Report(environment=host_environment())
     report.environment["data"] = dataset.name
     report.environment["targets"] = {}
-    for folder in map(Path, paths):  # training sections of compress folders (tune, distill stages), by folder name
-        extra = load_manifest(folder).extra if (folder / "manifest.json").is_file() else {}
-        for key in ("tuning", "distillation"):
-            if key in extra:
-                report.extra.setdefault(key, {})[folder.resolve().name] = extra[key]
+    for folder in map(Path, paths):
+        _copy_manifest_sections(report, folder)
     with tempfile.TemporaryDirectory(prefix="edgeopt-bench-") as tmp:
         run = _Run(report, items, harness.write_inputs(Path(tmp), dataset.x_test), dataset.y_test, Path(tmp), out,
                    on_result, on_start)
@@ -393,3 +390,22 @@ def reachability(target, timeout_s: float = 5) -> tuple[str, str]:
     if target.arch != platform.machine():
         return "no", f"this machine is {platform.machine()}, the target is {target.arch}"
     return "yes", "this machine"
+
+
+def _copy_manifest_sections(report: Report, folder: Path) -> None:
+    """What stages recorded (tuning, distillation, per-layer sparsity, int8 sensitivity) goes into the report
+    by compress folder, so the HTML report can show it next to the measurements."""
+    if not (folder / "manifest.json").is_file():
+        return
+    manifest = load_manifest(folder)
+    name = folder.resolve().name
+    for key in ("tuning", "distillation"):
+        if key in manifest.extra:
+            report.extra.setdefault(key, {})[name] = manifest.extra[key]
+    section = {k: v for k, v in manifest.extra.items() if k not in ("tuning", "distillation")}
+    per_artifact = {a.name: {k: v for k, v in a.info.items() if k != "parity"} for a in manifest.artifacts}
+    per_artifact = {n: info for n, info in per_artifact.items() if info}
+    if per_artifact:
+        section["artifacts"] = per_artifact
+    if section:
+        report.extra.setdefault("manifests", {})[name] = section

@@ -141,3 +141,11 @@ def test_runner_ships_standalone(tmp_path, compressed, digits):
     result = json.loads((tmp_path / "res" / "result.json").read_text())
     assert result["status"] == "ok", result.get("error")
     assert len(result["samples_ms"]) >= 3
+
+
+def test_stage_records_reach_the_report(quick_report):
+    """The int8 search record (sensitivity, ops kept float) travels from the manifest into the report."""
+    _, report = quick_report
+    (section,) = report.extra["manifests"].values()
+    int8 = next(info for name, info in section["artifacts"].items() if name.endswith("_int8.tflite"))
+    assert "int8" in int8
