@@ -375,12 +375,12 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted; partial results were kept\n")
         sys.exit(130)
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
+    except Exception as e:
+        # Usage errors (missing option, bad value) come from click, which typer vendors in newer releases:
+        # recognise them by shape rather than by importing a module that may not exist.
+        if hasattr(e, "show") and hasattr(e, "exit_code"):
             e.show()
-            sys.exit(2)
+            sys.exit(e.exit_code if isinstance(e.exit_code, int) and e.exit_code else 2)
         raise
     sys.exit(rc if isinstance(rc, int) else 0)
 

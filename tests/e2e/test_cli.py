@@ -105,3 +105,15 @@ def test_targets_lists_x86(tmp_path):
     proc = run("targets")
     assert proc.returncode == 0
     assert "x86-cpu" in proc.stdout
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["compress", "x.keras"], "--data"),
+    (["bench", "x.tflite", "--data", "digits", "--out", "r.json", "--threads", "0"], "--threads"),
+    (["nosuchcommand"], "nosuchcommand"),
+])
+def test_usage_errors_exit_2_without_traceback(tmp_path, args, needle):
+    proc = run(*args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
