@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,15 +116,3 @@ def to_measurement(artifact: Artifact, path: Path, target_name: str, runtime: st
             m.agreement = measure.agreement(outputs, reference)
             m.max_abs_diff = measure.max_abs_diff(outputs, reference)
     return m, outputs
-
-
-def bench_one(artifact: Artifact, path: Path, target, runtime: str, plan: RunPlan, data: Path,
-              labels: np.ndarray, reference: np.ndarray | None, workdir: Path | None = None):
-    """One artifact on the local machine: (Measurement, outputs on the eval split or None)."""
-    options = dict(target.runtime_options.get(runtime, {}))
-    with tempfile.TemporaryDirectory(prefix="edgeopt-run-", dir=workdir) as tmp:
-        out = Path(tmp)
-        raw = run_local(job_for(path, runtime, plan, options, data, out), plan.timeout_s)
-        if raw.get("status") != "ok":
-            log.warning("%s on %s/%s failed: %s", artifact.name, target.name, runtime, raw.get("error"))
-        return to_measurement(artifact, path, target.name, runtime, raw, out, labels, reference, plan.threads)

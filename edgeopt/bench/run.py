@@ -217,7 +217,7 @@ def _local_target(run: _Run, target, gpu: dict | None) -> None:
 
 
 def _bench_local(run: _Run, artifact: Artifact, path: Path, target, runtime: str, plan, reference):
-    """harness.bench_one, also returning the runner's raw result (providers, environment)."""
+    """One artifact in a fresh local worker: (Measurement, outputs on the eval split or None, raw runner result)."""
     options = dict(target.runtime_options.get(runtime, {}))
     with tempfile.TemporaryDirectory(prefix="edgeopt-run-", dir=run.tmp) as tmp:
         out = Path(tmp)
