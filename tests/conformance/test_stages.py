@@ -64,7 +64,10 @@ def test_stage_contract(stage, model, digits, tmp_path):
 
     fp32 = tmp_path / "fp32.tflite"
     fp32.write_bytes(tflite_bytes(out, "fp32"))
-    np.testing.assert_allclose(litert.load(str(fp32)).run(x), expected, atol=1e-4)
+    # A QAT model's fake-quant nodes become real int8 kernels in TFLite: outputs may differ by a few quantization
+    # steps of the output (seen: 2.3e-3 on a 1-epoch QAT digits model), not by float round-off.
+    tol = 2e-2 if stage == "quantize" else 1e-4
+    np.testing.assert_allclose(litert.load(str(fp32)).run(x), expected, atol=tol)
     int8 = tmp_path / "int8.tflite"
     int8.write_bytes(tflite_bytes(out, "int8", digits.representative(64)))
     agreement = np.mean(litert.load(str(int8)).run(x).argmax(-1) == expected.argmax(-1))
