@@ -90,11 +90,14 @@ def main() -> None:
         rows.append([art.name, f"{bare * 1e3:.1f}", f"{ours * 1e3:.1f}", f"{ratio:.3f}"])
         print(f"{art.name:32s} bare p50 {bare * 1e3:8.1f} µs   edgeopt p50 {ours * 1e3:8.1f} µs   ratio {ratio:.3f}")
     worst = max(r["ratio"] for r in records)
-    print(f"worst ratio {worst:.3f} (goal ≤ 1.05): {'met' if worst <= 1.05 else 'NOT met'}")
+    typical = statistics.median(r["ratio"] for r in records)
+    # Ratios below 1 mean the separate worker process simply ran faster: process-to-process variance
+    # (thread-pool wake-ups, memory layout) shows up in both directions; overhead only pushes one way.
+    print(f"median ratio {typical:.3f}, worst {worst:.3f} (goal ≤ 1.05): {'met' if worst <= 1.05 else 'NOT met'}")
     md = "# Harness overhead (edgeopt p50 / bare invoke() p50)\n\n" + md_table(
-        ["artifact", "bare p50 µs", "edgeopt p50 µs", "ratio"], rows) + f"\nworst ratio {worst:.3f}, goal ≤ 1.05\n"
+        ["artifact", "bare p50 µs", "edgeopt p50 µs", "ratio"], rows) + f"\nmedian ratio {typical:.3f}, worst {worst:.3f}, goal ≤ 1.05\n"
     write_results("harness_overhead", {"threads": target.threads, "runs": args.runs, "results": records,
-                                       "worst_ratio": worst, "goal": 1.05}, md)
+                                       "worst_ratio": worst, "median_ratio": typical, "goal": 1.05}, md)
 
 
 if __name__ == "__main__":
