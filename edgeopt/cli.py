@@ -229,7 +229,7 @@ def targets(ctx: typer.Context,
 
     from rich.table import Table
 
-    from edgeopt.bench.run import reachability
+    from edgeopt.bench.reachability import reachability
     from edgeopt.targets import available, load_target
 
     found = {name: load_target(path) for name, path in available().items()}
@@ -261,7 +261,7 @@ def targets_setup(name: Annotated[str, typer.Argument(help="Target to prepare (r
                   force: Annotated[bool, typer.Option(help="Rebuild even if it is already there.")] = False) -> None:
     """Prepare a target once: for an emulated one, build the aarch64 sysroot in the cache folder."""
     from edgeopt.bench import emulate
-    from edgeopt.bench.run import reachability
+    from edgeopt.bench.reachability import reachability
     from edgeopt.errors import UsageError
     from edgeopt.targets import load_target
 

@@ -90,6 +90,15 @@ class _Run:
         if self.on_result:
             self.on_result(m)
 
+    def runtime_or_skip(self, artifact: Artifact, path: Path, target, label: str = "") -> str | None:
+        """Announce the artifact; its runtime on ``target``, or None after recording it as skipped."""
+        self.started(f"{artifact.name} on {target.name}{label}")
+        runtime = _runtime_for(artifact, target)
+        if runtime is None:
+            self.add(skipped(artifact, path, target.name, "-",
+                             f"target {target.name} has no runtime for {artifact.format}"))
+        return runtime
+
     def target_env(self, name: str) -> dict:
         return self.report.environment["targets"].setdefault(name, {})
 
@@ -188,11 +197,8 @@ def _local_target(run: _Run, target, gpu: dict | None) -> None:
     plan = harness.RunPlan.from_target(target)
     reference = None
     for artifact, path in run.items:
-        runtime = _runtime_for(artifact, target)
-        run.started(f"{artifact.name} on {target.name}")
+        runtime = run.runtime_or_skip(artifact, path, target)
         if runtime is None:
-            run.add(skipped(artifact, path, target.name, "-", f"target {target.name} has no runtime for "
-                                                                f"{artifact.format}"))
             continue
         tgt = target
         if gpu is not None:
@@ -239,11 +245,8 @@ def _emulated_target(run: _Run, target, sysroot: dict) -> None:
     env["note"] = "outputs from aarch64 kernels under qemu-user; latency is the rpi4 cost-model estimate"
     emulation = env.setdefault("emulation", {})
     for artifact, path in run.items:
-        runtime = _runtime_for(artifact, target)
-        run.started(f"{artifact.name} on {target.name} (emulated)")
+        runtime = run.runtime_or_skip(artifact, path, target, " (emulated)")
         if runtime is None:
-            run.add(skipped(artifact, path, target.name, "-", f"target {target.name} has no runtime for "
-                                                                f"{artifact.format}"))
             continue
         options = dict(target.runtime_options.get(runtime, {}))
         with tempfile.TemporaryDirectory(prefix="edgeopt-qemu-", dir=run.tmp) as tmp:
@@ -294,11 +297,8 @@ def _ssh_lane(run: _Run, target, checked: dict) -> None:
         lost = f"device lost before the first run: {e}"
     try:
         for i, (artifact, path) in enumerate(run.items):
-            runtime = _runtime_for(artifact, target)
-            run.started(f"{artifact.name} on {target.name}")
+            runtime = run.runtime_or_skip(artifact, path, target)
             if runtime is None:
-                run.add(skipped(artifact, path, target.name, "-", f"target {target.name} has no runtime for "
-                                                                    f"{artifact.format}"))
                 continue
             if lost:
                 run.add(skipped(artifact, path, target.name, runtime, lost, status="failed", threads=plan.threads))
@@ -361,35 +361,6 @@ def _host_outputs(run: _Run, item, plan) -> np.ndarray | None:
                 return None
             run.host_outputs[artifact.name] = np.load(Path(tmp) / raw["outputs"])
     return run.host_outputs[artifact.name]
-
-
-def reachability(target, timeout_s: float = 5) -> tuple[str, str]:
-    """("yes" | "no", why) for `edgeopt targets`: can this target be benchmarked from here right now?"""
-    from edgeopt.bench import emulate
-    from edgeopt.bench.remote import SSHDevice
-
-    kind = target.connection.kind
-    if kind == "qemu":
-        info = emulate.ready_info(emulate.sysroot_dir(target))
-        if info is None:
-            return "no", f"sysroot not built: run `edgeopt targets setup {target.name}`"
-        qemu = " ".join(str(info.get("qemu", "qemu")).split()[:3:2])  # "qemu-aarch64 10.0.13"
-        return "yes", f"emulated by {qemu}; latency estimated"
-    if kind == "ssh":
-        conn = target.connection.model_copy(update={"connect_timeout_s": min(timeout_s, target.connection.connect_timeout_s)})
-        try:
-            info = SSHDevice(target.name, conn).check()
-        except UsageError as e:
-            return "no", e.problem.removeprefix(f"target {target.name}: ")
-        have = [m for m in ("ai_edge_litert", "tflite_runtime", "onnxruntime") if info["modules"].get(m)]
-        return "yes", f"{info['machine']}, Python {info['python']}, {', '.join(have) or 'no runtime'}"
-    if target.device == "gpu":
-        probe = gpu_probe()
-        reason = gpu_skip_reason(probe, "onnxruntime")
-        return ("no", reason) if reason else ("yes", (probe.get("nvidia_smi") or "GPU").splitlines()[0][:80])
-    if target.arch != platform.machine():
-        return "no", f"this machine is {platform.machine()}, the target is {target.arch}"
-    return "yes", "this machine"
 
 
 def _copy_manifest_sections(report: Report, folder: Path) -> None:

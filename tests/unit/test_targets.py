@@ -100,7 +100,7 @@ def test_unknown_name_and_bad_yaml(tmp_path):
 
 
 def test_reachability_says_why(tmp_path, monkeypatch):
-    from edgeopt.bench.run import reachability
+    from edgeopt.bench.reachability import reachability
 
     assert reachability(load_target("x86-cpu"))[0] == "yes"
     monkeypatch.setenv("EDGEOPT_CACHE", str(tmp_path / "cache"))
