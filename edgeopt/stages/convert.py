@@ -8,6 +8,7 @@ returns for plain SavedModels and Keras 3 models the bridge could not translate 
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -145,19 +146,6 @@ def _predict(model, x: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(model(x[i : i + 256], training=False)) for i in range(0, len(x), 256)])
 
 
-class _Lazy:
-    """Build once, on first use: the fp32 ONNX and the int8 TFLite serve more than one artifact."""
-
-    def __init__(self, make) -> None:
-        self._make = make
-        self._value = None
-
-    def __call__(self):
-        if self._value is None:
-            self._value = self._make()
-        return self._value
-
-
 def apply(model, ctx: StageContext, cfg: ConvertConfig) -> list[Artifact]:
     ds = ctx.dataset
     x_test, y_test = ds.x_test, ds.y_test
@@ -168,8 +156,9 @@ def apply(model, ctx: StageContext, cfg: ConvertConfig) -> list[Artifact]:
     reference = _predict(model, x_test)
     ref_acc = measure.accuracy(reference, y_test)
     float_val_acc = measure.accuracy(_predict(model, x_val), y_val) if wants_int else None
-    int8 = _Lazy(lambda: int8_tflite(model, calibration, x_val, y_val, float_val_acc, cfg, cfg.int8_io))
-    fp32_onnx = _Lazy(lambda: onnx_bytes(model, cfg.opset))
+    # Built once, on first use: the int8 TFLite and the fp32 ONNX each serve more than one artifact.
+    int8 = functools.cache(lambda: int8_tflite(model, calibration, x_val, y_val, float_val_acc, cfg, cfg.int8_io))
+    fp32_onnx = functools.cache(lambda: onnx_bytes(model, cfg.opset))
     artifacts: list[Artifact] = []
     fp32_acc = None
     for fmt, precision in plan(cfg):
