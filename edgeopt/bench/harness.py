@@ -95,9 +95,7 @@ def to_measurement(artifact: Artifact, path: Path, target_name: str, runtime: st
     m = Measurement(artifact=artifact.name, format=artifact.format, precision=artifact.precision, target=target_name,
                     runtime=runtime, status=raw.get("status", "failed"), error=raw.get("error"), path=str(path),
                     role=artifact.role, stages=list(artifact.stages), threads=threads)
-    m.size_bytes = measure.size_bytes(path)
-    m.gzip_bytes = measure.gzip_bytes(path)
-    m.params, m.nonzero_params = measure.param_counts(path, artifact.format)
+    m.size_bytes, m.gzip_bytes, m.params, m.nonzero_params = measure.file_facts(path, artifact.format)
     if raw.get("params") is not None:
         m.params, m.nonzero_params = raw["params"], raw.get("nonzero_params")
     m.init_ms, m.first_ms, m.peak_rss_mb = raw.get("init_ms"), raw.get("first_ms"), raw.get("peak_rss_mb")

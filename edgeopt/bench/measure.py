@@ -3,6 +3,7 @@ computed from outputs: accuracy, top-1 agreement, max abs difference."""
 
 from __future__ import annotations
 
+import functools
 import gzip
 import logging
 from pathlib import Path
@@ -100,6 +101,19 @@ def param_counts(path: Path, fmt: str) -> tuple[int | None, int | None]:
     except Exception as e:  # noqa: BLE001 — a count we cannot read is missing, not fatal
         log.warning("could not count parameters of %s: %s", path, e)
     return None, None
+
+
+def file_facts(path: Path, fmt: str) -> tuple[int, int, int | None, int | None]:
+    """(size_bytes, gzip_bytes, params, nonzero_params) of an artifact, computed once per file version:
+    every target of a run measures the same files."""
+    path = Path(path)
+    return _file_facts(str(path.resolve()), fmt, path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _file_facts(path: str, fmt: str, _mtime_ns: int) -> tuple[int, int, int | None, int | None]:
+    p = Path(path)
+    return (size_bytes(p), gzip_bytes(p), *param_counts(p, fmt))
 
 
 def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
