@@ -24,7 +24,7 @@ def write_results(name: str, payload: dict, markdown: str) -> tuple[Path, Path]:
 
 
 def _cpu() -> str:
-    from edgeopt.bench.runner import environment
+    from edgeopt.bench.ondevice.runner import environment
 
     env = environment()
     return f"{env['cpu']} ({env['cores']} cores)"

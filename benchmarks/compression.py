@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from edgeopt.bench import measure  # noqa: E402
+from edgeopt.core import metrics as measure  # noqa: E402
 from edgeopt.recipe import Recipe  # noqa: E402
 
 log = logging.getLogger("benchmarks.compression")
@@ -127,7 +127,7 @@ def row(name: str, kind: str, path: Path, acc: float, base: dict | None, seconds
 
 def run_teacher(name: str, t: dict, work: Path, only: list[str] | None) -> list[dict]:
     from edgeopt.compress import compress
-    from edgeopt.data import load_dataset
+    from edgeopt.data.dataset import load_dataset
 
     model_path = REPO / "sample_models" / t["file"]
     if not model_path.exists():
@@ -185,8 +185,8 @@ def keras3_mobilenetv3(work: Path) -> dict:
     import numpy as np
 
     from edgeopt.compress import compress
-    from edgeopt.data import Dataset, load_dataset
-    from edgeopt.keras_compat import load_model
+    from edgeopt.data.dataset import Dataset, load_dataset
+    from edgeopt.models.load import load_model
 
     t0 = time.time()
     shapes = load_dataset("shapes")

@@ -36,7 +36,7 @@ SETUPS = {
 def run_one(dataset, teacher_logits, setup: dict, seed: int, distill: bool, temperature: float, alpha: float) -> dict:
     import tf_keras as keras
 
-    from edgeopt import zoo
+    from edgeopt.models import zoo
     from edgeopt.recipe import LRSchedule
     from edgeopt.train.fit import Settings, evaluate, train
 
@@ -55,8 +55,8 @@ def run_one(dataset, teacher_logits, setup: dict, seed: int, distill: bool, temp
 
 
 def bench_dataset(name: str, seeds: list[int], temperature: float, alpha: float, epochs: int | None) -> dict | None:
-    from edgeopt.data import load_dataset
-    from edgeopt.keras_compat import load_model
+    from edgeopt.data.dataset import load_dataset
+    from edgeopt.models.load import load_model
     from edgeopt.train.distiller import teacher_logits
     from edgeopt.train.fit import evaluate
 

@@ -26,9 +26,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from edgeopt import atomic  # noqa: E402
-from edgeopt.bench.emulate import cache_dir  # noqa: E402
+from edgeopt.bench.devices.qemu import cache_dir  # noqa: E402
 from edgeopt.bench.estimate import estimate_ops, graph_ops, summarize  # noqa: E402
-from edgeopt.targets import load_target  # noqa: E402
+from edgeopt.bench.targets import load_target  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = ("mobilenet_v1", "mobilenet_v2")

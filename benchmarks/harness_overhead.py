@@ -50,10 +50,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="alternate bare/edgeopt this many times; median ratio")
     args = ap.parse_args()
 
-    from edgeopt.artifact import collect
-    from edgeopt.bench.run import benchmark
-    from edgeopt.data import load_dataset
-    from edgeopt.targets import load_target
+    from edgeopt.bench.orchestrate import benchmark
+    from edgeopt.bench.targets import load_target
+    from edgeopt.core.artifact import collect
+    from edgeopt.data.dataset import load_dataset
 
     ds = load_dataset("digits")
     folders = args.artifacts or [REPO / "out" / "demo" / "artifacts"]
@@ -65,7 +65,7 @@ def main() -> None:
     target = load_target("x86-cpu")
 
     def data_for(path: Path):
-        from edgeopt.artifact import load_manifest
+        from edgeopt.core.artifact import load_manifest
 
         name = load_manifest(path.parent).source.get("data", "digits")
         return ds if name == ds.name else load_dataset(name)

@@ -1,7 +1,7 @@
 """Hyperband vs random search at an equal epoch budget: the best validation accuracy each finds (and the test
 accuracy of that best trial's model), over oracle seeds.
 
-Hyperband gets ``max_epochs`` and ``factor``; its bracket plan fixes the epochs it spends (edgeopt.tuner.
+Hyperband gets ``max_epochs`` and ``factor``; its bracket plan fixes the epochs it spends (edgeopt.train.tuner.
 hyperband_plan). Random search gets as many full-length (``max_epochs``) trials as fit in the same budget.
 Early stopping is off for both, so the budgets are exact.
 
@@ -37,7 +37,7 @@ def subset(dataset, n_train: int | None, seed: int = 0):
     """The first ``n_train`` training samples (shuffled, seeded), val/test as they are: faster epochs."""
     import numpy as np
 
-    from edgeopt.data import Dataset
+    from edgeopt.data.dataset import Dataset
 
     if not n_train or n_train >= len(dataset.x_train):
         return dataset
@@ -63,8 +63,8 @@ def search_once(dataset, strategy: str, seed: int, max_epochs: int, factor: int,
 
 
 def main() -> None:
-    from edgeopt.data import load_dataset
-    from edgeopt.tuner import hyperband_plan
+    from edgeopt.data.dataset import load_dataset
+    from edgeopt.train.tuner import hyperband_plan
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="digits")

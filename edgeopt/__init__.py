@@ -18,9 +18,9 @@ def compress(model, data, out, recipe=None, **kwargs):
 
 def benchmark(paths, target="x86-cpu", data="digits", out=None, **overrides):
     """Benchmark artifacts (files or compress folders) on one or more targets; returns the Report."""
-    from edgeopt.bench.run import benchmark as _benchmark
-    from edgeopt.data import load_dataset
-    from edgeopt.targets import load_target
+    from edgeopt.bench.orchestrate import benchmark as _benchmark
+    from edgeopt.bench.targets import load_target
+    from edgeopt.data.dataset import load_dataset
 
     targets = [load_target(t) for t in ([target] if isinstance(target, str) else target)]
     return _benchmark(paths if isinstance(paths, list | tuple) else [paths], targets, load_dataset(data), out,
@@ -29,13 +29,13 @@ def benchmark(paths, target="x86-cpu", data="digits", out=None, **overrides):
 
 def gate(report, budgets=None, baseline=None):
     """Check a report against budgets and/or a baseline report; returns the Verdict."""
-    from edgeopt.gate import check
-    from edgeopt.report import Report
+    from edgeopt.core.report import Report
+    from edgeopt.verdict.gate import check
 
     return check(report if isinstance(report, Report) else load_report(report), budgets=budgets, baseline=baseline)
 
 
 def load_report(path):
-    from edgeopt.report import load_report as _load
+    from edgeopt.core.report import load_report as _load
 
     return _load(path)

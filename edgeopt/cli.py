@@ -53,8 +53,8 @@ def _progress():
 
 def do_compress(model: Path, data: str, out: Path, recipe: Path | None):
     from edgeopt.compress import compress
-    from edgeopt.data import load_dataset
-    from edgeopt.keras_compat import check_model_path
+    from edgeopt.data.dataset import load_dataset
+    from edgeopt.models.load import check_model_path
     from edgeopt.recipe import load_recipe
     from edgeopt.stages.convert import plan
 
@@ -104,10 +104,10 @@ def compress(model: Annotated[Path, typer.Argument(help="tf_keras .keras/.h5 fil
 
 
 def do_bench(paths: list[Path], targets: list[str], data: str, out: Path, **overrides):
-    from edgeopt.artifact import collect
-    from edgeopt.bench.run import benchmark
-    from edgeopt.data import load_dataset
-    from edgeopt.targets import load_target
+    from edgeopt.bench.orchestrate import benchmark
+    from edgeopt.bench.targets import load_target
+    from edgeopt.core.artifact import collect
+    from edgeopt.data.dataset import load_dataset
 
     target_objs = [load_target(t) for t in targets]
     dataset = load_dataset(data)
@@ -167,7 +167,7 @@ def gate(report: Annotated[Path, typer.Argument(help="report.json from `edgeopt 
          json_out: Annotated[Path | None, typer.Option("--json", help="Write the verdict as JSON here.")] = None,
          ) -> None:
     """Check a report against budgets and/or a baseline. Exit 0 pass, 1 violated, 2 bad input."""
-    from edgeopt.gate import run_gate
+    from edgeopt.verdict.gate import run_gate
 
     raise typer.Exit(run_gate(report, budgets_path=budgets, baseline_path=baseline, junit=junit, markdown=markdown,
                               json_out=json_out, console=_console()))
@@ -181,7 +181,7 @@ def report(report: Annotated[Path, typer.Argument(help="report.json from `edgeop
            ) -> None:
     """Render a report as HTML and/or Markdown."""
     from edgeopt.errors import UsageError
-    from edgeopt.render import run_report
+    from edgeopt.render.markdown import run_report
 
     if html is None and markdown is None:
         raise UsageError("nothing to write", "pass --html FILE and/or --markdown FILE")
@@ -194,8 +194,8 @@ def demo(out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out/d
          min_seconds: Annotated[float | None, typer.Option(help="Minimum timed seconds per artifact.")] = None,
          ) -> None:
     """Compress the bundled digits teacher, benchmark it on x86-cpu, render and gate the report."""
-    from edgeopt.gate import run_gate
-    from edgeopt.render import run_report
+    from edgeopt.render.markdown import run_report
+    from edgeopt.verdict.gate import run_gate
 
     model = SAMPLE_DIR / "digits_cnn.keras"
     budgets = SAMPLE_DIR / "budgets.yaml"
@@ -229,8 +229,8 @@ def targets(ctx: typer.Context,
 
     from rich.table import Table
 
-    from edgeopt.bench.reachability import reachability
-    from edgeopt.targets import available, load_target
+    from edgeopt.bench.devices.reachability import reachability
+    from edgeopt.bench.targets import available, load_target
 
     found = {name: load_target(path) for name, path in available().items()}
     with ThreadPoolExecutor(max_workers=max(1, len(found))) as pool:  # SSH probes wait on the network: together
@@ -260,10 +260,10 @@ def _short_path(p: Path | None) -> str:
 def targets_setup(name: Annotated[str, typer.Argument(help="Target to prepare (rpi4-emulated builds its sysroot).")],
                   force: Annotated[bool, typer.Option(help="Rebuild even if it is already there.")] = False) -> None:
     """Prepare a target once: for an emulated one, build the aarch64 sysroot in the cache folder."""
-    from edgeopt.bench import emulate
-    from edgeopt.bench.reachability import reachability
+    from edgeopt.bench.devices import qemu as emulate
+    from edgeopt.bench.devices.reachability import reachability
+    from edgeopt.bench.targets import load_target
     from edgeopt.errors import UsageError
-    from edgeopt.targets import load_target
 
     tg = load_target(name)
     if tg.connection.kind != "qemu":
@@ -326,10 +326,10 @@ def tune(model: Annotated[Path | None, typer.Argument(help="Teacher model (neede
          oracle: Annotated[str, typer.Option(help="The chief's HOST:PORT.")] = "127.0.0.1:8765",
          ) -> None:
     """Search a zoo model's options and training settings with Keras Tuner; write the best model, retrained."""
-    from edgeopt.data import load_dataset
+    from edgeopt.data.dataset import load_dataset
     from edgeopt.errors import UsageError
     from edgeopt.stages import tune as tune_stage
-    from edgeopt.tuner import distributed
+    from edgeopt.train.tuner import distributed
 
     if chief and worker is not None:
         raise UsageError("--chief and --worker were both given", "start one chief and one or more workers")
@@ -339,7 +339,7 @@ def tune(model: Annotated[Path | None, typer.Argument(help="Teacher model (neede
     dataset = load_dataset(data)
     teacher = None
     if model is not None:
-        from edgeopt.keras_compat import check_model_path, load_model
+        from edgeopt.models.load import check_model_path, load_model
 
         teacher = load_model(check_model_path(model))
     role = "chief" if chief else "worker" if worker is not None else None

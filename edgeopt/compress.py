@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from edgeopt.artifact import Artifact, Manifest
+from edgeopt.core.artifact import Artifact, Manifest
 from edgeopt.errors import UsageError
 from edgeopt.recipe import Recipe, load_recipe
 from edgeopt.stages.context import StageContext
@@ -58,8 +58,8 @@ def _swap_into_place(staging: Path, out: Path) -> None:
 def compress(model_path, data, out, recipe: Recipe | str | Path | None = None,
              progress: Callable[[str], None] | None = None) -> Manifest:
     """Run ``recipe`` on the model at ``model_path`` with ``data``; write ``out``/manifest.json."""
-    from edgeopt.data import load_dataset
-    from edgeopt.keras_compat import check_model_path, load_model
+    from edgeopt.data.dataset import load_dataset
+    from edgeopt.models.load import check_model_path, load_model
 
     model_path = check_model_path(model_path)
     rec = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)

@@ -16,7 +16,7 @@ SAMPLE_MODELS = REPO / "sample_models"
 
 @pytest.fixture(scope="session")
 def digits():
-    from edgeopt.data import load_dataset
+    from edgeopt.data.dataset import load_dataset
 
     return load_dataset("digits")
 
@@ -55,8 +55,8 @@ def compressed(tmp_path_factory, tiny_model_path, digits):
 @pytest.fixture(scope="session")
 def quick_report(tmp_path_factory, compressed, digits):
     """A real benchmark of the tiny model's artifacts on x86-cpu with few runs."""
-    from edgeopt.bench.run import benchmark
-    from edgeopt.targets import load_target
+    from edgeopt.bench.orchestrate import benchmark
+    from edgeopt.bench.targets import load_target
 
     out_dir, _ = compressed
     path = tmp_path_factory.mktemp("report") / "report.json"

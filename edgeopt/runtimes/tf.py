@@ -25,7 +25,7 @@ class Session:
                 pass  # already initialised in this process; the setting cannot change any more
         if device == "gpu" and not tf.config.list_physical_devices("GPU"):
             raise RuntimeError("no GPU visible to TensorFlow — run on a machine with CUDA and the GPU build")
-        from edgeopt.keras_compat import load_model  # noqa: PLC0415 (host-only runtime)
+        from edgeopt.models.load import load_model  # noqa: PLC0415 (host-only runtime)
 
         self.model = load_model(path)
         self.params = int(self.model.count_params())

@@ -9,9 +9,9 @@ import logging
 import numpy as np
 
 from edgeopt.errors import UsageError
-from edgeopt.stages import finetune
 from edgeopt.stages.compress_configs import ClusterConfig
 from edgeopt.stages.context import StageContext
+from edgeopt.train import finetune
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 @dataclass
 class StageContext:
-    dataset: Any  # edgeopt.data.Dataset
+    dataset: Any  # edgeopt.data.dataset.Dataset
     out_dir: Path  # staging folder; compress moves it into place when every stage is done
     base_name: str  # file stem for artifacts, e.g. "digits_cnn"
     train: Any  # recipe.TrainDefaults

@@ -22,12 +22,12 @@ def build_student(cfg: DistillConfig, previous, dataset, seed: int = 0):
     if cfg.student is None:
         return previous
     if cfg.student.path is not None:
-        from edgeopt.keras_compat import load_model
+        from edgeopt.models.load import load_model
 
         return load_model(cfg.student.path)
     import tf_keras as keras
 
-    from edgeopt import zoo
+    from edgeopt.models import zoo
 
     keras.utils.set_random_seed(seed)
     return zoo.build(cfg.student.zoo, dataset.input_shape, dataset.num_classes, **cfg.student.options)
@@ -38,7 +38,7 @@ def load_teacher(cfg: DistillConfig, ctx: StageContext):
         if ctx.teacher is None:
             raise UsageError("the distill stage has no teacher", "give teacher: <model file> in the distill stage")
         return ctx.teacher
-    from edgeopt.keras_compat import load_model
+    from edgeopt.models.load import load_model
 
     return load_model(cfg.teacher)
 
@@ -61,7 +61,7 @@ def check_pair(teacher, student, dataset) -> None:
 
 def distill(teacher, student, dataset, cfg: DistillConfig, train, progress=None):
     """Train ``student`` from ``teacher`` on ``dataset``'s train split; returns (student, notes)."""
-    from edgeopt.keras_compat import use_legacy_keras
+    from edgeopt.models.load import use_legacy_keras
 
     use_legacy_keras()
     from edgeopt.train.distiller import teacher_logits

@@ -8,9 +8,9 @@ import logging
 from dataclasses import asdict, dataclass
 
 from edgeopt.errors import UsageError
-from edgeopt.stages import finetune
 from edgeopt.stages.compress_configs import PruneConfig
 from edgeopt.stages.context import StageContext
+from edgeopt.train import finetune
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 
 from edgeopt.errors import UsageError
-from edgeopt.stages import finetune
 from edgeopt.stages.compress_configs import QuantizeConfig
 from edgeopt.stages.context import StageContext
+from edgeopt.train import finetune
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def apply(model, ctx: StageContext, cfg: QuantizeConfig):
     if not cfg.qat:
         ctx.notes["quantization"] = {"qat": False, "note": "post-training quantization happens in convert"}
         return model
-    from edgeopt.keras_compat import qat_roundtrip
+    from edgeopt.models.load import qat_roundtrip
 
     finetune.require_functional(model, "quantize")
     missing = finetune.unknown_patterns(model, cfg.exclude)

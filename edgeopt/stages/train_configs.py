@@ -9,10 +9,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from edgeopt import zoo
 from edgeopt.errors import UsageError, nearest
+from edgeopt.models import init as init_mod
+from edgeopt.models import zoo
 from edgeopt.recipe import STAGE_CONFIGS
-from edgeopt.train import init as init_mod
 
 STRATEGIES = ("random", "hyperband", "bayesian")
 OBJECTIVES = {"val_accuracy": "max", "val_loss": "min", "accuracy": "max", "loss": "min"}

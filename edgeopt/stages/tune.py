@@ -42,8 +42,8 @@ class _Runner:
     def build(self, hp):
         import tf_keras as keras
 
-        from edgeopt import zoo
-        from edgeopt.tuner import declare
+        from edgeopt.models import zoo
+        from edgeopt.train.tuner import declare
 
         keras.utils.set_random_seed(self.seed)  # same initial weights for the same configuration
         values = declare(hp, self.cfg.space)
@@ -100,7 +100,7 @@ def check_teacher(teacher, dataset, role: str = "teacher") -> None:
 def planned_trials(cfg: TuneConfig) -> int:
     if cfg.strategy != "hyperband":
         return cfg.max_trials
-    from edgeopt.tuner import hyperband_plan
+    from edgeopt.train.tuner import hyperband_plan
 
     return min(cfg.max_trials, hyperband_plan(cfg.max_epochs, cfg.factor, cfg.hyperband_iterations)[0])
 
@@ -124,10 +124,10 @@ def cache_directory(cfg: TuneConfig, train, dataset, teacher, root: str | Path |
 def search(teacher, dataset, cfg: TuneConfig, train, *, cache_root: str | Path | None = None,
            reporter=None) -> SearchResult:
     """Run (or resume) the search, then the final training; a distributed worker only runs trials."""
-    from edgeopt.keras_compat import use_legacy_keras
+    from edgeopt.models.load import use_legacy_keras
 
     use_legacy_keras()
-    from edgeopt import tuner as tuner_mod
+    from edgeopt.train import tuner as tuner_mod
     from edgeopt.train.distiller import teacher_logits
 
     if cfg.objective.startswith("val_") and not len(dataset.x_val):
@@ -159,7 +159,7 @@ def search(teacher, dataset, cfg: TuneConfig, train, *, cache_root: str | Path |
 
 def _finish(tuner, runner: _Runner, teacher, dataset, cfg: TuneConfig, directory: Path, resumed: bool,
             seconds: float) -> SearchResult:
-    from edgeopt import tuner as tuner_mod
+    from edgeopt.train import tuner as tuner_mod
     from edgeopt.train.distiller import teacher_logits
     from edgeopt.train.fit import evaluate, train
 
@@ -205,7 +205,7 @@ def _finish(tuner, runner: _Runner, teacher, dataset, cfg: TuneConfig, directory
 
 
 def apply(model, ctx: StageContext, cfg: TuneConfig):
-    from edgeopt.tuner import role_from_env
+    from edgeopt.train.tuner import role_from_env
 
     if role_from_env() == "worker":
         raise UsageError("KERASTUNER_TUNER_ID names a worker, but compress needs the search's result",

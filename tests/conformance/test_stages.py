@@ -29,7 +29,7 @@ def _stages() -> list[str]:
 
 @pytest.fixture(scope="module")
 def model(tiny_model_path):
-    from edgeopt.keras_compat import load_model
+    from edgeopt.models.load import load_model
 
     return load_model(tiny_model_path)
 
@@ -38,7 +38,7 @@ def model(tiny_model_path):
 def test_stage_contract(stage, model, digits, tmp_path):
     import tf_keras
 
-    from edgeopt.keras_compat import load_model
+    from edgeopt.models.load import load_model
     from edgeopt.runtimes import litert
     from edgeopt.stages.context import StageContext
     from edgeopt.stages.convert import tflite_bytes

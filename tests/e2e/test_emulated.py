@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from edgeopt.bench import emulate
+from edgeopt.bench.devices import qemu as emulate
 
 EDGEOPT = [sys.executable, "-m", "edgeopt.cli"]
 

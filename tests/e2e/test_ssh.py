@@ -23,8 +23,8 @@ def _pick(compressed, *precisions_formats):
 
 
 def test_bench_over_ssh(sshd, compressed, digits, tmp_path):  # noqa: F811
-    from edgeopt.bench.run import benchmark
-    from edgeopt.targets import load_target
+    from edgeopt.bench.orchestrate import benchmark
+    from edgeopt.bench.targets import load_target
 
     out, _ = compressed
     target = load_target(sshd.target_file(tmp_path / "pi.yaml"))
@@ -46,8 +46,8 @@ def test_bench_over_ssh(sshd, compressed, digits, tmp_path):  # noqa: F811
 
 
 def test_unknown_host_key_is_refused_unless_opted_in(sshd, compressed, digits, tmp_path):  # noqa: F811
-    from edgeopt.bench.run import benchmark
-    from edgeopt.targets import load_target
+    from edgeopt.bench.orchestrate import benchmark
+    from edgeopt.bench.targets import load_target
 
     art = _pick(compressed, ("int8", "tflite"))
     empty = tmp_path / "known_hosts"
@@ -62,8 +62,8 @@ def test_unknown_host_key_is_refused_unless_opted_in(sshd, compressed, digits, t
 
 
 def test_changed_host_key_is_refused_even_when_opted_in(sshd, compressed, digits, tmp_path):  # noqa: F811
-    from edgeopt.bench.run import benchmark
-    from edgeopt.targets import load_target
+    from edgeopt.bench.orchestrate import benchmark
+    from edgeopt.bench.targets import load_target
 
     other = tmp_path / "other_key"
     os.system(f"ssh-keygen -q -t ed25519 -N '' -f {other}")
@@ -75,8 +75,8 @@ def test_changed_host_key_is_refused_even_when_opted_in(sshd, compressed, digits
 
 
 def test_wrong_key_and_unreachable_host_are_usage_errors(sshd, compressed, digits, tmp_path):  # noqa: F811
-    from edgeopt.bench.run import benchmark
-    from edgeopt.targets import load_target
+    from edgeopt.bench.orchestrate import benchmark
+    from edgeopt.bench.targets import load_target
 
     art = _pick(compressed, ("int8", "tflite"))
     stranger = tmp_path / "stranger"
@@ -101,8 +101,8 @@ def _wrapper(path: Path, body: str) -> str:
 def test_device_without_numpy_or_runtime_names_the_package(sshd, compressed, digits, tmp_path):  # noqa: F811
     import numpy as np
 
-    from edgeopt.bench.run import benchmark
-    from edgeopt.targets import load_target
+    from edgeopt.bench.orchestrate import benchmark
+    from edgeopt.bench.targets import load_target
 
     art = _pick(compressed, ("int8", "tflite"))
     bare = _wrapper(tmp_path / "bare-python", f'exec {sys.executable} -I -S "$@"\n')
@@ -121,8 +121,8 @@ def test_device_without_numpy_or_runtime_names_the_package(sshd, compressed, dig
 
 def test_a_device_dropping_mid_run_fails_its_results_only(compressed, digits, tmp_path):
     """The device's sshd dies during the first run: its results are failed, the local target's are kept."""
-    from edgeopt.bench.run import benchmark
-    from edgeopt.targets import load_target
+    from edgeopt.bench.orchestrate import benchmark
+    from edgeopt.bench.targets import load_target
 
     server = start_sshd(tmp_path / "sshd")
     try:

@@ -11,8 +11,8 @@ import pytest
 from rich.console import Console
 
 from edgeopt.errors import UsageError
-from edgeopt.gate import run_gate
-from edgeopt.render import run_report
+from edgeopt.render.markdown import run_report
+from edgeopt.verdict.gate import run_gate
 
 GOOD_RESULT = {"artifact": "model_int8", "format": "tflite", "precision": "int8", "target": "x86-cpu",
                "runtime": "litert", "status": "ok", "size_bytes": 81920, "gzip_bytes": 40000, "accuracy": 0.9,

@@ -22,7 +22,7 @@ def _ops(flatbuffer: bytes) -> list[str]:
 def test_conv_bn_relu_folds_into_the_convolutions(builder, kwargs, digits):
     from ai_edge_litert.interpreter import Interpreter
 
-    from edgeopt import zoo
+    from edgeopt.models import zoo
     from edgeopt.stages.convert import tflite_bytes
     from edgeopt.train.fit import Settings, train
 

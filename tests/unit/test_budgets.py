@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgeopt.budgets import (
+from edgeopt.errors import UsageError
+from edgeopt.verdict.budgets import (
     LIMIT_KEYS,
     Budgets,
     Limit,
@@ -13,7 +14,6 @@ from edgeopt.budgets import (
     parse_selector,
     selector_matches,
 )
-from edgeopt.errors import UsageError
 
 EXAMPLE = """\
 targets:

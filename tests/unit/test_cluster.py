@@ -18,7 +18,7 @@ def _ctx(tmp_path, data):
 
 @pytest.fixture(scope="module")
 def tiny(tiny_model_path):
-    from edgeopt.keras_compat import load_model
+    from edgeopt.models.load import load_model
 
     return load_model(tiny_model_path)
 
@@ -51,7 +51,7 @@ def test_clustering_after_pruning_keeps_zeros_and_cqat_keeps_both(tmp_path, tiny
     assert ctx.notes["quantization"]["scheme"] == "pcqat"
     assert ctx.notes["quantization"]["kernel_sparsity_after"] >= 0.55
     assert qat.output_shape == tiny.output_shape
-    from edgeopt.bench import measure
+    from edgeopt.core import metrics as measure
     from edgeopt.stages.convert import tflite_bytes
 
     path = tmp_path / "pcqat_int8.tflite"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeopt.budgets import RegressionRules
-from edgeopt.compare import compare, compare_latency
+from edgeopt.core.report import Latency, Measurement, Report
 from edgeopt.errors import UsageError
-from edgeopt.report import Latency, Measurement, Report
+from edgeopt.verdict.budgets import RegressionRules
+from edgeopt.verdict.compare import compare, compare_latency
 
 RULES = RegressionRules()
 SIGMA = 0.15  # log-normal spread of single-inference latencies seen on this machine

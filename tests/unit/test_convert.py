@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from edgeopt.artifact import load_manifest, sha256_of
+from edgeopt.core.artifact import load_manifest, sha256_of
 from edgeopt.errors import UsageError
 
 EXPECTED = {("tflite", "fp32"), ("tflite", "fp16"), ("tflite", "dynamic"), ("tflite", "int8"), ("onnx", "fp32")}
@@ -105,7 +105,7 @@ def test_model_data_mismatch_is_a_usage_error(tiny_model_path):
 
 
 def test_bare_artifact_precision_is_detected(compressed):
-    from edgeopt.artifact import detect_precision
+    from edgeopt.core.artifact import detect_precision
 
     out, manifest = compressed
     for a in manifest.artifacts:

@@ -1,4 +1,4 @@
-"""edgeopt.data: builtin sets, .npz and image-folder loaders, splits, representative samples."""
+"""edgeopt.data.dataset: builtin sets, .npz and image-folder loaders, splits, representative samples."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from edgeopt.data import (
+from edgeopt.data.dataset import (
     BUILTIN,
     SHAPES_CLASSES,
     SHAPES_TEST,
@@ -288,6 +288,6 @@ def test_from_arrays_checks_shapes_and_labels():
 
 
 def test_import_does_not_pull_in_tensorflow():
-    code = "import sys, edgeopt.data; print(sorted(m for m in ('tensorflow', 'tf_keras', 'keras') if m in sys.modules))"
+    code = "import sys, edgeopt.data.dataset; print(sorted(m for m in ('tensorflow', 'tf_keras', 'keras') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -43,7 +43,7 @@ def test_loss_is_alpha_ce_plus_t2_kl():
 
 
 def test_logits_of_softmax_layer_dense_softmax_and_logits(digits):
-    from edgeopt import zoo
+    from edgeopt.models import zoo
     from edgeopt.train.distiller import logits_of
 
     x = digits.x_test[:4]
@@ -66,7 +66,7 @@ def test_logits_of_softmax_layer_dense_softmax_and_logits(digits):
 
 @pytest.fixture(scope="module")
 def teacher(tiny_model_path):
-    from edgeopt.keras_compat import load_model
+    from edgeopt.models.load import load_model
 
     return load_model(tiny_model_path)
 
@@ -101,7 +101,7 @@ def test_stage_returns_a_plain_trained_student_and_leaves_the_teacher_frozen(dig
 
 
 def test_without_student_the_previous_model_keeps_training(digits, teacher):
-    from edgeopt import zoo
+    from edgeopt.models import zoo
     from edgeopt.stages import distill
 
     previous = zoo.build("small_cnn", digits.input_shape, 10, width=0.25, depth=1)

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from edgeopt.budgets import Budgets
+from edgeopt.core.report import Latency, Measurement, Report
 from edgeopt.errors import UsageError
-from edgeopt.gate import check, effective_limits, run_gate
-from edgeopt.report import Latency, Measurement, Report
+from edgeopt.verdict.budgets import Budgets
+from edgeopt.verdict.gate import check, effective_limits, run_gate
 
 
 def _m(name, fmt="tflite", precision="fp32", *, target="x86-cpu", runtime="litert", size_kb=100.0, acc=0.9,
@@ -283,7 +283,7 @@ def test_run_gate_writes_nothing_on_bad_input(tmp_path):
 
 
 def test_importing_gate_is_light():
-    code = ("import sys, edgeopt.gate; heavy = [m for m in ('tensorflow', 'matplotlib', 'scipy') if m in sys.modules];"
+    code = ("import sys, edgeopt.verdict.gate; heavy = [m for m in ('tensorflow', 'matplotlib', 'scipy') if m in sys.modules];"
             "print(heavy); sys.exit(bool(heavy))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
 

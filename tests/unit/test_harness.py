@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from edgeopt.bench.runner import time_runs
+from edgeopt.bench.ondevice.runner import time_runs
 
 
 def test_time_runs_meets_both_minimums():
@@ -74,8 +74,8 @@ def test_agreement_is_against_the_source_model(quick_report):
 
 
 def test_a_broken_artifact_fails_alone(tmp_path, compressed, digits):
-    from edgeopt.bench.run import benchmark
-    from edgeopt.targets import load_target
+    from edgeopt.bench.orchestrate import benchmark
+    from edgeopt.bench.targets import load_target
 
     out, manifest = compressed
     good = next(out / a.path for a in manifest.artifacts if a.precision == "int8")
@@ -91,7 +91,7 @@ def test_a_broken_artifact_fails_alone(tmp_path, compressed, digits):
 
 
 def test_a_hanging_worker_times_out(tmp_path, compressed, digits):
-    from edgeopt.bench import harness
+    from edgeopt.bench.devices import local as harness
 
     out, manifest = compressed
     src = next(out / a.path for a in manifest.artifacts if a.role == "source")
@@ -103,7 +103,7 @@ def test_a_hanging_worker_times_out(tmp_path, compressed, digits):
 
 
 def test_all_zero_inputs_are_refused(tmp_path):
-    from edgeopt.bench import harness
+    from edgeopt.bench.devices import local as harness
 
     with pytest.raises(ValueError, match="all zeros"):
         harness.write_inputs(tmp_path, np.zeros((10, 8, 8, 1), np.float32))
@@ -115,7 +115,7 @@ def test_runner_ships_standalone(tmp_path, compressed, digits):
     import sys
     from pathlib import Path
 
-    import edgeopt.bench.runner as runner_mod
+    import edgeopt.bench.ondevice.runner as runner_mod
     import edgeopt.runtimes.litert as lit
     import edgeopt.runtimes.onnxrt as ort_mod
 
@@ -125,7 +125,7 @@ def test_runner_ships_standalone(tmp_path, compressed, digits):
         shutil.copy(mod.__file__, ship / Path(mod.__file__).name)
     out, manifest = compressed
     art = next(out / a.path for a in manifest.artifacts if a.format == "onnx")
-    from edgeopt.bench import harness
+    from edgeopt.bench.devices import local as harness
 
     data = harness.write_inputs(tmp_path, digits.x_test[:50])
     plan = harness.RunPlan(threads=1, warmup=1, min_runs=3, min_seconds=0, max_seconds=1, max_runs=10, timeout_s=60)

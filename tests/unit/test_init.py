@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from edgeopt.errors import UsageError
+from edgeopt.models import init
 from edgeopt.recipe import Recipe
-from edgeopt.train import init
 
 
 def test_names_aliases_and_unknown():
@@ -36,7 +36,7 @@ def test_recipe_aliases_become_keras_names_and_bad_ones_fail():
 @pytest.mark.parametrize("activation, expected_var", [("relu", lambda fi, fo: 2 / fi),
                                                       ("tanh", lambda fi, fo: 2 / (fi + fo))])
 def test_zoo_kernels_have_the_paper_variance(activation, expected_var):
-    from edgeopt import zoo
+    from edgeopt.models import zoo
 
     model = zoo.build("mlp", (512,), 10, units=256, depth=1, activation=activation, batch_norm=False)
     kernel = model.get_layer("dense1").get_weights()[0]
@@ -45,7 +45,7 @@ def test_zoo_kernels_have_the_paper_variance(activation, expected_var):
 
 
 def test_reinitialize_is_seeded_and_resets_batch_norm():
-    from edgeopt import zoo
+    from edgeopt.models import zoo
 
     a = zoo.build("small_cnn", (8, 8, 1), 10, width=0.25)
     a.get_layer("block1_bn").moving_mean.assign(np.full(8, 3.0, np.float32))

@@ -45,7 +45,7 @@ def searched(tmp_path_factory, outlier_model_path, digits):
 
 
 def test_trial_counts_grow_then_end_with_all():
-    from edgeopt.stages.int8_search import trial_counts
+    from edgeopt.stages.convert.int8_search import trial_counts
 
     assert trial_counts(3) == [1, 2, 3]
     assert trial_counts(20) == [1, 2, 3, 4, 6, 9, 13, 19, 20]
@@ -83,7 +83,7 @@ def test_onnx_int8_records_both_methods_and_why(searched):
 def test_unmeetable_tolerance_is_said_plainly(tmp_path, outlier_model_path, digits, caplog):
     """One calibration sample at 1e4 sets the int8 input scale: no float op can undo the input quantization."""
     from edgeopt.compress import compress
-    from edgeopt.data import Dataset
+    from edgeopt.data.dataset import Dataset
 
     x = digits.x_train[:120].copy()
     x[0] *= 1e4

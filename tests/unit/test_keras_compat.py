@@ -37,7 +37,7 @@ def _keras3_functional(input_shape):
 def test_keras3_functional_is_bridged_within_1e5(tmp_path, digits):
     import tf_keras
 
-    from edgeopt.keras_compat import load_model
+    from edgeopt.models.load import load_model
 
     k3 = _keras3_functional(digits.input_shape)
     path = tmp_path / "k3.keras"
@@ -52,7 +52,7 @@ def test_keras3_functional_is_bridged_within_1e5(tmp_path, digits):
 def test_keras3_sequence_layers_and_adapted_normalization(tmp_path):
     import keras
 
-    from edgeopt.keras_compat import load_model
+    from edgeopt.models.load import load_model
 
     x = np.random.default_rng(0).normal(2.0, 3.0, size=(64, 16, 3)).astype(np.float32)
     norm = keras.layers.Normalization(axis=-1)
@@ -90,7 +90,7 @@ def test_unsupported_keras3_layer_converts_but_does_not_train(tmp_path, digits):
     import keras
 
     from edgeopt.compress import compress
-    from edgeopt.keras_compat import Keras3Model, load_model
+    from edgeopt.models.load import Keras3Model, load_model
 
     inp = keras.Input(digits.input_shape)
     x = keras.layers.UnitNormalization(name="unit_norm")(keras.layers.Flatten()(inp))
@@ -111,7 +111,7 @@ def test_plain_savedmodel_converts_and_refuses_training(tmp_path, tiny_model_pat
     import tensorflow as tf
 
     from edgeopt.compress import compress
-    from edgeopt.keras_compat import load_model
+    from edgeopt.models.load import load_model
 
     keras_model = load_model(tiny_model_path)
 

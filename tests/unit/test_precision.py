@@ -14,7 +14,7 @@ from edgeopt.train import precision
 
 @pytest.fixture
 def small(digits):
-    from edgeopt import zoo
+    from edgeopt.models import zoo
 
     return zoo.build("small_cnn", digits.input_shape, digits.num_classes, width=0.25, depth=1)
 

@@ -19,7 +19,7 @@ def _ctx(tmp_path, data, epochs=1, batch=64):
 
 @pytest.fixture(scope="module")
 def tiny(tiny_model_path):
-    from edgeopt.keras_compat import load_model
+    from edgeopt.models.load import load_model
 
     return load_model(tiny_model_path)
 
@@ -45,8 +45,8 @@ def test_bad_prune_config_is_a_usage_error(bad, match):
 
 
 def test_schedule_is_sized_to_the_step_count():
-    from edgeopt.stages.finetune import Plan
     from edgeopt.stages.prune import size_schedule
+    from edgeopt.train.finetune import Plan
 
     p = Plan(epochs=2, batch_size=64, lr=1e-3, steps_per_epoch=20)  # 1258 digits / 64
     s = size_schedule(PruneConfig(target_sparsity=0.8), p, 1258)
@@ -64,8 +64,8 @@ def test_schedule_is_sized_to_the_step_count():
     (PruneConfig(schedule="constant", frequency=60), "frequency 60 exceeds"),
 ])
 def test_impossible_schedule_is_a_usage_error(cfg, match):
-    from edgeopt.stages.finetune import Plan
     from edgeopt.stages.prune import size_schedule
+    from edgeopt.train.finetune import Plan
 
     with pytest.raises(UsageError, match=match):
         size_schedule(cfg, Plan(epochs=2, batch_size=64, lr=1e-3, steps_per_epoch=20), 1258)

@@ -25,7 +25,7 @@ def pqat(tmp_path_factory, tiny_model_path, digits):
 
 
 def test_pqat_int8_tflite_keeps_the_sparsity(pqat):
-    from edgeopt.bench import measure
+    from edgeopt.core import metrics as measure
 
     out, manifest = pqat
     q = manifest.extra["quantization"]
@@ -43,7 +43,7 @@ def test_pqat_int8_tflite_keeps_the_sparsity(pqat):
 
 
 def test_qat_artifact_saves_and_loads_back(pqat, digits):
-    from edgeopt.keras_compat import load_model
+    from edgeopt.models.load import load_model
 
     out, manifest = pqat
     art = {a.name: a for a in manifest.artifacts}
@@ -60,7 +60,7 @@ def _run_tflite(path, x):
 
 
 def test_plain_qat_and_passthrough(tmp_path, tiny_model_path, digits):
-    from edgeopt.keras_compat import load_model
+    from edgeopt.models.load import load_model
     from edgeopt.stages import quantize
     from edgeopt.stages.context import StageContext
 

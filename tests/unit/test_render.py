@@ -12,11 +12,11 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from edgeopt.budgets import Budgets
-from edgeopt.gate import check
-from edgeopt.plots import pareto_front
-from edgeopt.render import md_cell, run_report, to_html, to_junit, to_markdown
-from edgeopt.report import Latency, Measurement, Report
+from edgeopt.core.report import Latency, Measurement, Report
+from edgeopt.render.markdown import md_cell, run_report, to_html, to_junit, to_markdown
+from edgeopt.render.plots import pareto_front
+from edgeopt.verdict.budgets import Budgets
+from edgeopt.verdict.gate import check
 
 EVIL = 'net<script>alert("x")</script>&|$x$'
 
@@ -225,7 +225,7 @@ def test_run_report_defaults_to_html_next_to_the_report(tmp_path):
 
 
 def test_importing_render_does_not_import_matplotlib():
-    code = "import sys, edgeopt.render; sys.exit('matplotlib' in sys.modules or 'tensorflow' in sys.modules)"
+    code = "import sys, edgeopt.render.markdown; sys.exit('matplotlib' in sys.modules or 'tensorflow' in sys.modules)"
 
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 

@@ -7,8 +7,8 @@ from dataclasses import fields
 
 import pytest
 
+from edgeopt.core.report import Latency, Measurement, Report, load_report, schema_path, schema_problems
 from edgeopt.errors import UsageError
-from edgeopt.report import Latency, Measurement, Report, load_report, schema_path, schema_problems
 
 try:  # not a dependency: when present, it cross-checks the schema and the small built-in validator
     import jsonschema

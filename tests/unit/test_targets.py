@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from edgeopt.bench.targets import TargetSpec, available, expand_env, load_target
 from edgeopt.errors import UsageError
-from edgeopt.targets import TargetSpec, available, expand_env, load_target
 
 SHIPPED = ("x86-cpu", "desktop-gpu", "rpi4", "rpi5", "rpi4-emulated")
 
@@ -100,7 +100,7 @@ def test_unknown_name_and_bad_yaml(tmp_path):
 
 
 def test_reachability_says_why(tmp_path, monkeypatch):
-    from edgeopt.bench.reachability import reachability
+    from edgeopt.bench.devices.reachability import reachability
 
     assert reachability(load_target("x86-cpu"))[0] == "yes"
     monkeypatch.setenv("EDGEOPT_CACHE", str(tmp_path / "cache"))
@@ -121,7 +121,7 @@ def test_targets_command_lists_them_all():
 
 
 def test_desktop_gpu_without_a_gpu_is_skipped_never_cpu(monkeypatch, compressed, digits, tmp_path):
-    from edgeopt.bench import run
+    from edgeopt.bench import orchestrate as run
 
     monkeypatch.setattr(run, "gpu_probe", lambda with_tf=False: {"ort_providers": ["CPUExecutionProvider"],
                                                                  "tf_gpus": [], "nvidia_smi": ""})
@@ -136,7 +136,7 @@ def test_desktop_gpu_without_a_gpu_is_skipped_never_cpu(monkeypatch, compressed,
 
 
 def test_a_gpu_provider_that_does_not_load_fails_rather_than_reporting_cpu(monkeypatch, compressed, digits, tmp_path):
-    from edgeopt.bench import run
+    from edgeopt.bench import orchestrate as run
 
     # The probe claims CUDA, but this onnxruntime has none: the run must fail, never fall back silently.
     monkeypatch.setattr(run, "gpu_probe", lambda with_tf=False: {"ort_providers": ["CUDAExecutionProvider",
@@ -152,7 +152,7 @@ def test_a_gpu_provider_that_does_not_load_fails_rather_than_reporting_cpu(monke
 
 
 def test_a_target_listed_twice_is_refused(compressed, digits):
-    from edgeopt.bench.run import benchmark
+    from edgeopt.bench.orchestrate import benchmark
 
     out, _ = compressed
     with pytest.raises(UsageError, match="listed twice"):

@@ -24,7 +24,7 @@ def _cfg(tmp_path, **over):
 def test_space_declares_every_kind():
     import keras_tuner as kt
 
-    from edgeopt.tuner import declare
+    from edgeopt.train.tuner import declare
 
     cfg = Recipe.from_dict({"stages": [{"tune": {"space": {
         "width": {"choice": [0.25, 1]}, "depth": {"int": [1, 3]}, "dropout": {"float": [0.0, 0.5], "step": 0.1},
@@ -42,7 +42,7 @@ def test_space_declares_every_kind():
 def test_hyperband_plan_matches_the_oracle(tmp_path, max_epochs, factor):
     import keras_tuner as kt
 
-    from edgeopt.tuner import hyperband_plan, make_oracle
+    from edgeopt.train.tuner import hyperband_plan, make_oracle
 
     oracle = make_oracle("hyperband", "val_accuracy", "max", max_trials=1000, max_epochs=max_epochs, factor=factor,
                          seed=0)
@@ -119,7 +119,7 @@ def test_default_cache_folder_is_keyed_by_data_and_config(tmp_path, digits):
 
 
 def test_search_errors_are_usage_errors(tmp_path, digits):
-    from edgeopt.data import Dataset
+    from edgeopt.data.dataset import Dataset
     from edgeopt.stages.tune import search
 
     with pytest.raises(UsageError, match="head='bogus'"):  # a builder option only the builder can check
@@ -135,8 +135,8 @@ def test_search_errors_are_usage_errors(tmp_path, digits):
 def test_mobilenet_resolution_is_a_searchable_builder_option():
     import keras_tuner as kt
 
-    from edgeopt import zoo
-    from edgeopt.tuner import declare
+    from edgeopt.models import zoo
+    from edgeopt.train.tuner import declare
 
     cfg = Recipe.from_dict({"stages": [{"tune": {"model": {"zoo": "mobilenet_v2_like", "alpha": 0.35},
                                                  "space": {"resolution": {"choice": [16, 24]}}}}]}).stages[0][1]

@@ -1,4 +1,4 @@
-"""edgeopt.zoo: builders, the separate softmax layer, initialisers by activation, BN placement, errors."""
+"""edgeopt.models.zoo: builders, the separate softmax layer, initialisers by activation, BN placement, errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from edgeopt.errors import UsageError
-from edgeopt.zoo import BUILDERS, build, default_initializer, options
+from edgeopt.models.zoo import BUILDERS, build, default_initializer, options
 
 keras = pytest.importorskip("tf_keras")
 
@@ -145,7 +145,7 @@ def test_bad_shapes_and_classes():
 
 
 def test_import_is_light():
-    code = "import sys, edgeopt.zoo; print(sorted(m for m in ('tensorflow', 'tf_keras', 'keras') if m in sys.modules))"
+    code = "import sys, edgeopt.models.zoo; print(sorted(m for m in ('tensorflow', 'tf_keras', 'keras') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

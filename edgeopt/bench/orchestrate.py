@@ -20,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeopt.artifact import Artifact, collect, load_manifest
-from edgeopt.bench import harness, measure
+from edgeopt.bench.devices import local as harness
+from edgeopt.bench.devices.gpu import GPU_PROVIDERS, gpu_probe, gpu_skip_reason, with_available_providers
 from edgeopt.bench.estimate import estimate_items
-from edgeopt.bench.gpu import GPU_PROVIDERS, gpu_probe, gpu_skip_reason, with_available_providers
+from edgeopt.core import metrics as measure
+from edgeopt.core.artifact import Artifact, collect, load_manifest
+from edgeopt.core.report import Latency, Measurement, Report
 from edgeopt.errors import UsageError
-from edgeopt.report import Latency, Measurement, Report
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ VERSIONED = ("tensorflow", "tf-keras", "ai-edge-litert", "onnxruntime", "onnxrun
 
 def host_environment() -> dict:
     from edgeopt import __version__
-    from edgeopt.bench.runner import environment
+    from edgeopt.bench.ondevice.runner import environment
 
     env = environment()
     env.pop("runtime_version", None)
@@ -155,8 +156,8 @@ def benchmark(paths: list[str | Path], targets: list, dataset, out: str | Path |
 
 def _preflight(targets: list, items) -> dict[str, dict]:
     """Per target, what set-up found (device info, GPU probe, sysroot); configuration errors raise."""
-    from edgeopt.bench import emulate
-    from edgeopt.bench.remote import INSTALL_HINT, RUNTIME_PACKAGES, SSHDevice
+    from edgeopt.bench.devices import qemu as emulate
+    from edgeopt.bench.devices.ssh import INSTALL_HINT, RUNTIME_PACKAGES, SSHDevice
 
     found: dict[str, dict] = {}
     ssh = [t for t in targets if t.connection.kind == "ssh"]
@@ -236,7 +237,7 @@ def _bench_local(run: _Run, artifact: Artifact, path: Path, target, runtime: str
 
 
 def _emulated_target(run: _Run, target, sysroot: dict) -> None:
-    from edgeopt.bench import emulate
+    from edgeopt.bench.devices import qemu as emulate
 
     root = Path(sysroot["root"])
     plan = harness.RunPlan.from_target(target)
@@ -285,7 +286,7 @@ def _set_estimate(m: Measurement, path: Path, fmt: str, target, record: dict) ->
 
 
 def _ssh_lane(run: _Run, target, checked: dict) -> None:
-    from edgeopt.bench.remote import DeviceLost, SSHDevice
+    from edgeopt.bench.devices.ssh import DeviceLost, SSHDevice
 
     plan = harness.RunPlan.from_target(target)
     dev = SSHDevice(target.name, target.connection)

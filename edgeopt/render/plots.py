@@ -9,7 +9,7 @@ import base64
 import io
 from typing import Any
 
-from edgeopt.report import Measurement
+from edgeopt.core.report import Measurement
 
 WIDTH_IN = 6.4  # ~700 px at the dpi below: fits a phone when scaled by CSS, sharp on a laptop
 DPI = 110

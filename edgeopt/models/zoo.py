@@ -3,7 +3,7 @@
 Every builder returns a tf_keras functional model whose last two layers are ``logits`` (Dense, linear) and
 ``softmax`` (a separate Activation in float32), so distillation can read logits from the layer before the
 softmax and mixed precision keeps the output in float32. tf_keras is imported inside the builders:
-``import edgeopt.zoo`` stays light.
+``import edgeopt.models.zoo`` stays light.
 """
 
 from __future__ import annotations
@@ -268,7 +268,7 @@ def _check_common(input_shape, num_classes, width, depth, dropout, activation, i
     _check(0.0 <= dropout < 1.0, f"dropout={dropout}", "use a dropout rate in [0, 1)")
     _check_activation(activation)
     if init is not None:
-        from edgeopt.train.init import check as check_initializer
+        from edgeopt.models.init import check as check_initializer
 
         init = check_initializer(init)  # also maps aliases: xavier_uniform → glorot_uniform
     return shape, int(num_classes), init or default_initializer(activation)

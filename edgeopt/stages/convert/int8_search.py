@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeopt.bench import measure
+from edgeopt.core import metrics as measure
 
 log = logging.getLogger(__name__)
 

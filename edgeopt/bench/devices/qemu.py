@@ -262,7 +262,7 @@ def run_emulated(job: dict, root: Path, timeout_s: float, qemu_cpu: str | None =
 
     qemu-user sees the host's files, so the job's paths are used as they are. Adds ``emulated_wall_s``.
     """
-    from edgeopt.bench.remote import ship_runner
+    from edgeopt.bench.devices.ssh import ship_runner
 
     out = Path(job["out"])
     out.mkdir(parents=True, exist_ok=True)

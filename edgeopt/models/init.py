@@ -30,7 +30,7 @@ def for_activation(activation: str, override: str | None = None) -> str:
     """``override`` when given (checked), else He (``he_normal``) for ReLU-like, Glorot for saturating ones."""
     if override is not None:
         return check(override)
-    from edgeopt.zoo import default_initializer
+    from edgeopt.models.zoo import default_initializer
 
     return default_initializer(activation)
 

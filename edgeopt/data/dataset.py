@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeopt.data.shapes import SHAPES_CLASSES, SHAPES_TEST, SHAPES_TRAIN, SHAPES_VAL, generate_shapes
 from edgeopt.errors import UsageError, nearest
-from edgeopt.shapes import SHAPES_CLASSES, SHAPES_TEST, SHAPES_TRAIN, SHAPES_VAL, generate_shapes
 
 log = logging.getLogger(__name__)
 

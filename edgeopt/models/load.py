@@ -86,7 +86,7 @@ def load_keras3(p: Path, sample=None):
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UsageError(f"cannot load Keras 3 model {p}: {first[:200]}",
                          "check the file with keras.saving.load_model") from None
-    from edgeopt.keras3_bridge import UnsupportedLayer, bridge_verified
+    from edgeopt.models.keras3_bridge import UnsupportedLayer, bridge_verified
 
     try:
         model, _ = bridge_verified(k3, sample)

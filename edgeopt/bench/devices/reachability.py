@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import platform
 
-from edgeopt.bench.gpu import gpu_probe, gpu_skip_reason
+from edgeopt.bench.devices.gpu import gpu_probe, gpu_skip_reason
 from edgeopt.errors import UsageError
 
 
 def reachability(target, timeout_s: float = 5) -> tuple[str, str]:
     """("yes" | "no", why) for `edgeopt targets`: can this target be benchmarked from here right now?"""
-    from edgeopt.bench import emulate
-    from edgeopt.bench.remote import SSHDevice
+    from edgeopt.bench.devices import qemu as emulate
+    from edgeopt.bench.devices.ssh import SSHDevice
 
     kind = target.connection.kind
     if kind == "qemu":

@@ -52,7 +52,7 @@ class DeviceLost(RuntimeError):
 
 def ship_runner(folder: Path) -> Path:
     """Copy the stand-alone runner and the two runtime files it imports into ``folder``."""
-    import edgeopt.bench.runner as runner
+    import edgeopt.bench.ondevice.runner as runner
     import edgeopt.runtimes.litert as litert
     import edgeopt.runtimes.onnxrt as onnxrt
 

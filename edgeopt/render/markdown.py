@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeopt import atomic
-from edgeopt.gate import Check, Verdict, fmt_change, fmt_check_value, fmt_ms, fmt_value
-from edgeopt.report import Measurement, Report
+from edgeopt.core.report import Measurement, Report
+from edgeopt.verdict.gate import Check, Verdict, fmt_change, fmt_check_value, fmt_ms, fmt_value
 
 if TYPE_CHECKING:
-    from edgeopt.compare import Comparison
+    from edgeopt.verdict.compare import Comparison
 
 ICON = {"fail": "❌", "warn": "⚠️", "note": "ℹ️", "pass": "✅"}
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
@@ -173,7 +173,7 @@ def print_verdict(verdict: Verdict, console: Any = None) -> None:
 
 def to_html(report: Report, verdict: Verdict | None = None, baseline: Report | None = None) -> str:
     """Self-contained HTML (plots inlined); see render_html.py."""
-    from edgeopt.render_html import to_html as _to_html
+    from edgeopt.render.html import to_html as _to_html
 
     return _to_html(report, verdict, baseline)
 
@@ -181,7 +181,7 @@ def to_html(report: Report, verdict: Verdict | None = None, baseline: Report | N
 def run_report(report_path: str | Path, html: str | Path | None = None, markdown: str | Path | None = None,
                baseline_path: str | Path | None = None) -> list[Path]:
     """Write the HTML and/or Markdown report; with no output named, HTML next to the report."""
-    from edgeopt.gate import check, load_input
+    from edgeopt.verdict.gate import check, load_input
 
     report = load_input(report_path, "report")
     baseline = load_input(baseline_path, "baseline") if baseline_path is not None else None

@@ -139,7 +139,7 @@ class Target:
 
 def search_dirs() -> list[Path]:
     dirs = [Path(p) for p in os.environ.get("EDGEOPT_TARGETS_PATH", "").split(os.pathsep) if p]
-    dirs += [Path.cwd() / "targets", Path(__file__).resolve().parent.parent / "targets"]
+    dirs += [Path.cwd() / "targets", Path(__file__).resolve().parents[2] / "targets"]
     seen, out = set(), []
     for d in dirs:
         if d.is_dir() and d.resolve() not in seen:

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from edgeopt import atomic
-from edgeopt.budgets import ALL_TARGETS, LIMIT_KEYS, Budgets, RegressionRules, load_budgets, selector_matches
-from edgeopt.compare import MISSING, NOT_COMPARED, REGRESSED, Comparison, compare
+from edgeopt.core.report import SCHEMA_VERSION, Measurement, Report, load_report, schema_problems
 from edgeopt.errors import UsageError, nearest
-from edgeopt.report import SCHEMA_VERSION, Measurement, Report, load_report, schema_problems
+from edgeopt.verdict.budgets import ALL_TARGETS, LIMIT_KEYS, Budgets, RegressionRules, load_budgets, selector_matches
+from edgeopt.verdict.compare import MISSING, NOT_COMPARED, REGRESSED, Comparison, compare
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ def measured_value(report: Report, m: Measurement, metric: str) -> tuple[float |
     if metric in ("p50_ms", "p90_ms", "p99_ms"):
         lat = m.latency_ms
         if lat is None and m.samples_ms:
-            from edgeopt.report import Latency
+            from edgeopt.core.report import Latency
 
             lat = Latency.from_samples(m.samples_ms)
         return (getattr(lat, metric[:3]), "") if lat is not None else (None, "latency was not measured")
@@ -377,7 +377,7 @@ def run_gate(report_path: str | Path, budgets_path: str | Path | None = None, ba
     baseline = load_input(baseline_path, "baseline") if baseline_path is not None else None
     verdict = check(report, budgets, baseline)
 
-    from edgeopt import render
+    from edgeopt.render import markdown as render
 
     render.print_verdict(verdict, console)
 

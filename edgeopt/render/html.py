@@ -11,12 +11,12 @@ import html
 import json
 from typing import TYPE_CHECKING, Any
 
-from edgeopt.gate import Verdict, fmt_change, fmt_check_value, fmt_value
-from edgeopt.render import CHECK_HEADERS, COMPARISON_HEADERS, RESULT_HEADERS, result_row
-from edgeopt.report import Report
+from edgeopt.core.report import Report
+from edgeopt.render.markdown import CHECK_HEADERS, COMPARISON_HEADERS, RESULT_HEADERS, result_row
+from edgeopt.verdict.gate import Verdict, fmt_change, fmt_check_value, fmt_value
 
 if TYPE_CHECKING:
-    from edgeopt.compare import Comparison
+    from edgeopt.verdict.compare import Comparison
 
 MAX_ROWS = 500  # generic tables: enough for a per-layer table, bounded for a runaway section
 MAX_DEPTH = 6
@@ -70,11 +70,11 @@ def img(b64: str | None, alt: str) -> str:
 
 
 def to_html(report: Report, verdict: Verdict | None = None, baseline: Report | None = None) -> str:
-    from edgeopt import plots
+    from edgeopt.render import plots
 
     comparisons: list[Comparison] = list(verdict.comparisons) if verdict is not None else []
     if baseline is not None and not comparisons:
-        from edgeopt.compare import compare
+        from edgeopt.verdict.compare import compare
 
         comparisons = compare(report, baseline)
     title = "edgeopt report"

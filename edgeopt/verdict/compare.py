@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from edgeopt.budgets import RegressionRules
+from edgeopt.core.report import Measurement, Report
 from edgeopt.errors import UsageError
-from edgeopt.report import Measurement, Report
+from edgeopt.verdict.budgets import RegressionRules
 
 REGRESSED, IMPROVED, UNCHANGED, NOT_COMPARED, MISSING = "regressed", "improved", "unchanged", "not compared", "missing"
 _EPS = 1e-9  # float slack so a drop of exactly the tolerance is not flagged by rounding

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeopt.artifact import Artifact
-from edgeopt.bench import measure
-from edgeopt.report import Latency, Measurement
+from edgeopt.core import metrics as measure
+from edgeopt.core.artifact import Artifact
+from edgeopt.core.report import Latency, Measurement
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def run_local(job: dict, timeout_s: float) -> dict:
     job_path.write_text(json.dumps(job))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
     try:
-        proc = subprocess.run([sys.executable, "-m", "edgeopt.bench.runner", str(job_path)], capture_output=True,
+        proc = subprocess.run([sys.executable, "-m", "edgeopt.bench.ondevice.runner", str(job_path)], capture_output=True,
                               text=True, timeout=timeout_s, env=env)
     except subprocess.TimeoutExpired:
         return {"status": "failed", "error": f"timed out after {timeout_s:g} s (raise run.timeout_s in the target)"}

@@ -50,7 +50,7 @@ def gpu_skip_reason(probe: dict, runtime: str) -> str | None:
 
 def with_available_providers(target, gpu: dict):
     """Ask only for the GPU providers this onnxruntime has (TensorRT is optional), CPU last for unsupported ops."""
-    from edgeopt.targets import Target
+    from edgeopt.bench.targets import Target
 
     opts = {k: dict(v) for k, v in target.runtime_options.items()}
     wanted = opts.get("onnxruntime", {}).get("providers") or list(GPU_PROVIDERS)

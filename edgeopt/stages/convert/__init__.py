@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from edgeopt import atomic
-from edgeopt.artifact import Artifact
-from edgeopt.bench import measure
+from edgeopt.core import metrics as measure
+from edgeopt.core.artifact import Artifact
 from edgeopt.errors import UsageError
 from edgeopt.recipe import ConvertConfig
-from edgeopt.stages import int8_search, onnx_int8
 from edgeopt.stages.context import StageContext
+from edgeopt.stages.convert import int8_search, onnx_int8
 
 log = logging.getLogger(__name__)
 
