@@ -12,11 +12,19 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from edgeopt.core.report import Report
-from edgeopt.render.markdown import CHECK_HEADERS, COMPARISON_HEADERS, RESULT_HEADERS, result_row
-from edgeopt.verdict.gate import Verdict, fmt_change, fmt_check_value, fmt_value
+from edgeopt.render.format import (
+    CHECK_HEADERS,
+    COMPARISON_HEADERS,
+    RESULT_HEADERS,
+    check_row,
+    comparison_row,
+    result_row,
+)
+from edgeopt.verdict.text import fmt_change
 
 if TYPE_CHECKING:
     from edgeopt.verdict.compare import Comparison
+    from edgeopt.verdict.gate import Check, Verdict
 
 MAX_ROWS = 500  # generic tables: enough for a per-layer table, bounded for a runaway section
 MAX_DEPTH = 6
@@ -165,17 +173,14 @@ def baseline_marks(cmp: list[Comparison]) -> str:
 
 
 def comparisons_html(comparisons: list[Comparison]) -> str:
-    rows = [[c.artifact, c.target, c.runtime, c.metric, fmt_value(c.metric, c.old), fmt_value(c.metric, c.new),
-             fmt_change(c.metric, c.change), "—" if c.p_value is None else f"{c.p_value:.2g}",
-             c.verdict + (f" ({c.note})" if c.note else "")] for c in comparisons]
+    rows = [comparison_row(c) for c in comparisons]
     classes = ["regressed" if c.regressed else "warn" if c.verdict == "missing" else
                "note" if c.verdict == "not compared" else "" for c in comparisons]
     return table(COMPARISON_HEADERS, rows, classes, msg_col=8)
 
 
-def _check_rows(checks: list[Any]) -> list[list[Any]]:
-    return [[c.outcome.upper(), c.target, c.artifact, c.runtime, c.metric, fmt_check_value(c, c.measured),
-             fmt_check_value(c, c.limit), c.message] for c in checks]
+def _check_rows(checks: list[Check]) -> list[list[Any]]:
+    return [[c.outcome.upper(), *check_row(c)] for c in checks]
 
 
 # --- generic sections (manifests, tuning, environment, anything a stage adds) -------------------------

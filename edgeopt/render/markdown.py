@@ -11,11 +11,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeopt import atomic
-from edgeopt.core.report import Measurement, Report
-from edgeopt.verdict.gate import Check, Verdict, fmt_change, fmt_check_value, fmt_ms, fmt_value
+from edgeopt.core.report import Report
+from edgeopt.render.format import (
+    CHECK_HEADERS,
+    COMPARISON_HEADERS,
+    RESULT_HEADERS,
+    check_row,
+    comparison_row,
+    fmt_check_value,
+    result_row,
+)
+from edgeopt.verdict.text import fmt_change, fmt_value
 
 if TYPE_CHECKING:
     from edgeopt.verdict.compare import Comparison
+    from edgeopt.verdict.gate import Check, Verdict
 
 ICON = {"fail": "❌", "warn": "⚠️", "note": "ℹ️", "pass": "✅"}
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
@@ -36,33 +46,12 @@ def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-RESULT_HEADERS = ["artifact", "format", "precision", "target", "runtime", "status", "size", "gzip", "accuracy",
-                  "p50", "p90", "p99", "peak RSS"]
-
-
-def result_row(m: Measurement) -> list[str]:
-    lat = m.latency_ms
-    est = " (est.)" if m.estimated else ""
-    return [m.artifact + (" (source)" if m.role == "source" else ""), m.format, m.precision, m.target, m.runtime,
-            m.status, fmt_value("size_bytes", m.size_bytes), fmt_value("gzip_bytes", m.gzip_bytes),
-            fmt_value("accuracy", m.accuracy), fmt_ms(lat.p50) + est if lat else "—",
-            fmt_ms(lat.p90) + est if lat else "—", fmt_ms(lat.p99) + est if lat else "—",
-            fmt_value("peak_rss_mb", m.peak_rss_mb)]
-
-
 def _check_rows(checks: list[Check]) -> list[list[Any]]:
-    return [[ICON[c.outcome], c.target, c.artifact, c.runtime, c.metric, fmt_check_value(c, c.measured),
-             fmt_check_value(c, c.limit), c.message] for c in checks]
+    return [[ICON[c.outcome], *check_row(c)] for c in checks]
 
 
 def _comparison_rows(comparisons: list[Comparison]) -> list[list[Any]]:
-    return [[c.artifact, c.target, c.runtime, c.metric, fmt_value(c.metric, c.old), fmt_value(c.metric, c.new),
-             fmt_change(c.metric, c.change), "—" if c.p_value is None else f"{c.p_value:.2g}",
-             c.verdict + (f" ({c.note})" if c.note else "")] for c in comparisons]
-
-
-CHECK_HEADERS = ["", "target", "artifact", "runtime", "check", "measured", "limit", "message"]
-COMPARISON_HEADERS = ["artifact", "target", "runtime", "metric", "old", "new", "change", "p-value", "verdict"]
+    return [comparison_row(c) for c in comparisons]
 
 
 def to_markdown(report: Report, verdict: Verdict | None = None) -> str:

@@ -35,6 +35,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edgeopt.errors import UsageError, nearest
+from edgeopt.verdict.text import one_line
 
 Level = Literal["error", "warn"]
 LEVELS = ("error", "warn")
@@ -157,7 +158,7 @@ def load_budgets(path: str | Path) -> Budgets:
     try:
         raw = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path.name}: not valid YAML ({_one_line(str(e))})", "fix the YAML syntax") from None
+        raise UsageError(f"{path.name}: not valid YAML ({one_line(e)})", "fix the YAML syntax") from None
     if raw is None:
         raise UsageError(f"{path.name}: the file is empty", "add a 'targets:' section with limits per target")
     return Budgets.from_dict(raw, source=path.name)
@@ -237,7 +238,3 @@ def _usage_error(e: ValidationError, source: str) -> UsageError:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())

@@ -18,6 +18,7 @@ from edgeopt.core.report import SCHEMA_VERSION, Measurement, Report, load_report
 from edgeopt.errors import UsageError, nearest
 from edgeopt.verdict.budgets import ALL_TARGETS, LIMIT_KEYS, Budgets, RegressionRules, load_budgets, selector_matches
 from edgeopt.verdict.compare import MISSING, NOT_COMPARED, REGRESSED, Comparison, compare
+from edgeopt.verdict.text import fmt_change, fmt_ms, fmt_value, one_line
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ def budget_checks(report: Report, budgets: Budgets) -> list[Check]:
             level = "error" if any(lv == "error" for _, lv, _ in limits.values()) else "warn"
             if m.status == "skipped":
                 level = "info"
-            reason = f": {_one_line(m.error)}" if m.error else ""
+            reason = f": {one_line(m.error)}" if m.error else ""
             checks.append(Check(m.target, m.artifact, m.runtime, "status", m.status, "ok", level, False,
                                 f"{who}: {m.status}{reason}"))
             continue
@@ -289,47 +290,8 @@ def recommend(report: Report, checks: list[Check]) -> list[Recommendation]:
     return out
 
 
-# --- formatting (shared with render) ------------------------------------------------------------------
-
-def fmt_ms(v: float | None) -> str:
-    return "—" if v is None else f"{v:.3f} ms" if v < 1 else f"{v:.2f} ms" if v < 100 else f"{v:,.0f} ms"
-
-
-def fmt_value(metric: str, v: Any) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, str):
-        return v
-    if metric.endswith("_kb"):
-        return f"{v:,.1f} KB"
-    if metric.endswith("_bytes"):
-        return f"{v / 1024:,.1f} KB"
-    if metric.endswith("_ms"):
-        return fmt_ms(v)
-    if metric.endswith("_mb"):
-        return f"{v:,.1f} MB"
-    return f"{v:.4f}"
-
-
-def fmt_check_value(c: Check, v: Any) -> str:
-    """A check's measured value or limit as shown: regression checks hold changes, not values."""
-    if c.metric.startswith("regression_") and not isinstance(v, str):
-        return fmt_change(c.metric, v)
-    return fmt_value(c.metric, v)
-
-
-def fmt_change(metric: str, change: float | None) -> str:
-    if change is None:
-        return "—"
-    return f"{change:+.4f}" if metric.endswith("accuracy") else f"{change:+.1%}"
-
-
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
 
 
 # --- the CLI's entry point ----------------------------------------------------------------------------
@@ -342,7 +304,7 @@ def load_input(path: str | Path, what: str) -> Report:
     except UsageError as e:
         report, failure = None, UsageError(e.problem if what == "report" else f"{what}: {e.problem}", e.fix)
     except (AttributeError, TypeError, ValueError, KeyError) as e:  # structure load_report does not check
-        report, failure = None, UsageError(f"{what} {path} is malformed ({_one_line(e)})", fix)
+        report, failure = None, UsageError(f"{what} {path} is malformed ({one_line(e)})", fix)
     data = _json_object(Path(path))
     # The schema names the exact place (results[2].latency_ms: ...); the version and JSON errors come first.
     if data is not None and data.get("schema_version") == SCHEMA_VERSION:
