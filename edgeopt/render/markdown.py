@@ -1,6 +1,7 @@
-"""Reports people act on: Markdown (PR comment), JUnit XML (CI test view), HTML (render_html.py).
+"""The PR comment: a report and, when there is one, its verdict as GitHub Markdown.
 
-Every renderer reads a Report and, when there is one, a Verdict; none measures or decides anything.
+Every renderer (markdown, junit, html, terminal) reads a Report and/or a Verdict and returns what to show;
+none measures, decides or writes anything.
 """
 
 from __future__ import annotations
@@ -18,26 +19,20 @@ from edgeopt.render.format import (
     RESULT_HEADERS,
     check_row,
     comparison_row,
-    fmt_check_value,
     result_row,
 )
-from edgeopt.verdict.text import fmt_change, fmt_value
+from edgeopt.verdict.text import one_line
 
 if TYPE_CHECKING:
-    from edgeopt.verdict.compare import Comparison
     from edgeopt.verdict.gate import Check, Verdict
 
 ICON = {"fail": "❌", "warn": "⚠️", "note": "ℹ️", "pass": "✅"}
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
-_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
-
-# --- Markdown -----------------------------------------------------------------------------------------
 
 def md_cell(value: Any) -> str:
     """Text safe inside a GitHub Markdown table cell: one line, no HTML, no table/emphasis syntax."""
-    text = " ".join(str(value).split())
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(one_line(value), quote=False))
 
 
 def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -48,10 +43,6 @@ def _md_table(headers: list[str], rows: list[list[Any]]) -> str:
 
 def _check_rows(checks: list[Check]) -> list[list[Any]]:
     return [[ICON[c.outcome], *check_row(c)] for c in checks]
-
-
-def _comparison_rows(comparisons: list[Comparison]) -> list[list[Any]]:
-    return [comparison_row(c) for c in comparisons]
 
 
 def to_markdown(report: Report, verdict: Verdict | None = None) -> str:
@@ -69,7 +60,7 @@ def to_markdown(report: Report, verdict: Verdict | None = None) -> str:
         moved = [c for c in verdict.comparisons if c.regressed or c.verdict == "missing"]
         if moved:
             out += ["#### Regressions against the baseline", "",
-                    _md_table(COMPARISON_HEADERS, _comparison_rows(moved)), ""]
+                    _md_table(COMPARISON_HEADERS, [comparison_row(c) for c in moved]), ""]
     else:
         out += ["### edgeopt report", ""]
     n = len(report.results)
@@ -80,96 +71,16 @@ def to_markdown(report: Report, verdict: Verdict | None = None) -> str:
                 _md_table(CHECK_HEADERS, _check_rows(verdict.checks)), "", "</details>", ""]
     if verdict is not None and verdict.comparisons:
         out += [f"<details><summary>All baseline comparisons ({len(verdict.comparisons)})</summary>", "",
-                _md_table(COMPARISON_HEADERS, _comparison_rows(verdict.comparisons)), "", "</details>", ""]
+                _md_table(COMPARISON_HEADERS, [comparison_row(c) for c in verdict.comparisons]), "", "</details>", ""]
     return "\n".join(out)
 
 
-# --- JUnit XML ----------------------------------------------------------------------------------------
-
-def _xml_text(value: Any) -> str:
-    return _XML_INVALID.sub("?", str(value))
-
-
-def to_junit(verdict: Verdict, suite: str = "edgeopt.gate") -> str:
-    """One testcase per check. Errors are failures; warnings pass with a note in system-out; notes skip."""
-    import xml.etree.ElementTree as ET
-
-    counts = {o: len(verdict.by_outcome(o)) for o in ("fail", "note")}
-    attrs = {"name": suite, "tests": str(len(verdict.checks)), "failures": str(counts["fail"]), "errors": "0",
-             "skipped": str(counts["note"])}
-    root = ET.Element("testsuites", attrs)
-    ts = ET.SubElement(root, "testsuite", attrs)
-    for c in verdict.checks:
-        if c.metric == "budget":  # a budget that matched nothing: name it by where it is written
-            name = f"budget {c.source}"
-        else:
-            name = f"{c.artifact} [{c.runtime}] {c.metric}" if c.runtime else f"{c.artifact} {c.metric}"
-        tc = ET.SubElement(ts, "testcase", {"classname": _xml_text(f"{suite}.{c.target}"), "name": _xml_text(name)})
-        msg = _xml_text(c.message)
-        if c.outcome == "fail":
-            failure = ET.SubElement(tc, "failure", {"message": msg, "type": c.metric})
-            failure.text = msg
-        elif c.outcome == "note":
-            ET.SubElement(tc, "skipped", {"message": msg})
-        elif c.outcome == "warn":
-            ET.SubElement(tc, "system-out").text = f"WARNING: {msg}"
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
-
-
-# --- terminal ------------------------------------------------------------------------------------------
-
-STYLE = {"fail": "bold red", "warn": "yellow", "note": "dim", "pass": "green",
-         "regressed": "bold red", "improved": "green", "missing": "yellow", "not compared": "dim", "unchanged": ""}
-
-
-def print_verdict(verdict: Verdict, console: Any = None) -> None:
-    """The terminal view: checks, regressions (old/new/change/p/verdict), recommendation, summary."""
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    console = console or Console()
-    budget_checks_ = [c for c in verdict.checks if not c.metric.startswith("regression_")]
-    if budget_checks_:
-        t = Table(title="Budget checks", show_lines=False)
-        for col in ("verdict", "target", "artifact", "runtime", "check", "measured", "limit", "level"):
-            t.add_column(col, justify="right" if col in ("measured", "limit") else "left")
-        for c in budget_checks_:
-            t.add_row(Text(c.outcome.upper(), style=STYLE[c.outcome]), Text(c.target), Text(c.artifact),
-                      Text(c.runtime), Text(c.metric), Text(fmt_check_value(c, c.measured)),
-                      Text(fmt_check_value(c, c.limit)), Text(c.level))
-        console.print(t)
-        for c in budget_checks_:
-            if c.outcome != "pass":
-                console.print(Text(f"{c.outcome.upper()}: {c.message}", style=STYLE[c.outcome]))
-    if verdict.comparisons:
-        t = Table(title="Against the baseline")
-        for col in ("artifact", "target", "runtime", "metric", "old", "new", "change", "p-value", "verdict"):
-            t.add_column(col, justify="right" if col in ("old", "new", "change", "p-value") else "left")
-        for c in verdict.comparisons:
-            t.add_row(Text(c.artifact), Text(c.target), Text(c.runtime), Text(c.metric),
-                      Text(fmt_value(c.metric, c.old)), Text(fmt_value(c.metric, c.new)),
-                      Text(fmt_change(c.metric, c.change)), Text("—" if c.p_value is None else f"{c.p_value:.2g}"),
-                      Text(c.verdict + (f" ({c.note})" if c.note else ""), style="dim" if c.role == "source" else STYLE.get(c.verdict, "")))
-        console.print(t)
-    for r in verdict.recommendations:
-        console.print(Text("Recommendation — " + r.describe(), style="bold" if r.artifact else "dim"))
-    console.print(Text(verdict.summary(), style="bold green" if verdict.passed else "bold red"))
-
-
-# --- HTML and the CLI's entry point -------------------------------------------------------------------
-
-def to_html(report: Report, verdict: Verdict | None = None, baseline: Report | None = None) -> str:
-    """Self-contained HTML (plots inlined); see render_html.py."""
-    from edgeopt.render.html import to_html as _to_html
-
-    return _to_html(report, verdict, baseline)
-
+# --- the CLI's entry point ---------------------------------------------------------------------------
 
 def run_report(report_path: str | Path, html: str | Path | None = None, markdown: str | Path | None = None,
                baseline_path: str | Path | None = None) -> list[Path]:
     """Write the HTML and/or Markdown report; with no output named, HTML next to the report."""
+    from edgeopt.render.html import to_html
     from edgeopt.verdict.gate import check, load_input
 
     report = load_input(report_path, "report")

@@ -339,13 +339,19 @@ def run_gate(report_path: str | Path, budgets_path: str | Path | None = None, ba
     baseline = load_input(baseline_path, "baseline") if baseline_path is not None else None
     verdict = check(report, budgets, baseline)
 
-    from edgeopt.render import markdown as render
+    from rich.console import Console
 
-    render.print_verdict(verdict, console)
+    from edgeopt.render.junit import to_junit
+    from edgeopt.render.markdown import to_markdown
+    from edgeopt.render.terminal import verdict_view
 
-    md = render.to_markdown(report, verdict)
+    console = console or Console()
+    for part in verdict_view(verdict):
+        console.print(part)
+
+    md = to_markdown(report, verdict)
     if junit is not None:
-        atomic.write_text(junit, render.to_junit(verdict))
+        atomic.write_text(junit, to_junit(verdict))
     if markdown is not None:
         atomic.write_text(markdown, md)
     if json_out is not None:

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from edgeopt.core.report import Latency, Measurement, Report
-from edgeopt.render.markdown import md_cell, run_report, to_html, to_junit, to_markdown
+from edgeopt.render.html import to_html
+from edgeopt.render.junit import to_junit
+from edgeopt.render.markdown import md_cell, run_report, to_markdown
 from edgeopt.render.plots import pareto_front
 from edgeopt.verdict.budgets import Budgets
 from edgeopt.verdict.gate import check
