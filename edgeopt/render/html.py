@@ -1,8 +1,9 @@
 """The HTML report: one self-contained file (CSS inline, plots as base64 PNG) that reads on a phone.
 
 Sections: verdict, per-target Pareto and latency charts, sizes, results (regressions marked when a
-baseline is given), checks, baseline comparisons, the report's extra sections (manifests with per-layer
-sensitivity/sparsity, tuning, anything else, rendered generically) and the environment.
+baseline is given), checks, baseline comparisons, every extra section of the report in its order (what
+stages recorded: manifests with per-layer sensitivity/sparsity, tuning, ...; each rendered generically,
+none known by name) and the environment.
 """
 
 from __future__ import annotations
@@ -105,12 +106,8 @@ def to_html(report: Report, verdict: Verdict | None = None, baseline: Report | N
                                                msg_col=7))
     if comparisons:
         parts.append("<h2>Against the baseline</h2>" + comparisons_html(comparisons))
-    for key, title_ in (("manifests", "Artifacts: per-layer sensitivity and sparsity"), ("tuning", "Tuning")):
-        if key in report.extra:
-            parts.append(f"<h2>{esc(title_)}</h2>" + generic_html(report.extra[key]))
     for key, value in report.extra.items():
-        if key not in ("manifests", "tuning"):
-            parts.append(f"<h2>{esc(key)}</h2>" + generic_html(value))
+        parts.append(f"<h2>{esc(section_title(key))}</h2>" + generic_html(value))
     parts.append("<h2>Environment</h2>" + generic_html(report.environment))
     parts.append(f'<p class="muted">schema_version {esc(report.schema_version)} · written by edgeopt</p>')
     parts.append("</body></html>\n")
@@ -184,6 +181,12 @@ def _check_rows(checks: list[Check]) -> list[list[Any]]:
 
 
 # --- generic sections (manifests, tuning, environment, anything a stage adds) -------------------------
+
+def section_title(key: str) -> str:
+    """A report section's heading from its key: ``per_layer`` -> ``Per layer``."""
+    text = key.replace("_", " ")
+    return text[:1].upper() + text[1:]
+
 
 def _is_scalar(v: Any) -> bool:
     return v is None or isinstance(v, (str, int, float, bool))

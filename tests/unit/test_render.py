@@ -179,10 +179,21 @@ def test_html_is_self_contained_with_plots_and_escaped():
 def test_html_renders_manifests_tuning_and_environment():
     page = to_html(_report())
 
-    assert "per-layer sensitivity and sparsity" in page
+    assert "<h2>Manifests</h2>" in page
     assert "conv2d_sensitive" in page and "dense_layer_sparsity" in page
     assert "<h2>Tuning</h2>" in page and "best_score" in page
     assert "<h2>Environment</h2>" in page and "Xeon &lt;E5&gt;" in page
+
+
+def test_html_renders_any_section_a_stage_adds_in_report_order():
+    rep = _report()
+    rep.extra = {"tuning": {"trials": 3}, "int8_search": {"kept_float": ["dense_1"]}, "manifests": {"m": {}}}
+
+    page = to_html(rep)
+
+    heads = re.findall(r"<h2>([^<]*)</h2>", page)
+    assert heads[-4:] == ["Tuning", "Int8 search", "Manifests", "Environment"]
+    assert "dense_1" in page
 
 
 def test_html_marks_regressions_against_a_baseline():
