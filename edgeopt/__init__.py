@@ -28,10 +28,18 @@ def benchmark(paths, target="x86-cpu", data="digits", out=None, **overrides):
 
 
 def gate(report, budgets=None, baseline=None):
-    """Check a report against budgets and/or a baseline report; returns the Verdict."""
-    from edgeopt.core.report import Report
-    from edgeopt.verdict.gate import check
+    """Check a report against budgets and/or a baseline report (objects or paths); returns the Verdict."""
+    from pathlib import Path
 
+    from edgeopt.core.report import Report
+    from edgeopt.verdict.budgets import load_budgets
+    from edgeopt.verdict.gate import check
+    from edgeopt.verdict.inputs import load_input
+
+    if isinstance(budgets, (str, Path)):
+        budgets = load_budgets(budgets)
+    if isinstance(baseline, (str, Path)):
+        baseline = load_input(baseline, "baseline")
     return check(report if isinstance(report, Report) else load_report(report), budgets=budgets, baseline=baseline)
 
 

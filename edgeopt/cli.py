@@ -15,6 +15,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 targets_app = typer.Typer(no_args_is_help=False, help="List benchmark targets (and set them up).")
 app.add_typer(targets_app, name="targets")
 
+log = logging.getLogger("edgeopt.cli")  # not __name__: that is "__main__" under `python -m edgeopt.cli`
 _state = {"debug": False}
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_models"
 
@@ -158,6 +159,41 @@ def bench(paths: Annotated[list[Path], typer.Argument(help="Artifacts or compres
     _console().print(f"report: {out}" + (f" ({len(failed)} failed)" if failed else ""))
 
 
+def do_gate(report: Path, budgets: Path | None = None, baseline: Path | None = None, junit: Path | None = None,
+            markdown: Path | None = None, json_out: Path | None = None, console=None) -> int:
+    """Load the inputs, judge them, print the verdict, write the files asked for; the exit code (0 or 1)."""
+    from edgeopt import atomic
+    from edgeopt.errors import UsageError
+    from edgeopt.render.junit import to_junit
+    from edgeopt.render.markdown import to_markdown
+    from edgeopt.render.terminal import verdict_view
+    from edgeopt.verdict.budgets import load_budgets
+    from edgeopt.verdict.gate import check
+    from edgeopt.verdict.inputs import load_input
+
+    if budgets is None and baseline is None:
+        raise UsageError("nothing to gate against", "pass --budgets budgets.yaml and/or --baseline old_report.json")
+    rep = load_input(report, "report")
+    verdict = check(rep, load_budgets(budgets) if budgets is not None else None,
+                    load_input(baseline, "baseline") if baseline is not None else None)
+    console = console or _console()
+    for part in verdict_view(verdict):
+        console.print(part)
+    md = to_markdown(rep, verdict)
+    if junit is not None:
+        atomic.write_text(junit, to_junit(verdict))
+    if markdown is not None:
+        atomic.write_text(markdown, md)
+    if json_out is not None:
+        atomic.write_json(json_out, verdict.to_dict())
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:  # appended to: earlier steps of the job wrote theirs
+        before = Path(summary).read_text(encoding="utf-8") if Path(summary).is_file() else ""
+        atomic.write_text(summary, before + ("\n" if before and not before.endswith("\n") else "") + md)
+    log.info("gate: %s", verdict.summary())
+    return verdict.exit_code
+
+
 @app.command()
 def gate(report: Annotated[Path, typer.Argument(help="report.json from `edgeopt bench`.")],
          budgets: Annotated[Path | None, typer.Option(help="budgets.yaml.")] = None,
@@ -167,10 +203,33 @@ def gate(report: Annotated[Path, typer.Argument(help="report.json from `edgeopt 
          json_out: Annotated[Path | None, typer.Option("--json", help="Write the verdict as JSON here.")] = None,
          ) -> None:
     """Check a report against budgets and/or a baseline. Exit 0 pass, 1 violated, 2 bad input."""
-    from edgeopt.verdict.gate import run_gate
+    raise typer.Exit(do_gate(report, budgets, baseline, junit=junit, markdown=markdown, json_out=json_out,
+                             console=_console()))
 
-    raise typer.Exit(run_gate(report, budgets_path=budgets, baseline_path=baseline, junit=junit, markdown=markdown,
-                              json_out=json_out, console=_console()))
+
+def do_report(report: Path, html: Path | None = None, markdown: Path | None = None,
+              baseline: Path | None = None) -> list[Path]:
+    """Write the HTML and/or Markdown report; with no output named, HTML next to the report."""
+    from edgeopt import atomic
+    from edgeopt.errors import UsageError
+    from edgeopt.render.html import to_html
+    from edgeopt.render.markdown import to_markdown
+    from edgeopt.verdict.gate import check
+    from edgeopt.verdict.inputs import load_input
+
+    rep = load_input(report, "report")
+    old = load_input(baseline, "baseline") if baseline is not None else None
+    if not rep.results:
+        raise UsageError(f"report {report} has no results", "run `edgeopt bench` on at least one artifact")
+    verdict = check(rep, baseline=old) if old is not None else None
+    if html is None and markdown is None:
+        html = Path(report).with_suffix(".html")
+    written: list[Path] = []
+    if html is not None:
+        written.append(atomic.write_text(html, to_html(rep, verdict, old)))
+    if markdown is not None:
+        written.append(atomic.write_text(markdown, to_markdown(rep, verdict)))
+    return written
 
 
 @app.command()
@@ -181,11 +240,10 @@ def report(report: Annotated[Path, typer.Argument(help="report.json from `edgeop
            ) -> None:
     """Render a report as HTML and/or Markdown."""
     from edgeopt.errors import UsageError
-    from edgeopt.render.markdown import run_report
 
     if html is None and markdown is None:
         raise UsageError("nothing to write", "pass --html FILE and/or --markdown FILE")
-    for p in run_report(report, html=html, markdown=markdown, baseline_path=baseline):
+    for p in do_report(report, html=html, markdown=markdown, baseline=baseline):
         _console().print(f"wrote {p}")
 
 
@@ -194,9 +252,6 @@ def demo(out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out/d
          min_seconds: Annotated[float | None, typer.Option(help="Minimum timed seconds per artifact.")] = None,
          ) -> None:
     """Compress the bundled digits teacher, benchmark it on x86-cpu, render and gate the report."""
-    from edgeopt.render.markdown import run_report
-    from edgeopt.verdict.gate import run_gate
-
     model = SAMPLE_DIR / "digits_cnn.keras"
     budgets = SAMPLE_DIR / "budgets.yaml"
     console = _console()
@@ -208,10 +263,10 @@ def demo(out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out/d
     rep = do_bench([out / "artifacts"], ["x86-cpu"], "digits", report_path, min_seconds=min_seconds)
     _print_results(rep)
     console.rule("3/4 report")
-    written = run_report(report_path, html=out / "report.html", markdown=out / "report.md")
+    written = do_report(report_path, html=out / "report.html", markdown=out / "report.md")
     console.rule("4/4 gate")
-    code = run_gate(report_path, budgets_path=budgets, junit=out / "gate.junit.xml", markdown=out / "gate.md",
-                    json_out=out / "verdict.json", console=console)
+    code = do_gate(report_path, budgets, junit=out / "gate.junit.xml", markdown=out / "gate.md",
+                   json_out=out / "verdict.json", console=console)
     console.print(f"\nmanifest: {out / 'artifacts' / 'manifest.json'}\nreport:   {report_path}")
     console.print(f"gate:     {'PASS' if code == 0 else 'FAIL'} against {budgets}")
     console.print(f"HTML report: {written[0]}")

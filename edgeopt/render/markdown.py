@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import html
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeopt import atomic
 from edgeopt.core.report import Report
 from edgeopt.render.format import (
     CHECK_HEADERS,
@@ -73,28 +71,3 @@ def to_markdown(report: Report, verdict: Verdict | None = None) -> str:
         out += [f"<details><summary>All baseline comparisons ({len(verdict.comparisons)})</summary>", "",
                 _md_table(COMPARISON_HEADERS, [comparison_row(c) for c in verdict.comparisons]), "", "</details>", ""]
     return "\n".join(out)
-
-
-# --- the CLI's entry point ---------------------------------------------------------------------------
-
-def run_report(report_path: str | Path, html: str | Path | None = None, markdown: str | Path | None = None,
-               baseline_path: str | Path | None = None) -> list[Path]:
-    """Write the HTML and/or Markdown report; with no output named, HTML next to the report."""
-    from edgeopt.render.html import to_html
-    from edgeopt.verdict.gate import check, load_input
-
-    report = load_input(report_path, "report")
-    baseline = load_input(baseline_path, "baseline") if baseline_path is not None else None
-    if not report.results:
-        from edgeopt.errors import UsageError
-
-        raise UsageError(f"report {report_path} has no results", "run `edgeopt bench` on at least one artifact")
-    verdict = check(report, baseline=baseline) if baseline is not None else None
-    if html is None and markdown is None:
-        html = Path(report_path).with_suffix(".html")
-    written: list[Path] = []
-    if html is not None:
-        written.append(atomic.write_text(html, to_html(report, verdict, baseline)))
-    if markdown is not None:
-        written.append(atomic.write_text(markdown, to_markdown(report, verdict)))
-    return written

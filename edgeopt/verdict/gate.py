@@ -1,5 +1,8 @@
 """The release gate: a report against budgets and/or a baseline report -> a Verdict and an exit code.
 
+``check`` is a pure function of objects already loaded (verdict/inputs.py, budgets.load_budgets); the CLI
+prints and writes what it returns (render/*).
+
 Every limit that applies to a result becomes a Check; so does every baseline comparison, every failed
 or skipped result under a budget, and every budget that matched nothing (a typo must not pass
 silently). Error-level failures fail the gate (exit 1); warnings and notes never do.
@@ -7,20 +10,14 @@ silently). Error-level failures fail the gate (exit 1); warnings and notes never
 
 from __future__ import annotations
 
-import logging
-import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-from edgeopt import atomic
-from edgeopt.core.report import SCHEMA_VERSION, Measurement, Report, load_report, schema_problems
+from edgeopt.core.report import Measurement, Report
 from edgeopt.errors import UsageError, nearest
-from edgeopt.verdict.budgets import ALL_TARGETS, LIMIT_KEYS, Budgets, RegressionRules, load_budgets, selector_matches
+from edgeopt.verdict.budgets import ALL_TARGETS, LIMIT_KEYS, Budgets, RegressionRules, selector_matches
 from edgeopt.verdict.compare import MISSING, NOT_COMPARED, REGRESSED, Comparison, compare
 from edgeopt.verdict.text import fmt_change, fmt_ms, fmt_value, one_line
-
-log = logging.getLogger(__name__)
 
 # budget key -> (check metric, unit, "max" or "min")
 METRICS: dict[str, tuple[str, str, str]] = {
@@ -128,13 +125,8 @@ class Verdict:
         }
 
 
-def check(report: Report, budgets: Budgets | str | Path | None = None,
-          baseline: Report | str | Path | None = None) -> Verdict:
-    """Gate one report. ``budgets`` and ``baseline`` may also be paths (budgets.yaml, old report.json)."""
-    if isinstance(budgets, (str, Path)):
-        budgets = load_budgets(budgets)
-    if isinstance(baseline, (str, Path)):
-        baseline = load_input(baseline, "baseline")
+def check(report: Report, budgets: Budgets | None = None, baseline: Report | None = None) -> Verdict:
+    """Judge one report against budgets and/or a baseline report. Pure: reads no file, prints, writes nothing."""
     if not report.results:
         raise UsageError("the report has no results", "run `edgeopt bench` on at least one artifact first")
     checks = budget_checks(report, budgets) if budgets is not None else []
@@ -292,74 +284,3 @@ def recommend(report: Report, checks: list[Check]) -> list[Recommendation]:
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-# --- the CLI's entry point ----------------------------------------------------------------------------
-
-def load_input(path: str | Path, what: str) -> Report:
-    """load_report, then the report schema: a malformed file is a UsageError here, never a crash later."""
-    fix = "re-run `edgeopt bench` to write it again"
-    try:
-        report, failure = load_report(path), None
-    except UsageError as e:
-        report, failure = None, UsageError(e.problem if what == "report" else f"{what}: {e.problem}", e.fix)
-    except (AttributeError, TypeError, ValueError, KeyError) as e:  # structure load_report does not check
-        report, failure = None, UsageError(f"{what} {path} is malformed ({one_line(e)})", fix)
-    data = _json_object(Path(path))
-    # The schema names the exact place (results[2].latency_ms: ...); the version and JSON errors come first.
-    if data is not None and data.get("schema_version") == SCHEMA_VERSION:
-        problems = schema_problems(data)
-        if problems:
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise UsageError(f"{what} {path} does not match the report schema: {problems[0]}{more}", fix)
-    if failure is not None:
-        raise failure
-    assert report is not None
-    return report
-
-
-def _json_object(path: Path) -> dict[str, Any] | None:
-    import json
-
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def run_gate(report_path: str | Path, budgets_path: str | Path | None = None, baseline_path: str | Path | None = None,
-             junit: str | Path | None = None, markdown: str | Path | None = None, json_out: str | Path | None = None,
-             console: Any = None) -> int:
-    """Gate a report; print the verdict; write the requested outputs; return the exit code (0 or 1)."""
-    if budgets_path is None and baseline_path is None:
-        raise UsageError("nothing to gate against", "pass --budgets budgets.yaml and/or --baseline old_report.json")
-    report = load_input(report_path, "report")
-    budgets = load_budgets(budgets_path) if budgets_path is not None else None
-    baseline = load_input(baseline_path, "baseline") if baseline_path is not None else None
-    verdict = check(report, budgets, baseline)
-
-    from rich.console import Console
-
-    from edgeopt.render.junit import to_junit
-    from edgeopt.render.markdown import to_markdown
-    from edgeopt.render.terminal import verdict_view
-
-    console = console or Console()
-    for part in verdict_view(verdict):
-        console.print(part)
-
-    md = to_markdown(report, verdict)
-    if junit is not None:
-        atomic.write_text(junit, to_junit(verdict))
-    if markdown is not None:
-        atomic.write_text(markdown, md)
-    if json_out is not None:
-        atomic.write_json(json_out, verdict.to_dict())
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        path = Path(summary)
-        before = path.read_text(encoding="utf-8") if path.is_file() else ""
-        atomic.write_text(path, before + ("\n" if before and not before.endswith("\n") else "") + md)
-    log.info("gate: %s", verdict.summary())
-    return verdict.exit_code

@@ -10,9 +10,8 @@ import random
 import pytest
 from rich.console import Console
 
+from edgeopt.cli import do_gate, do_report
 from edgeopt.errors import UsageError
-from edgeopt.render.markdown import run_report
-from edgeopt.verdict.gate import run_gate
 
 GOOD_RESULT = {"artifact": "model_int8", "format": "tflite", "precision": "int8", "target": "x86-cpu",
                "runtime": "litert", "status": "ok", "size_bytes": 81920, "gzip_bytes": 40000, "accuracy": 0.9,
@@ -38,7 +37,7 @@ def budgets(tmp_path):
 
 
 def test_good_inputs_pass(tmp_path, budgets):
-    assert run_gate(_write(tmp_path, "r.json", GOOD), budgets, console=_console()) == 0
+    assert do_gate(_write(tmp_path, "r.json", GOOD), budgets, console=_console()) == 0
 
 
 @pytest.mark.parametrize("content, expected", [
@@ -63,7 +62,7 @@ def test_bad_report_is_a_usage_error(tmp_path, budgets, content, expected):
     report = _write(tmp_path, "report.json", content)
 
     with pytest.raises(UsageError) as e:
-        run_gate(report, budgets, console=_console())
+        do_gate(report, budgets, console=_console())
 
     assert expected in str(e.value)
     assert e.value.fix  # always says what to do
@@ -72,7 +71,7 @@ def test_bad_report_is_a_usage_error(tmp_path, budgets, content, expected):
 
 def test_missing_report(tmp_path, budgets):
     with pytest.raises(UsageError, match="does not exist"):
-        run_gate(tmp_path / "nope.json", budgets)
+        do_gate(tmp_path / "nope.json", budgets)
 
 
 def test_baseline_with_another_schema_version(tmp_path):
@@ -80,7 +79,7 @@ def test_baseline_with_another_schema_version(tmp_path):
     baseline = _write(tmp_path, "old.json", {**GOOD, "schema_version": 0})
 
     with pytest.raises(UsageError) as e:
-        run_gate(report, baseline_path=baseline, console=_console())
+        do_gate(report, baseline=baseline, console=_console())
 
     assert str(e.value).startswith("baseline: report ")
     assert "schema_version 0" in str(e.value)
@@ -101,7 +100,7 @@ def test_bad_budgets_are_usage_errors(tmp_path, text, expected):
     report = _write(tmp_path, "r.json", GOOD)
 
     with pytest.raises(UsageError) as e:
-        run_gate(report, _write(tmp_path, "budgets.yaml", text), console=_console())
+        do_gate(report, _write(tmp_path, "budgets.yaml", text), console=_console())
 
     assert expected in str(e.value)
     assert "\n" not in str(e.value)
@@ -109,9 +108,9 @@ def test_bad_budgets_are_usage_errors(tmp_path, text, expected):
 
 def test_render_refuses_bad_reports_too(tmp_path):
     with pytest.raises(UsageError, match="no results"):
-        run_report(_write(tmp_path, "r.json", {**GOOD, "results": []}), html=tmp_path / "r.html")
+        do_report(_write(tmp_path, "r.json", {**GOOD, "results": []}), html=tmp_path / "r.html")
     with pytest.raises(UsageError, match="expected integer"):
-        run_report(_write(tmp_path, "r.json", {**GOOD, "results": [{**GOOD_RESULT, "size_bytes": 1.5}]}))
+        do_report(_write(tmp_path, "r.json", {**GOOD, "results": [{**GOOD_RESULT, "size_bytes": 1.5}]}))
 
 
 _JUNK = [None, True, -1, 0, 1.5, "x", "", [], {}, [1, "a"], {"p50": "x"}, float("1e308")]
@@ -152,7 +151,7 @@ def test_random_damage_never_crashes(tmp_path, budgets, seed):
     for i, data in enumerate(_mutations(seed, 50)):
         report = _write(tmp_path, f"r{i}.json", data)
         try:
-            code = run_gate(report, budgets, baseline_path=_write(tmp_path, "old.json", GOOD), console=_console())
+            code = do_gate(report, budgets, baseline=_write(tmp_path, "old.json", GOOD), console=_console())
         except UsageError as e:
             assert e.problem and e.fix and "\n" not in str(e)
             continue

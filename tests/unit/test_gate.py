@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from edgeopt.cli import do_gate
 from edgeopt.core.report import Latency, Measurement, Report
 from edgeopt.errors import UsageError
 from edgeopt.verdict.budgets import Budgets
-from edgeopt.verdict.gate import check, effective_limits, run_gate
+from edgeopt.verdict.gate import check, effective_limits
 
 
 def _m(name, fmt="tflite", precision="fp32", *, target="x86-cpu", runtime="litert", size_kb=100.0, acc=0.9,
@@ -211,7 +212,7 @@ def test_verdict_to_dict_is_json():
     assert d["regressions"] and d["recommendations"][0]["target"] == "x86-cpu"
 
 
-# --- run_gate: the CLI's entry point -----------------------------------------------------------------
+# --- do_gate: the CLI's entry point -----------------------------------------------------------------
 
 def _files(tmp_path, budgets_yaml="targets:\n  x86-cpu:\n    max_size_kb: 200\n"):
     rp = _standard().save(tmp_path / "report.json")
@@ -224,14 +225,14 @@ def _console():
     return Console(file=io.StringIO(), width=200, color_system=None)
 
 
-def test_run_gate_writes_every_output(tmp_path, monkeypatch):
+def test_do_gate_writes_every_output(tmp_path, monkeypatch):
     rp, bp = _files(tmp_path)
     summary = tmp_path / "step_summary.md"
     summary.write_text("previous step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     console = _console()
 
-    code = run_gate(rp, bp, junit=tmp_path / "j.xml", markdown=tmp_path / "g.md", json_out=tmp_path / "v.json",
+    code = do_gate(rp, bp, junit=tmp_path / "j.xml", markdown=tmp_path / "g.md", json_out=tmp_path / "v.json",
                     console=console)
 
     assert code == 1
@@ -247,38 +248,38 @@ def test_run_gate_writes_every_output(tmp_path, monkeypatch):
     assert text.startswith("previous step\n") and text.endswith(md)
 
 
-def test_run_gate_passes(tmp_path, monkeypatch):
+def test_do_gate_passes(tmp_path, monkeypatch):
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     rp, bp = _files(tmp_path, "targets:\n  x86-cpu:\n    max_size_kb: 400\n")
 
-    assert run_gate(rp, bp, console=_console()) == 0
+    assert do_gate(rp, bp, console=_console()) == 0
 
 
-def test_run_gate_with_baseline_only(tmp_path, monkeypatch):
+def test_do_gate_with_baseline_only(tmp_path, monkeypatch):
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     rp, _ = _files(tmp_path)
     console = _console()
 
-    assert run_gate(rp, baseline_path=rp, console=console) == 0
+    assert do_gate(rp, baseline=rp, console=console) == 0
     out = console.file.getvalue()
     assert "Against the baseline" in out and "p-value" in out and "unchanged" in out
 
 
-def test_run_gate_needs_budgets_or_baseline(tmp_path):
+def test_do_gate_needs_budgets_or_baseline(tmp_path):
     rp, _ = _files(tmp_path)
 
     with pytest.raises(UsageError, match="nothing to gate against") as e:
-        run_gate(rp)
+        do_gate(rp)
     assert "--budgets" in e.value.fix and "--baseline" in e.value.fix
 
 
-def test_run_gate_writes_nothing_on_bad_input(tmp_path):
+def test_do_gate_writes_nothing_on_bad_input(tmp_path):
     rp, _ = _files(tmp_path)
     bad = tmp_path / "bad.yaml"
     bad.write_text("targets:\n  x86-cpu:\n    max_p90: 5\n")
 
     with pytest.raises(UsageError, match="did you mean 'max_p90_ms'"):
-        run_gate(rp, bad, junit=tmp_path / "j.xml")
+        do_gate(rp, bad, junit=tmp_path / "j.xml")
     assert not (tmp_path / "j.xml").exists()
 
 

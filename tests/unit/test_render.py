@@ -1,4 +1,4 @@
-"""Renderers: Markdown PR comment, JUnit XML, self-contained HTML, and run_report."""
+"""Renderers: Markdown PR comment, JUnit XML, self-contained HTML, and do_report."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
+from edgeopt.cli import do_report
 from edgeopt.core.report import Latency, Measurement, Report
 from edgeopt.render.html import to_html
 from edgeopt.render.junit import to_junit
-from edgeopt.render.markdown import md_cell, run_report, to_markdown
+from edgeopt.render.markdown import md_cell, to_markdown
 from edgeopt.render.plots import pareto_front
 from edgeopt.verdict.budgets import Budgets
 from edgeopt.verdict.gate import check
@@ -218,23 +219,23 @@ def test_pareto_front():
     assert pareto_front(pts) == [0, 2, 1, 4]
 
 
-# --- run_report ---------------------------------------------------------------------------------------
+# --- do_report ---------------------------------------------------------------------------------------
 
-def test_run_report_writes_html_and_markdown(tmp_path):
+def test_do_report_writes_html_and_markdown(tmp_path):
     rp = _report(1.3).save(tmp_path / "new.json")
     bp = _report().save(tmp_path / "old.json")
 
-    written = run_report(rp, html=tmp_path / "r.html", markdown=tmp_path / "r.md", baseline_path=bp)
+    written = do_report(rp, html=tmp_path / "r.html", markdown=tmp_path / "r.md", baseline=bp)
 
     assert written == [tmp_path / "r.html", tmp_path / "r.md"]
     assert "data:image/png;base64," in (tmp_path / "r.html").read_text()
     assert "Regressions against the baseline" in (tmp_path / "r.md").read_text()
 
 
-def test_run_report_defaults_to_html_next_to_the_report(tmp_path):
+def test_do_report_defaults_to_html_next_to_the_report(tmp_path):
     rp = _report().save(tmp_path / "report.json")
 
-    assert run_report(rp) == [tmp_path / "report.html"]
+    assert do_report(rp) == [tmp_path / "report.html"]
 
 
 def test_importing_render_does_not_import_matplotlib():
