@@ -19,24 +19,36 @@ from edgeopt.verdict.budgets import ALL_TARGETS, LIMIT_KEYS, Budgets, Regression
 from edgeopt.verdict.compare import MISSING, NOT_COMPARED, REGRESSED, Comparison, compare
 from edgeopt.verdict.text import fmt_change, fmt_ms, fmt_value, one_line
 
-# budget key -> (check metric, unit, "max" or "min")
-METRICS: dict[str, tuple[str, str, str]] = {
-    "max_size_kb": ("size_kb", "KB", "max"),
-    "max_gzip_kb": ("gzip_kb", "KB", "max"),
-    "max_p50_ms": ("p50_ms", "ms", "max"),
-    "max_p90_ms": ("p90_ms", "ms", "max"),
-    "max_p99_ms": ("p99_ms", "ms", "max"),
-    "min_accuracy": ("accuracy", "", "min"),
-    "max_accuracy_drop": ("accuracy_drop", "", "max"),
-    "min_agreement": ("agreement", "", "min"),
-    "max_peak_rss_mb": ("peak_rss_mb", "MB", "max"),
-}
 OUTCOMES = ("fail", "warn", "note", "pass")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One budget limit as it applies to one result, after precedence (see budgets.py): the budget key
+    (``max_p90_ms``), its bound, its level and where it is written (``targets.x86-cpu.artifacts.*_int8``).
+    Every budget check is one Rule held against one measured value."""
+
+    key: str
+    limit: float
+    level: str
+    source: str
+
+    @property
+    def metric(self) -> str:
+        return self.key[4:]  # max_p90_ms -> p90_ms, min_accuracy -> accuracy: every budget key is max_* or min_*
+
+    @property
+    def kind(self) -> str:
+        return self.key[:3]
+
+    def holds(self, value: float) -> bool:
+        return value <= self.limit if self.kind == "max" else value >= self.limit
 
 
 @dataclass
 class Check:
-    """One verdict line. ``level`` is error | warn | info (info: a note, never a failure)."""
+    """One verdict line: a budget Rule, a baseline comparison, a result that did not run under a budget, or a
+    budget that matched nothing. ``level`` is error | warn | info (info: a note, never a failure)."""
 
     target: str
     artifact: str
@@ -59,6 +71,13 @@ class Check:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "outcome": self.outcome}
+
+    @classmethod
+    def about(cls, x: Measurement | Comparison, metric: str, measured: float | str | None, limit: float | str | None,
+              level: str, passed: bool, message: str, source: str = "") -> Check:
+        """A check on one result (or its comparison): its target, artifact and runtime name the line."""
+        return cls(x.target, x.artifact, x.runtime, metric, measured, limit, level, passed,
+                   f"{x.artifact} on {x.target} ({x.runtime}): {message}", source)
 
 
 @dataclass
@@ -144,59 +163,55 @@ def _fields(m: Measurement) -> dict[str, str]:
     return {"name": m.artifact, "format": m.format, "precision": m.precision, "runtime": m.runtime, "role": m.role}
 
 
-def effective_limits(budgets: Budgets, m: Measurement) -> dict[str, tuple[float, str, str]]:
-    """budget key -> (limit, level, where) for one result, after precedence (see budgets.py)."""
+def effective_limits(budgets: Budgets, m: Measurement) -> dict[str, Rule]:
+    """budget key -> the Rule that applies to one result, after precedence (see budgets.py)."""
     names = [t for t in dict.fromkeys((ALL_TARGETS, m.target)) if t in budgets.targets]
     blocks = [(budgets.targets[t], f"targets.{t}") for t in names if m.role != "source"]
     fields = _fields(m)
     for t in names:
         blocks += [(ab, f"targets.{t}.artifacts.{sel}") for sel, ab in budgets.targets[t].artifacts.items()
                    if selector_matches(sel, fields)]
-    out: dict[str, tuple[float, str, str]] = {}
+    out: dict[str, Rule] = {}
     for block, where in blocks:
         for key, lim in block.limits().items():
-            out[key] = (lim.limit, lim.level or block.level, where)
+            out[key] = Rule(key, lim.limit, lim.level or block.level, where)
     return {k: out[k] for k in LIMIT_KEYS if k in out}
 
 
 def budget_checks(report: Report, budgets: Budgets) -> list[Check]:
     checks: list[Check] = []
     for m in report.results:
-        limits = effective_limits(budgets, m)
-        if not limits:
+        rules = effective_limits(budgets, m)
+        if not rules:
             continue
-        who = f"{m.artifact} on {m.target} ({m.runtime})"
         if m.status != "ok":
-            level = "error" if any(lv == "error" for _, lv, _ in limits.values()) else "warn"
+            level = "error" if any(r.level == "error" for r in rules.values()) else "warn"
             if m.status == "skipped":
                 level = "info"
             reason = f": {one_line(m.error)}" if m.error else ""
-            checks.append(Check(m.target, m.artifact, m.runtime, "status", m.status, "ok", level, False,
-                                f"{who}: {m.status}{reason}"))
+            checks.append(Check.about(m, "status", m.status, "ok", level, False, f"{m.status}{reason}"))
             continue
-        for key, (limit, level, where) in limits.items():
-            checks.append(_limit_check(report, m, key, limit, level, where, who))
+        checks += [_limit_check(report, m, rule) for rule in rules.values()]
     checks += unmatched_checks(report, budgets)
     return checks
 
 
-def _limit_check(report: Report, m: Measurement, key: str, limit: float, level: str, where: str,
-                 who: str) -> Check:
-    metric, unit, kind = METRICS[key]
+def _limit_check(report: Report, m: Measurement, rule: Rule) -> Check:
+    metric, kind = rule.metric, rule.kind
     value, missing = measured_value(report, m, metric)
-    shown_limit = fmt_value(metric, limit)
+    shown_limit = fmt_value(metric, rule.limit)
     if value is None:
-        return Check(m.target, m.artifact, m.runtime, metric, None, limit, level, False,
-                     f"{who}: cannot check {key} {shown_limit}: {missing}", where)
-    ok = value <= limit if kind == "max" else value >= limit
+        return Check.about(m, metric, None, rule.limit, rule.level, False,
+                           f"cannot check {rule.key} {shown_limit}: {missing}", rule.source)
+    ok = rule.holds(value)
     op = ("<=" if ok else ">") if kind == "max" else (">=" if ok else "<")
     est = " (estimated)" if m.estimated and metric.endswith("_ms") else ""
     extra = ""
     if metric == "accuracy_drop":
         src = report.source_for(m)
         extra = f" ({src.accuracy:.4f} -> {m.accuracy:.4f} vs source {src.artifact})" if src else ""
-    msg = f"{who}: {metric} {fmt_value(metric, value)}{est}{extra} {op} {kind} {shown_limit} [{where}]"
-    return Check(m.target, m.artifact, m.runtime, metric, value, limit, level, ok, msg, where)
+    msg = f"{metric} {fmt_value(metric, value)}{est}{extra} {op} {kind} {shown_limit} [{rule.source}]"
+    return Check.about(m, metric, value, rule.limit, rule.level, ok, msg, rule.source)
 
 
 def measured_value(report: Report, m: Measurement, metric: str) -> tuple[float | None, str]:
@@ -251,7 +266,6 @@ def comparison_check(c: Comparison, rules: RegressionRules) -> Check:
     level = "info" if c.role == "source" and c.verdict != "unchanged" else \
         {MISSING: "warn", NOT_COMPARED: "info"}.get(c.verdict, rules.level)
     passed = c.verdict not in (REGRESSED, MISSING)
-    who = f"{c.artifact} on {c.target} ({c.runtime})"
     if c.metric in ("status", "presence"):
         text = f"{c.metric} {c.old} -> {c.new}"
     else:
@@ -259,8 +273,8 @@ def comparison_check(c: Comparison, rules: RegressionRules) -> Check:
         text += f", p={c.p_value:.2g})" if c.p_value is not None else ")"
     note = f"; {c.note}" if c.note else ""
     limit = {"p50_ms": "p50", "size_bytes": "size", "accuracy": "accuracy"}.get(c.metric)
-    return Check(c.target, c.artifact, c.runtime, f"regression_{c.metric}", c.change, c.threshold, level, passed,
-                 f"{who}: {text} vs baseline: {c.verdict}{note}", f"regression.{limit}" if limit else "baseline")
+    return Check.about(c, f"regression_{c.metric}", c.change, c.threshold, level, passed,
+                       f"{text} vs baseline: {c.verdict}{note}", f"regression.{limit}" if limit else "baseline")
 
 
 # --- recommendation -----------------------------------------------------------------------------------

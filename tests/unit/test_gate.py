@@ -16,7 +16,7 @@ from edgeopt.cli import do_gate
 from edgeopt.core.report import Latency, Measurement, Report
 from edgeopt.errors import UsageError
 from edgeopt.verdict.budgets import Budgets
-from edgeopt.verdict.gate import check, effective_limits
+from edgeopt.verdict.gate import Rule, check, effective_limits
 
 
 def _m(name, fmt="tflite", precision="fp32", *, target="x86-cpu", runtime="litert", size_kb=100.0, acc=0.9,
@@ -99,9 +99,10 @@ def test_selector_overrides_target_and_star_target_applies_everywhere():
     rep = _standard()
     int8, onnx = rep.results[2], rep.results[3]
 
-    assert effective_limits(b, int8)["max_size_kb"] == (60, "error", "targets.x86-cpu.artifacts.*_int8")
-    assert effective_limits(b, int8)["max_p99_ms"] == (50, "error", "targets.*")
-    assert effective_limits(b, onnx)["max_size_kb"] == (400, "error", "targets.x86-cpu")
+    assert effective_limits(b, int8)["max_size_kb"] == Rule("max_size_kb", 60, "error",
+                                                             "targets.x86-cpu.artifacts.*_int8")
+    assert effective_limits(b, int8)["max_p99_ms"] == Rule("max_p99_ms", 50, "error", "targets.*")
+    assert effective_limits(b, onnx)["max_size_kb"] == Rule("max_size_kb", 400, "error", "targets.x86-cpu")
     v = check(rep, b)
     assert [(c.artifact, c.metric) for c in v.failures] == [("model_int8", "size_kb")]
     assert [(c.artifact, c.metric, c.level) for c in v.warnings] == [("model_onnx", "p90_ms", "warn")]
