@@ -1,46 +1,17 @@
-"""The gate: budgets and baselines -> checks, recommendation, exit code, and the files CI reads."""
+"""The gate: budgets and baselines -> checks, recommendation, exit code."""
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 
-import numpy as np
 import pytest
-from rich.console import Console
 
-from edgeopt.cli import do_gate
-from edgeopt.core.report import Latency, Measurement, Report
 from edgeopt.errors import UsageError
 from edgeopt.verdict.budgets import Budgets
 from edgeopt.verdict.gate import Rule, check, effective_limits
-
-
-def _m(name, fmt="tflite", precision="fp32", *, target="x86-cpu", runtime="litert", size_kb=100.0, acc=0.9,
-       p50=2.0, role="artifact", status="ok", seed=0, estimated=False, **kw):
-    samples = [] if status != "ok" else list(np.random.default_rng(seed).lognormal(np.log(p50), 0.1, 100))
-    return Measurement(name, fmt, precision, target, runtime, status=status, role=role,
-                       size_bytes=int(size_kb * 1024) if status == "ok" else None,
-                       gzip_bytes=int(size_kb * 512) if status == "ok" else None, accuracy=acc if status == "ok" else None,
-                       agreement=0.99 if status == "ok" else None,
-                       latency_ms=Latency.from_samples(samples) if samples else None, samples_ms=samples,
-                       peak_rss_mb=300.0 if status == "ok" else None, estimated=estimated, **kw)
-
-
-def _report(*results):
-    return Report(environment={"host": "test"}, results=list(results))
-
-
-def _standard():
-    return _report(
-        _m("model", "keras", role="source", runtime="tf", size_kb=800, acc=0.92, p50=8.0, seed=1),
-        _m("model_fp32", size_kb=300, acc=0.92, p50=4.0, seed=2),
-        _m("model_int8", precision="int8", size_kb=80, acc=0.905, p50=2.0, seed=3),
-        _m("model_onnx", "onnx", runtime="onnxruntime", size_kb=310, acc=0.92, p50=3.0, seed=4),
-    )
+from tests.unit.verdict.sample import measurement, report_of, standard_report
 
 
 def _budgets(targets, **regression):
@@ -52,7 +23,7 @@ def _failed(verdict):
 
 
 def test_all_within_budget_passes_and_recommends_fastest():
-    v = check(_standard(), _budgets({"x86-cpu": {"max_size_kb": 400, "max_p90_ms": 10, "min_accuracy": 0.9}}))
+    v = check(standard_report(), _budgets({"x86-cpu": {"max_size_kb": 400, "max_p90_ms": 10, "min_accuracy": 0.9}}))
 
     assert v.exit_code == 0 and v.passed
     assert all(c.passed for c in v.checks)
@@ -62,13 +33,13 @@ def test_all_within_budget_passes_and_recommends_fastest():
 
 
 def test_source_model_is_not_gated_by_target_limits():
-    v = check(_standard(), _budgets({"x86-cpu": {"max_size_kb": 400}}))
+    v = check(standard_report(), _budgets({"x86-cpu": {"max_size_kb": 400}}))
 
     assert {c.artifact for c in v.checks} == {"model_fp32", "model_int8", "model_onnx"}
 
 
 def test_error_level_failure_exits_1_with_a_useful_message():
-    v = check(_standard(), _budgets({"x86-cpu": {"max_size_kb": 200}}))
+    v = check(standard_report(), _budgets({"x86-cpu": {"max_size_kb": 200}}))
 
     assert v.exit_code == 1
     msgs = [c.message for c in _failed(v)]
@@ -77,7 +48,7 @@ def test_error_level_failure_exits_1_with_a_useful_message():
 
 
 def test_warnings_never_fail():
-    v = check(_standard(), _budgets({"x86-cpu": {"level": "warn", "max_size_kb": 10}}))
+    v = check(standard_report(), _budgets({"x86-cpu": {"level": "warn", "max_size_kb": 10}}))
 
     assert v.exit_code == 0
     assert len(v.warnings) == 3 and not v.failures
@@ -85,7 +56,7 @@ def test_warnings_never_fail():
 
 
 def test_per_limit_level_overrides_block_level():
-    v = check(_standard(), _budgets({"x86-cpu": {"level": "warn", "max_size_kb": {"limit": 10, "level": "error"},
+    v = check(standard_report(), _budgets({"x86-cpu": {"level": "warn", "max_size_kb": {"limit": 10, "level": "error"},
                                                  "max_p90_ms": 0.1}}))
 
     assert {c.metric for c in v.failures} == {"size_kb"}
@@ -96,7 +67,7 @@ def test_selector_overrides_target_and_star_target_applies_everywhere():
     b = _budgets({"*": {"max_p99_ms": 50, "max_size_kb": 1000},
                   "x86-cpu": {"max_size_kb": 400, "artifacts": {"*_int8": {"max_size_kb": 60},
                                                                 "format=onnx": {"max_p90_ms": 1, "level": "warn"}}}})
-    rep = _standard()
+    rep = standard_report()
     int8, onnx = rep.results[2], rep.results[3]
 
     assert effective_limits(b, int8)["max_size_kb"] == Rule("max_size_kb", 60, "error",
@@ -110,7 +81,7 @@ def test_selector_overrides_target_and_star_target_applies_everywhere():
 
 
 def test_accuracy_drop_is_against_the_source_on_the_same_target():
-    v = check(_standard(), _budgets({"x86-cpu": {"max_accuracy_drop": 0.01}}))
+    v = check(standard_report(), _budgets({"x86-cpu": {"max_accuracy_drop": 0.01}}))
 
     (bad,) = v.failures
     assert bad.artifact == "model_int8"
@@ -119,7 +90,7 @@ def test_accuracy_drop_is_against_the_source_on_the_same_target():
 
 
 def test_accuracy_drop_without_a_source_cannot_pass_silently():
-    rep = _report(_m("model_int8", precision="int8"))
+    rep = report_of(measurement("model_int8", precision="int8"))
 
     (bad,) = check(rep, _budgets({"x86-cpu": {"max_accuracy_drop": 0.01}})).failures
 
@@ -127,7 +98,7 @@ def test_accuracy_drop_without_a_source_cannot_pass_silently():
 
 
 def test_unmeasured_metric_fails_the_check():
-    rep = _standard()
+    rep = standard_report()
     rep.results[1].gzip_bytes = None
 
     (bad,) = check(rep, _budgets({"x86-cpu": {"max_gzip_kb": 1000}})).failures
@@ -136,7 +107,7 @@ def test_unmeasured_metric_fails_the_check():
 
 
 def test_budget_matching_nothing_fails():
-    v = check(_standard(), _budgets({"x86-cpux": {"max_size_kb": 1000},
+    v = check(standard_report(), _budgets({"x86-cpux": {"max_size_kb": 1000},
                                      "x86-cpu": {"artifacts": {"*_int9": {"max_size_kb": 1}}}}))
 
     msgs = [c.message for c in v.failures]
@@ -146,9 +117,9 @@ def test_budget_matching_nothing_fails():
 
 
 def test_failed_result_under_budget_fails_and_skipped_is_noted():
-    rep = _standard()
-    rep.results += [_m("model_fp16", precision="fp16", status="failed", error="converter crashed\nat line 3"),
-                    _m("model_int16", precision="int16x8", status="skipped", error="runtime not installed")]
+    rep = standard_report()
+    rep.results += [measurement("model_fp16", precision="fp16", status="failed", error="converter crashed\nat line 3"),
+                    measurement("model_int16", precision="int16x8", status="skipped", error="runtime not installed")]
 
     v = check(rep, _budgets({"x86-cpu": {"max_size_kb": 1000}}))
 
@@ -159,7 +130,7 @@ def test_failed_result_under_budget_fails_and_skipped_is_noted():
 
 
 def test_estimated_latency_is_marked():
-    rep = _report(_m("model_int8", estimated=True))
+    rep = report_of(measurement("model_int8", estimated=True))
 
     (c,) = check(rep, _budgets({"x86-cpu": {"max_p90_ms": 100}})).checks
 
@@ -167,16 +138,16 @@ def test_estimated_latency_is_marked():
 
 
 def test_recommendation_ties_go_to_the_smallest():
-    a = _m("a", size_kb=200, seed=7)
-    b = _m("b", size_kb=100, seed=7)  # same samples, same p90
+    a = measurement("a", size_kb=200, seed=7)
+    b = measurement("b", size_kb=100, seed=7)  # same samples, same p90
 
-    v = check(_report(a, b), _budgets({"x86-cpu": {"max_size_kb": 1000}}))
+    v = check(report_of(a, b), _budgets({"x86-cpu": {"max_size_kb": 1000}}))
 
     assert v.recommendations[0].artifact == "b"
 
 
 def test_no_recommendation_when_nothing_meets_every_budget():
-    v = check(_standard(), _budgets({"x86-cpu": {"max_p90_ms": 0.001}}))
+    v = check(standard_report(), _budgets({"x86-cpu": {"max_p90_ms": 0.001}}))
 
     (rec,) = v.recommendations
     assert rec.artifact is None and "nothing to ship" in rec.describe()
@@ -184,13 +155,13 @@ def test_no_recommendation_when_nothing_meets_every_budget():
 
 def test_report_without_results_is_a_usage_error():
     with pytest.raises(UsageError, match="no results"):
-        check(_report(), _budgets({}))
+        check(report_of(), _budgets({}))
 
 
 def test_baseline_regression_fails_and_same_passes():
-    old = _standard()
-    same = _standard()
-    slower = _report(*[_m(m.artifact, m.format, m.precision, runtime=m.runtime, role=m.role,
+    old = standard_report()
+    same = standard_report()
+    slower = report_of(*[measurement(m.artifact, m.format, m.precision, runtime=m.runtime, role=m.role,
                           size_kb=m.size_bytes / 1024, acc=m.accuracy, p50=m.latency_ms.p50 * 1.3, seed=10 + i)
                        for i, m in enumerate(old.results)])
 
@@ -202,7 +173,7 @@ def test_baseline_regression_fails_and_same_passes():
 
 
 def test_verdict_to_dict_is_json():
-    v = check(_standard(), _budgets({"x86-cpu": {"max_size_kb": 200}}), baseline=_standard())
+    v = check(standard_report(), _budgets({"x86-cpu": {"max_size_kb": 200}}), baseline=standard_report())
 
     d = json.loads(json.dumps(v.to_dict()))
 
@@ -211,77 +182,6 @@ def test_verdict_to_dict_is_json():
     assert {"target", "artifact", "runtime", "metric", "measured", "limit", "level", "passed", "message",
             "outcome"} <= set(d["checks"][0])
     assert d["regressions"] and d["recommendations"][0]["target"] == "x86-cpu"
-
-
-# --- do_gate: the CLI's entry point -----------------------------------------------------------------
-
-def _files(tmp_path, budgets_yaml="targets:\n  x86-cpu:\n    max_size_kb: 200\n"):
-    rp = _standard().save(tmp_path / "report.json")
-    bp = tmp_path / "budgets.yaml"
-    bp.write_text(budgets_yaml)
-    return rp, bp
-
-
-def _console():
-    return Console(file=io.StringIO(), width=200, color_system=None)
-
-
-def test_do_gate_writes_every_output(tmp_path, monkeypatch):
-    rp, bp = _files(tmp_path)
-    summary = tmp_path / "step_summary.md"
-    summary.write_text("previous step\n")
-    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    console = _console()
-
-    code = do_gate(rp, bp, junit=tmp_path / "j.xml", markdown=tmp_path / "g.md", json_out=tmp_path / "v.json",
-                    console=console)
-
-    assert code == 1
-    out = console.file.getvalue()
-    assert "Budget checks" in out and "FAIL" in out and "size_kb" in out and "300.0 KB" in out
-    assert "Recommendation — x86-cpu: ship model_int8 with litert" in out
-    root = ET.parse(tmp_path / "j.xml").getroot()
-    assert root.get("failures") == "2"
-    md = (tmp_path / "g.md").read_text()
-    assert md.startswith("### ❌ edgeopt gate: FAIL")
-    assert json.loads((tmp_path / "v.json").read_text())["exit_code"] == 1
-    text = summary.read_text()
-    assert text.startswith("previous step\n") and text.endswith(md)
-
-
-def test_do_gate_passes(tmp_path, monkeypatch):
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    rp, bp = _files(tmp_path, "targets:\n  x86-cpu:\n    max_size_kb: 400\n")
-
-    assert do_gate(rp, bp, console=_console()) == 0
-
-
-def test_do_gate_with_baseline_only(tmp_path, monkeypatch):
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    rp, _ = _files(tmp_path)
-    console = _console()
-
-    assert do_gate(rp, baseline=rp, console=console) == 0
-    out = console.file.getvalue()
-    assert "Against the baseline" in out and "p-value" in out and "unchanged" in out
-
-
-def test_do_gate_needs_budgets_or_baseline(tmp_path):
-    rp, _ = _files(tmp_path)
-
-    with pytest.raises(UsageError, match="nothing to gate against") as e:
-        do_gate(rp)
-    assert "--budgets" in e.value.fix and "--baseline" in e.value.fix
-
-
-def test_do_gate_writes_nothing_on_bad_input(tmp_path):
-    rp, _ = _files(tmp_path)
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("targets:\n  x86-cpu:\n    max_p90: 5\n")
-
-    with pytest.raises(UsageError, match="did you mean 'max_p90_ms'"):
-        do_gate(rp, bad, junit=tmp_path / "j.xml")
-    assert not (tmp_path / "j.xml").exists()
 
 
 def test_importing_gate_is_light():
