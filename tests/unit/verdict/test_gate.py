@@ -8,9 +8,10 @@ import sys
 
 import pytest
 
+from edgeopt.core.report import Latency, Measurement, Report
 from edgeopt.errors import UsageError
-from edgeopt.verdict.budgets import Budgets
-from edgeopt.verdict.gate import Rule, check, effective_limits
+from edgeopt.verdict.budgets import LIMIT_KEYS, Budgets, Limit, RegressionRules, TargetBudget
+from edgeopt.verdict.gate import Rule, Verdict, check, effective_limits, measured_value
 from tests.unit.verdict.sample import measurement, report_of, standard_report
 
 
@@ -20,6 +21,45 @@ def _budgets(targets, **regression):
 
 def _failed(verdict):
     return [c for c in verdict.checks if c.outcome == "fail"]
+
+
+def test_check_judges_objects_in_memory_and_touches_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+    lat = Latency.from_samples([1.0, 1.1, 1.2, 1.3])
+    report = Report(environment={}, results=[
+        Measurement(artifact="m_int8", format="tflite", precision="int8", target="x86-cpu", runtime="litert",
+                    size_bytes=80 * 1024, accuracy=0.9, latency_ms=lat, samples_ms=[]),
+        Measurement(artifact="m_fp32", format="tflite", precision="fp32", target="x86-cpu", runtime="litert",
+                    size_bytes=300 * 1024, accuracy=0.91, latency_ms=lat, samples_ms=[])])
+    budgets = Budgets(targets={"x86-cpu": TargetBudget(max_size_kb=Limit(limit=100))},
+                      regression=RegressionRules(size=0.05))
+    baseline = Report(environment={}, results=[
+        Measurement(artifact="m_int8", format="tflite", precision="int8", target="x86-cpu", runtime="litert",
+                    size_bytes=60 * 1024, accuracy=0.9)])
+
+    v = check(report, budgets, baseline)
+
+    assert isinstance(v, Verdict)
+    assert [(c.artifact, c.metric, c.outcome) for c in v.checks] == [
+        ("m_int8", "size_kb", "pass"), ("m_fp32", "size_kb", "fail"),
+        ("m_int8", "regression_size_bytes", "fail"), ("m_int8", "regression_accuracy", "pass")]
+    assert v.checks[2].source == "regression.size" and v.checks[2].measured == pytest.approx(1 / 3)
+    assert v.exit_code == 1 and v.recommendations[0].artifact is None
+    assert list(tmp_path.iterdir()) == []  # no file written, not even the step summary
+    assert capsys.readouterr() == ("", "")  # nothing printed
+
+
+def test_every_budget_key_is_a_rule_the_gate_can_measure():
+    rep = standard_report()
+    m = rep.results[1]
+
+    for key in LIMIT_KEYS:
+        rule = Rule(key, 1.0, "error", "targets.x86-cpu")
+        assert rule.kind in ("max", "min"), key
+        value, missing = measured_value(rep, m, rule.metric)
+        assert value is not None and not missing, key
+        assert rule.holds(1.0)  # a bound holds at the bound, whichever side it limits
 
 
 def test_all_within_budget_passes_and_recommends_fastest():
