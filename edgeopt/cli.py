@@ -167,15 +167,13 @@ def do_gate(report: Path, budgets: Path | None = None, baseline: Path | None = N
     from edgeopt.render.junit import to_junit
     from edgeopt.render.markdown import to_markdown
     from edgeopt.render.terminal import verdict_view
-    from edgeopt.verdict.budgets import load_budgets
     from edgeopt.verdict.gate import check
-    from edgeopt.verdict.inputs import load_input
+    from edgeopt.verdict.inputs import load_inputs
 
     if budgets is None and baseline is None:
         raise UsageError("nothing to gate against", "pass --budgets budgets.yaml and/or --baseline old_report.json")
-    rep = load_input(report, "report")
-    verdict = check(rep, load_budgets(budgets) if budgets is not None else None,
-                    load_input(baseline, "baseline") if baseline is not None else None)
+    rep, limits, old = load_inputs(report, budgets, baseline)
+    verdict = check(rep, limits, old)
     console = console or _console()
     for part in verdict_view(verdict):
         console.print(part)
@@ -215,10 +213,9 @@ def do_report(report: Path, html: Path | None = None, markdown: Path | None = No
     from edgeopt.render.html import to_html
     from edgeopt.render.markdown import to_markdown
     from edgeopt.verdict.gate import check
-    from edgeopt.verdict.inputs import load_input
+    from edgeopt.verdict.inputs import load_inputs
 
-    rep = load_input(report, "report")
-    old = load_input(baseline, "baseline") if baseline is not None else None
+    rep, _, old = load_inputs(report, baseline=baseline)
     if not rep.results:
         raise UsageError(f"report {report} has no results", "run `edgeopt bench` on at least one artifact")
     verdict = check(rep, baseline=old) if old is not None else None

@@ -1,6 +1,5 @@
-"""Reading what the gate judges: a report.json (the report or its baseline) into a Report, or a UsageError.
-
-Budgets are read by budgets.load_budgets. These functions read files and return objects; they never write.
+"""Reading what the gate judges: report.json files (the report, its baseline) and budgets.yaml into objects,
+or a UsageError naming the file and the fix. These functions read and return; they never write or print.
 """
 
 from __future__ import annotations
@@ -11,7 +10,15 @@ from typing import Any
 
 from edgeopt.core.report import SCHEMA_VERSION, Report, load_report, schema_problems
 from edgeopt.errors import UsageError
+from edgeopt.verdict.budgets import Budgets, load_budgets
 from edgeopt.verdict.text import one_line
+
+
+def load_inputs(report: str | Path, budgets: str | Path | None = None,
+                baseline: str | Path | None = None) -> tuple[Report, Budgets | None, Report | None]:
+    """The report, then the budgets, then the baseline (the first bad one is the error); None stays None."""
+    return (load_input(report, "report"), load_budgets(budgets) if budgets is not None else None,
+            load_input(baseline, "baseline") if baseline is not None else None)
 
 
 def load_input(path: str | Path, what: str) -> Report:
