@@ -63,9 +63,12 @@ def skipped(artifact: Artifact, path: Path, target: str, runtime: str, reason: s
 
 
 def _runtime_for(artifact: Artifact, target) -> str | None:
-    from edgeopt.runtimes import FOR_FORMAT
+    from edgeopt.runtimes import for_format
 
-    runtime = FOR_FORMAT.get(artifact.format)
+    try:
+        runtime = for_format(artifact.format)
+    except KeyError:
+        return None
     return runtime if runtime in target.runtimes else None
 
 
@@ -157,7 +160,8 @@ def benchmark(paths: list[str | Path], targets: list, dataset, out: str | Path |
 def _preflight(targets: list, items) -> dict[str, dict]:
     """Per target, what set-up found (device info, GPU probe, sysroot); configuration errors raise."""
     from edgeopt.bench.devices import qemu as emulate
-    from edgeopt.bench.devices.ssh import INSTALL_HINT, RUNTIME_PACKAGES, SSHDevice
+    from edgeopt.bench.devices.ssh import SSHDevice
+    from edgeopt.runtimes import get
 
     found: dict[str, dict] = {}
     ssh = [t for t in targets if t.connection.kind == "ssh"]
@@ -175,11 +179,11 @@ def _preflight(targets: list, items) -> dict[str, dict]:
             info = fut.result()  # re-raises the probe's UsageError
             t = next(t for t in ssh if t.name == name)
             needed = {_runtime_for(a, t) for a, _ in items} - {None}
-            for rt in sorted(needed):
-                if not any(info["modules"].get(m) for m in RUNTIME_PACKAGES.get(rt, (rt,))) and not (
-                        rt == "litert" and info["modules"].get("tensorflow")):
-                    raise UsageError(f"target {name}: the device has no {rt} runtime for {t.connection.python}",
-                                     f"on the device: {INSTALL_HINT[rt]} — or remove {rt} from the target's runtimes")
+            for rt in map(get, sorted(needed)):
+                if not rt.standalone or rt.provider(info["modules"]) is None:  # the runner ships stand-alone ones
+                    raise UsageError(f"target {name}: the device has no {rt.name} runtime for {t.connection.python}",
+                                     f"on the device: {rt.install_hint} — or remove {rt.name} from the target's "
+                                     "runtimes")
             found[name] = {"device": info}
     return found
 
@@ -349,13 +353,13 @@ def _fill_agreement(run: _Run) -> None:
 
 
 def _host_outputs(run: _Run, item, plan) -> np.ndarray | None:
-    from edgeopt.runtimes import FOR_FORMAT
+    from edgeopt.runtimes import for_format
 
     artifact, path = item
     if artifact.name not in run.host_outputs:
         run.started(f"{artifact.name} on this x86 CPU (reference outputs)")
         with tempfile.TemporaryDirectory(prefix="edgeopt-ref-", dir=run.tmp) as tmp:
-            job = harness.job_for(path, FOR_FORMAT[artifact.format], plan, {}, run.data, Path(tmp), skip_timing=True)
+            job = harness.job_for(path, for_format(artifact.format), plan, {}, run.data, Path(tmp), skip_timing=True)
             raw = harness.run_local(job, plan.timeout_s)
             if raw.get("status") != "ok" or not raw.get("outputs"):
                 log.warning("no x86 reference outputs for %s: %s", artifact.name, raw.get("error"))

@@ -110,11 +110,11 @@ class TargetSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> TargetSpec:
-        from edgeopt.runtimes import MODULES
+        from edgeopt.runtimes import REGISTRY
 
-        unknown = [r for r in self.runtimes if r not in MODULES]
+        unknown = [r for r in self.runtimes if r not in REGISTRY]
         if unknown:
-            raise ValueError(f"unknown runtime '{unknown[0]}' (use {', '.join(MODULES)})")
+            raise ValueError(f"unknown runtime '{unknown[0]}' (use {', '.join(REGISTRY)})")
         if self.connection.kind == "qemu" and self.arch != "aarch64":
             raise ValueError("a qemu target emulates aarch64; set arch: aarch64")
         return self

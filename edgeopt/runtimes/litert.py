@@ -9,6 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 NAME = "litert"
+FORMATS = ("tflite",)
+# The interpreter packages, in the order interpreter_class tries them (import name → distribution).
+PACKAGES = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime", "tensorflow": "tensorflow"}
+INSTALL_HINT = "pip install ai-edge-litert (or tflite-runtime)"
+STANDALONE = True
 
 
 def interpreter_class():
@@ -40,9 +45,8 @@ def version() -> str:
     _, _, pkg = interpreter_class()
     from importlib import metadata
 
-    dist = {"ai_edge_litert": "ai-edge-litert", "tflite_runtime": "tflite-runtime"}.get(pkg, pkg)
     try:
-        return f"{pkg} {metadata.version(dist)}"
+        return f"{pkg} {metadata.version(PACKAGES[pkg])}"
     except metadata.PackageNotFoundError:
         return pkg
 

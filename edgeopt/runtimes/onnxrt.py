@@ -8,12 +8,23 @@ from __future__ import annotations
 import numpy as np
 
 NAME = "onnxruntime"
+FORMATS = ("onnx",)
+PACKAGES = {"onnxruntime": "onnxruntime"}
+INSTALL_HINT = "pip install onnxruntime"
+STANDALONE = True
 
 
 def version() -> str:
     import onnxruntime as ort
 
     return f"onnxruntime {ort.__version__}"
+
+
+def devices() -> list[str]:
+    """The execution providers this onnxruntime build offers (what a GPU probe asks for)."""
+    import onnxruntime as ort
+
+    return list(ort.get_available_providers())
 
 
 class ProviderUnavailable(RuntimeError):

@@ -5,6 +5,17 @@ from __future__ import annotations
 import numpy as np
 
 NAME = "tf"
+FORMATS = ("keras",)
+PACKAGES = {"tensorflow": "tensorflow"}
+INSTALL_HINT = "pip install tensorflow"
+STANDALONE = False  # loads models through edgeopt.models.load
+
+
+def devices() -> list[str]:
+    """The GPUs TensorFlow sees (what a GPU probe asks for)."""
+    import tensorflow as tf
+
+    return [d.name for d in tf.config.list_physical_devices("GPU")]
 
 
 def version() -> str:

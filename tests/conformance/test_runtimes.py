@@ -1,11 +1,11 @@
-"""Every runtime passes the same suite on the artifacts it runs (real LiteRT, ONNX Runtime, TF)."""
+"""Every runtime in the registry passes the same suite on the artifacts it runs (real LiteRT, ONNX Runtime, TF)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from edgeopt.runtimes import FOR_FORMAT, module
+from edgeopt.runtimes import REGISTRY, for_format, formats, module
 
 
 @pytest.fixture(scope="module")
@@ -15,27 +15,33 @@ def artifacts(compressed):
 
 
 def test_every_format_has_a_runtime(artifacts):
-    assert {fmt for _, fmt, _ in artifacts.values()} == set(FOR_FORMAT)
+    assert {fmt for _, fmt, _ in artifacts.values()} == set(formats())
+    assert len(formats()) == len(set(formats()))  # one runtime per format
 
 
-def test_runtime_contract(artifacts, digits):
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_runtime_contract(name, artifacts, digits):
+    entry = REGISTRY[name]
+    rt = entry.module()
+    assert rt.NAME == name and isinstance(rt.version(), str) and rt.version()
+    assert entry.provider({p: "1" for p in entry.packages}) == next(iter(entry.packages))
     x = digits.x_test[:37]  # odd batch size on purpose
-    for name, (path, fmt, _) in artifacts.items():
-        rt = module(FOR_FORMAT[fmt])
-        assert isinstance(rt.version(), str) and rt.version()
+    mine = {n: a for n, a in artifacts.items() if a[1] in entry.formats}
+    assert mine, f"no artifact exercises {name}"
+    for art, (path, _, _) in mine.items():
         sess = rt.load(str(path), threads=1)
-        assert tuple(sess.input_shape) == digits.input_shape, name
+        assert tuple(sess.input_shape) == digits.input_shape, art
         out = sess.run(x)
-        assert out.shape == (37, digits.num_classes), name
-        assert out.dtype == np.float32, name
+        assert out.shape == (37, digits.num_classes), art
+        assert out.dtype == np.float32, art
         assert np.allclose(out.sum(axis=1), 1.0, atol=0.05), name  # softmax survives every conversion
         single = sess.invoke_prepared(sess.prepare(x[:1]))
-        assert single.shape[-1] == digits.num_classes, name
+        assert single.shape[-1] == digits.num_classes, art
 
 
 def test_runtimes_agree_on_the_same_inputs(artifacts, digits):
     x = digits.x_test[:100]
-    outs = {n: module(FOR_FORMAT[f]).load(str(p)).run(x) for n, (p, f, _) in artifacts.items()}
+    outs = {n: module(for_format(f)).load(str(p)).run(x) for n, (p, f, _) in artifacts.items()}
     ref = next(o for n, o in outs.items() if n.endswith("_source.keras"))
     for name, out in outs.items():
         agree = np.mean(out.argmax(1) == ref.argmax(1))

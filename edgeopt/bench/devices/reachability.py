@@ -12,6 +12,7 @@ def reachability(target, timeout_s: float = 5) -> tuple[str, str]:
     """("yes" | "no", why) for `edgeopt targets`: can this target be benchmarked from here right now?"""
     from edgeopt.bench.devices import qemu as emulate
     from edgeopt.bench.devices.ssh import SSHDevice
+    from edgeopt.runtimes import standalone
 
     kind = target.connection.kind
     if kind == "qemu":
@@ -26,7 +27,7 @@ def reachability(target, timeout_s: float = 5) -> tuple[str, str]:
             info = SSHDevice(target.name, conn).check()
         except UsageError as e:
             return "no", e.problem.removeprefix(f"target {target.name}: ")
-        have = [m for m in ("ai_edge_litert", "tflite_runtime", "onnxruntime") if info["modules"].get(m)]
+        have = [p for rt in standalone() if (p := rt.provider(info["modules"]))]  # what the runner would load
         return "yes", f"{info['machine']}, Python {info['python']}, {', '.join(have) or 'no runtime'}"
     if target.device == "gpu":
         probe = gpu_probe()

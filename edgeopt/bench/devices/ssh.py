@@ -24,10 +24,6 @@ log = logging.getLogger(__name__)
 
 SSH_CONNECTION_ERROR = 255
 RETRY_PAUSE_S = 1.0
-# What the device needs for each runtime the runner may use, and how to get it there.
-RUNTIME_PACKAGES = {"litert": ("ai_edge_litert", "tflite_runtime"), "onnxruntime": ("onnxruntime",)}
-INSTALL_HINT = {"litert": "pip install ai-edge-litert (or tflite-runtime)", "onnxruntime": "pip install onnxruntime",
-                "tf": "pip install tensorflow"}
 
 _PROBE = """
 import json, platform, sys
