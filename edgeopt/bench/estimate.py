@@ -14,8 +14,10 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +231,50 @@ def onnx_ops(path: Path) -> list[OpCost]:
 
 # --- cost model ---------------------------------------------------------------------------------------
 
-def throughput_gmacs(cal, op_class: str, dtype: str, notes: list[str] | None = None) -> float:
+class CalibrationPoint(BaseModel):
+    """A published latency the cost model is checked against."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    model: str  # mobilenet_v1 | mobilenet_v2 (what benchmarks/estimator.py builds)
+    precision: Literal["fp32", "int8"]
+    ms: float = Field(gt=0)
+    source: str = Field(min_length=1)
+
+
+class Calibration(BaseModel):
+    """The estimator's cost model for one target; every number names its source in ``sources``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    threads: int = Field(ge=1)  # the thread count the throughputs hold for
+    gmacs: dict[str, dict[str, float]]  # op class → dtype → effective GMAC/s
+    bandwidth_gbs: float = Field(gt=0)  # effective memory bandwidth for memory-bound ops
+    op_overhead_us: float = Field(0.0, ge=0)  # dispatch cost per op
+    invoke_overhead_us: float = Field(0.0, ge=0)  # fixed cost per inference
+    sources: dict[str, str]  # "gmacs.conv", "bandwidth_gbs", ... → where that number comes from
+    points: tuple[CalibrationPoint, ...] = ()
+    proxy: str | None = None  # set when the numbers are scaled from another device: how, and why
+
+    @model_validator(mode="after")
+    def _check(self) -> Calibration:
+        if "conv" not in self.gmacs or "fp32" not in self.gmacs["conv"]:
+            raise ValueError("gmacs needs at least conv: {fp32: ...}")
+        for cls, table in self.gmacs.items():
+            if cls not in OP_CLASSES:
+                raise ValueError(f"unknown op class '{cls}' in gmacs (use {', '.join(OP_CLASSES)})")
+            for dtype, v in table.items():
+                if dtype not in DTYPES:
+                    raise ValueError(f"unknown dtype '{dtype}' in gmacs.{cls} (use {', '.join(DTYPES)})")
+                if not v > 0:
+                    raise ValueError(f"gmacs.{cls}.{dtype} must be > 0, got {v}")
+        needed = [f"gmacs.{c}" for c in self.gmacs] + ["bandwidth_gbs"]
+        needed += [k for k in ("op_overhead_us", "invoke_overhead_us") if getattr(self, k)]
+        missing = [k for k in needed if not self.sources.get(k)]
+        if missing:
+            raise ValueError(f"sources must say where each number comes from; missing {', '.join(missing)}")
+        return self
+
+
+def throughput_gmacs(cal: Calibration, op_class: str, dtype: str, notes: list[str] | None = None) -> float:
     """Effective GMAC/s for an op class and dtype, walking DTYPE_FALLBACK when the calibration has no number."""
     table = cal.gmacs.get(op_class) or cal.gmacs.get("conv") or {}
     seen, d = [], dtype
@@ -245,8 +290,8 @@ def throughput_gmacs(cal, op_class: str, dtype: str, notes: list[str] | None = N
     return float(table[d])
 
 
-def estimate_ops(ops: list[OpCost], cal, threads: int | None = None, cores: int | None = None) -> Estimate:
-    """Sum of per-op rooflines for a calibration (``targets.Calibration``) at ``threads`` threads.
+def estimate_ops(ops: list[OpCost], cal: Calibration, threads: int | None = None, cores: int | None = None) -> Estimate:
+    """Sum of per-op rooflines for a ``Calibration`` at ``threads`` threads.
 
     Throughputs are for ``cal.threads`` threads and scale linearly with fewer (compute is split across
     cores); memory bandwidth is shared and does not scale.

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from edgeopt.bench.estimate import Calibration
 from edgeopt.errors import UsageError, nearest
 
 
@@ -45,51 +46,6 @@ class Connection(BaseModel):
     def _complete(self) -> Connection:
         if self.kind == "ssh" and not self.host:
             raise ValueError("an ssh connection needs a host")
-        return self
-
-
-class CalibrationPoint(BaseModel):
-    """A published latency the cost model is checked against."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    model: str  # mobilenet_v1 | mobilenet_v2 (what benchmarks/estimator.py builds)
-    precision: Literal["fp32", "int8"]
-    ms: float = Field(gt=0)
-    source: str = Field(min_length=1)
-
-
-class Calibration(BaseModel):
-    """The estimator's cost model for one target; every number names its source in ``sources``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    threads: int = Field(ge=1)  # the thread count the throughputs hold for
-    gmacs: dict[str, dict[str, float]]  # op class → dtype → effective GMAC/s
-    bandwidth_gbs: float = Field(gt=0)  # effective memory bandwidth for memory-bound ops
-    op_overhead_us: float = Field(0.0, ge=0)  # dispatch cost per op
-    invoke_overhead_us: float = Field(0.0, ge=0)  # fixed cost per inference
-    sources: dict[str, str]  # "gmacs.conv", "bandwidth_gbs", ... → where that number comes from
-    points: tuple[CalibrationPoint, ...] = ()
-    proxy: str | None = None  # set when the numbers are scaled from another device: how, and why
-
-    @model_validator(mode="after")
-    def _check(self) -> Calibration:
-        from edgeopt.bench.estimate import DTYPES, OP_CLASSES
-
-        if "conv" not in self.gmacs or "fp32" not in self.gmacs["conv"]:
-            raise ValueError("gmacs needs at least conv: {fp32: ...}")
-        for cls, table in self.gmacs.items():
-            if cls not in OP_CLASSES:
-                raise ValueError(f"unknown op class '{cls}' in gmacs (use {', '.join(OP_CLASSES)})")
-            for dtype, v in table.items():
-                if dtype not in DTYPES:
-                    raise ValueError(f"unknown dtype '{dtype}' in gmacs.{cls} (use {', '.join(DTYPES)})")
-                if not v > 0:
-                    raise ValueError(f"gmacs.{cls}.{dtype} must be > 0, got {v}")
-        needed = [f"gmacs.{c}" for c in self.gmacs] + ["bandwidth_gbs"]
-        needed += [k for k in ("op_overhead_us", "invoke_overhead_us") if getattr(self, k)]
-        missing = [k for k in needed if not self.sources.get(k)]
-        if missing:
-            raise ValueError(f"sources must say where each number comes from; missing {', '.join(missing)}")
         return self
 
 

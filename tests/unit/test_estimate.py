@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgeopt.bench.estimate import OpCost, estimate_ops, graph_ops, summarize, throughput_gmacs
-from edgeopt.bench.targets import Calibration, load_target
+from edgeopt.bench.estimate import Calibration, OpCost, estimate_ops, graph_ops, summarize, throughput_gmacs
+from edgeopt.bench.targets import load_target
 
 # The tiny digits CNN (tests/conftest.py): 8×8×1 → Conv 3×3×8 'same' → Flatten → Dense 10 → softmax.
 CONV_MACS = 8 * 8 * 8 * 3 * 3 * 1
