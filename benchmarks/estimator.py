@@ -26,7 +26,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from edgeopt import atomic  # noqa: E402
-from edgeopt.bench.devices.qemu import cache_dir  # noqa: E402
+from edgeopt.bench.devices.sysroot import cache_dir  # noqa: E402
 from edgeopt.bench.estimate import estimate_ops, graph_ops, summarize  # noqa: E402
 from edgeopt.bench.targets import load_target  # noqa: E402
 

@@ -312,7 +312,7 @@ def _short_path(p: Path | None) -> str:
 def targets_setup(name: Annotated[str, typer.Argument(help="Target to prepare (rpi4-emulated builds its sysroot).")],
                   force: Annotated[bool, typer.Option(help="Rebuild even if it is already there.")] = False) -> None:
     """Prepare a target once: for an emulated one, build the aarch64 sysroot in the cache folder."""
-    from edgeopt.bench.devices import qemu as emulate
+    from edgeopt.bench.devices import sysroot
     from edgeopt.bench.devices.reachability import reachability
     from edgeopt.bench.targets import load_target
     from edgeopt.errors import UsageError
@@ -326,7 +326,7 @@ def targets_setup(name: Annotated[str, typer.Argument(help="Target to prepare (r
         _console().print(f"{tg.name}: nothing to set up; reachable ({why})")
         return
     console = _console(stderr=True)
-    info = emulate.setup(emulate.sysroot_dir(tg), force=force, progress=lambda msg: console.print(msg))
+    info = sysroot.setup(sysroot.sysroot_dir(tg), force=force, progress=lambda msg: console.print(msg))
     dev = info.get("device", {})
     _console().print(f"{tg.name}: sysroot {info['root']} — {info.get('qemu')}, Python {dev.get('python')}, "
                      f"numpy {dev.get('numpy')}, ai-edge-litert {dev.get('ai_edge_litert')}, "

@@ -12,17 +12,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgeopt.bench.estimate import Calibration
+from edgeopt.bench.plan import RunSettings
 from edgeopt.errors import UsageError, nearest
-
-
-class RunSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    warmup: int = Field(10, ge=0)
-    min_runs: int = Field(50, ge=1)
-    min_seconds: float = Field(1.0, ge=0)
-    max_seconds: float = Field(30.0, gt=0)  # stop timing after this even if min_runs is not reached
-    max_runs: int = Field(5000, ge=1)  # and after this many samples even if min_seconds is not reached
-    timeout_s: float = Field(300.0, gt=0)  # whole worker (load + accuracy + timing) per artifact
 
 
 class Connection(BaseModel):

@@ -11,14 +11,14 @@ import sys
 
 import pytest
 
-from edgeopt.bench.devices import qemu as emulate
+from edgeopt.bench.devices import sysroot
 
 EDGEOPT = [sys.executable, "-m", "edgeopt.cli"]
 
 
 def _needs_sysroot():
-    if emulate.ready_info(emulate.sysroot_dir()) is None:
-        pytest.skip(f"aarch64 sysroot not built at {emulate.sysroot_dir()}: run `edgeopt targets setup rpi4-emulated`")
+    if sysroot.ready_info(sysroot.sysroot_dir()) is None:
+        pytest.skip(f"aarch64 sysroot not built at {sysroot.sysroot_dir()}: run `edgeopt targets setup rpi4-emulated`")
 
 
 @pytest.mark.slow

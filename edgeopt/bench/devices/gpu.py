@@ -1,36 +1,42 @@
-"""Desktop GPU: what this machine offers (asked in a subprocess, so the parent never imports TensorFlow)
-and which ONNX Runtime providers to ask for. Without a GPU, results are skipped with the reason; CPU
-numbers are never reported under a GPU target."""
+"""Desktop GPU: what this machine offers (asked by the runner's probe in a subprocess, so the parent never
+imports TensorFlow) and which ONNX Runtime providers to ask for. Without a GPU, results are skipped with
+the reason; CPU numbers are never reported under a GPU target."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
+from dataclasses import replace
+
+from edgeopt.bench.devices._proc import launch
+from edgeopt.bench.devices.local import run_local
+from edgeopt.bench.plan import Job, not_run
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
 def gpu_probe(with_tf: bool = False, timeout_s: float = 120) -> dict:
-    """What GPU execution this machine offers, asked in a subprocess so this process stays light."""
-    code = ("import json, shutil, subprocess\nout = {}\n"
-            "try:\n    import onnxruntime as ort\n    out['ort_providers'] = ort.get_available_providers()\n"
-            "except Exception as e:\n    out['ort_providers'] = []; out['ort_error'] = str(e)[:200]\n"
-            "smi = shutil.which('nvidia-smi')\n"
-            "out['nvidia_smi'] = subprocess.run([smi, '-L'], capture_output=True, text=True).stdout.strip()"
-            " if smi else ''\n")
-    if with_tf:
-        code += ("try:\n    import tensorflow as tf\n"
-                 "    out['tf_gpus'] = [d.name for d in tf.config.list_physical_devices('GPU')]\n"
-                 "except Exception as e:\n    out['tf_gpus'] = []; out['tf_error'] = str(e)[:200]\n")
-    code += "print(json.dumps(out))\n"
+    """What GPU execution this machine offers: ``ort_providers``, ``nvidia_smi`` and (with_tf) ``tf_gpus``."""
+    from edgeopt.bench.ondevice import probe_spec
+
+    spec = probe_spec(["onnxrt", *(["tf"] if with_tf else [])], packages=False, gpu=True)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    done = launch([sys.executable, "-m", "edgeopt.bench.ondevice.runner", "--probe", json.dumps(spec)], timeout_s,
+                  env=env)
     try:
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout_s, env=env)
-        return json.loads(proc.stdout.strip().splitlines()[-1])
-    except (subprocess.TimeoutExpired, ValueError, IndexError) as e:
-        return {"ort_providers": [], "nvidia_smi": "", "error": f"GPU probe failed: {e}"}
+        info = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        why = f"timed out after {timeout_s:g} s" if done.timed_out else (done.stderr.strip()[-200:] or "no output")
+        return {"ort_providers": [], "nvidia_smi": "", "error": f"GPU probe failed: {why}"}
+    out = {"nvidia_smi": info.get("nvidia_smi", "")}
+    for file, key in (("onnxrt", "ort"), ("tf", "tf")):
+        if file in info["runtimes"]:
+            rt = info["runtimes"][file]
+            out["ort_providers" if key == "ort" else "tf_gpus"] = rt.get("devices", [])
+            if "error" in rt:
+                out[f"{key}_error"] = rt["error"]
+    return out
 
 
 def gpu_skip_reason(probe: dict, runtime: str) -> str | None:
@@ -48,12 +54,44 @@ def gpu_skip_reason(probe: dict, runtime: str) -> str | None:
     return f"{runtime} has no desktop GPU path"
 
 
-def with_available_providers(target, gpu: dict):
+def with_available_providers(options: dict, gpu: dict) -> dict:
     """Ask only for the GPU providers this onnxruntime has (TensorRT is optional), CPU last for unsupported ops."""
-    from edgeopt.bench.targets import Target
-
-    opts = {k: dict(v) for k, v in target.runtime_options.items()}
-    wanted = opts.get("onnxruntime", {}).get("providers") or list(GPU_PROVIDERS)
+    wanted = options.get("providers") or list(GPU_PROVIDERS)
     have = gpu.get("ort_providers", [])
-    opts.setdefault("onnxruntime", {})["providers"] = [p for p in wanted if p in have and p in GPU_PROVIDERS] + ["CPUExecutionProvider"]
-    return Target(spec=target.spec.model_copy(update={"runtime_options": opts}), source=target.source)
+    return {**options, "providers": [p for p in wanted if p in have and p in GPU_PROVIDERS] + ["CPUExecutionProvider"]}
+
+
+class GPUDevice:
+    """This machine's GPU: a local worker asked for the GPU providers (or TensorFlow's GPU)."""
+
+    shares_host = True
+    timed = True
+    reports_environment = False
+    agreement = "inline"
+
+    def __init__(self, target) -> None:
+        self.name = target.name
+        self.gpu: dict = {}
+
+    def probe(self, runtimes: set[str]) -> dict:
+        self.gpu = gpu_probe(with_tf="tf" in runtimes)
+        return {}
+
+    def run(self, job: Job) -> dict:
+        reason = gpu_skip_reason(self.gpu, job.runtime)
+        if reason:
+            return not_run("skipped", reason)
+        if job.runtime == "onnxruntime":
+            job = replace(job, options=with_available_providers(job.options, self.gpu))
+        raw = run_local(job)
+        providers = raw.get("providers")
+        raw["record"] = {"providers": providers}
+        if raw.get("status") == "ok" and job.runtime == "onnxruntime" and not any(p in GPU_PROVIDERS
+                                                                                  for p in providers or []):
+            # ORT falls back to the CPU when a GPU provider fails to load: never report that as GPU time.
+            raw.update(status="failed", samples_ms=[],
+                       error=f"onnxruntime ran on {providers}, not the GPU (GPU provider did not load)")
+        return raw
+
+    def close(self) -> None:
+        pass

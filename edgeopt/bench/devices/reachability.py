@@ -10,13 +10,13 @@ from edgeopt.errors import UsageError
 
 def reachability(target, timeout_s: float = 5) -> tuple[str, str]:
     """("yes" | "no", why) for `edgeopt targets`: can this target be benchmarked from here right now?"""
-    from edgeopt.bench.devices import qemu as emulate
+    from edgeopt.bench.devices import sysroot
     from edgeopt.bench.devices.ssh import SSHDevice
     from edgeopt.runtimes import standalone
 
     kind = target.connection.kind
     if kind == "qemu":
-        info = emulate.ready_info(emulate.sysroot_dir(target))
+        info = sysroot.ready_info(sysroot.sysroot_dir(target))
         if info is None:
             return "no", f"sysroot not built: run `edgeopt targets setup {target.name}`"
         qemu = " ".join(str(info.get("qemu", "qemu")).split()[:3:2])  # "qemu-aarch64 10.0.13"

@@ -14,10 +14,13 @@ import json
 import logging
 import shlex
 import shutil
-import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 
+from edgeopt.bench.devices._proc import Finished, launch
+from edgeopt.bench.ondevice import RUNNER, probe_spec, ship_runner
+from edgeopt.bench.plan import Job, not_run
 from edgeopt.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -25,38 +28,9 @@ log = logging.getLogger(__name__)
 SSH_CONNECTION_ERROR = 255
 RETRY_PAUSE_S = 1.0
 
-_PROBE = """
-import json, platform, sys
-from importlib import util, metadata
-def ver(dist):
-    try:
-        return metadata.version(dist)
-    except Exception:
-        return "unknown"
-found = {}
-for mod, dist in (("numpy", "numpy"), ("ai_edge_litert", "ai-edge-litert"), ("tflite_runtime", "tflite-runtime"),
-                  ("onnxruntime", "onnxruntime"), ("tensorflow", "tensorflow")):
-    found[mod] = ver(dist) if util.find_spec(mod) is not None else None
-print(json.dumps({"machine": platform.machine(), "python": platform.python_version(), "system": platform.platform(),
-                  "modules": found}))
-"""
-
 
 class DeviceLost(RuntimeError):
     """The SSH connection failed twice in a row: the device dropped off (or never answered)."""
-
-
-def ship_runner(folder: Path) -> Path:
-    """Copy the stand-alone runner and the two runtime files it imports into ``folder``."""
-    import edgeopt.bench.ondevice.runner as runner
-    import edgeopt.runtimes.litert as litert
-    import edgeopt.runtimes.onnxrt as onnxrt
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    for mod in (runner, litert, onnxrt):
-        shutil.copy(mod.__file__, folder / Path(mod.__file__).name)
-    return folder
 
 
 def _quote_path(p: str) -> str:
@@ -65,12 +39,20 @@ def _quote_path(p: str) -> str:
 
 
 class SSHDevice:
-    """One device over SSH. ``open`` makes the remote folder, ``run`` benchmarks one job, ``close`` removes it."""
+    """One device over SSH. ``probe`` asks what it has, ``run`` benchmarks one job (the first one makes the remote
+    folder and copies the runner and the inputs into it), ``close`` removes the folder."""
+
+    shares_host = False
+    timed = True
+    reports_environment = True
+    agreement = "source"
 
     def __init__(self, name: str, connection) -> None:
         self.name = name
         self.conn = connection
         self.remote_dir: str | None = None
+        self.lost: str | None = None  # why the device is gone: every later job fails with it
+        self._jobs = 0
 
     @property
     def where(self) -> str:
@@ -96,12 +78,11 @@ class SSHDevice:
         return f"{self.conn.user}@{self.conn.host}" if self.conn.user else str(self.conn.host)
 
     def _call(self, argv: list[str], timeout_s: float, what: str, stdin: str | None = None,
-              retry: bool = True) -> subprocess.CompletedProcess:
+              retry: bool = True) -> Finished:
         """Run an ssh/scp command; a connection failure (255 or a timeout) is retried once, then DeviceLost."""
         for attempt in (1, 2):
-            try:
-                proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout_s)
-            except subprocess.TimeoutExpired:
+            proc = launch(argv, timeout_s, stdin=stdin)
+            if proc.timed_out:
                 reason = f"{what} on {self.where} timed out after {timeout_s:g} s"
             else:
                 if proc.returncode != SSH_CONNECTION_ERROR:
@@ -116,7 +97,7 @@ class SSHDevice:
         raise AssertionError("unreachable")
 
     def ssh(self, command: str, timeout_s: float, what: str, stdin: str | None = None,
-            retry: bool = True) -> subprocess.CompletedProcess:
+            retry: bool = True) -> Finished:
         argv = ["ssh", *self._options(), "-p", str(self.conn.port), "--", self._destination(), command]
         return self._call(argv, timeout_s, what, stdin=stdin, retry=retry)
 
@@ -136,7 +117,8 @@ class SSHDevice:
     # --- the verbs -----------------------------------------------------------------------------------
 
     def check(self) -> dict:
-        """Connect and ask the device's Python what it has; bad configuration raises UsageError."""
+        """Connect and ask the device's Python what it has (the runner's probe, sent on stdin); bad
+        configuration raises UsageError."""
         c = self.conn
         if c.host.startswith("-"):
             raise UsageError(f"target {self.name}: host {c.host!r} starts with '-'", "set a host name or address")
@@ -147,8 +129,10 @@ class SSHDevice:
             raise UsageError(f"target {self.name}: known_hosts file {c.known_hosts_file} does not exist",
                              f"add the device's key: ssh-keyscan -p {c.port} {c.host} >> {c.known_hosts_file} "
                              "(check its fingerprint), or set accept_new_host_key: true")
+        spec = shlex.quote(json.dumps(probe_spec()))
         try:
-            proc = self.ssh(f"{_quote_path(c.python)} -", c.connect_timeout_s + 60, "probing the device", stdin=_PROBE)
+            proc = self.ssh(f"{_quote_path(c.python)} - --probe {spec}", c.connect_timeout_s + 60, "probing the device",
+                            stdin=RUNNER.read_text())
         except DeviceLost as e:
             raise UsageError(f"target {self.name}: cannot reach {self.where} ({e})",
                              "check the host, port and network, and that sshd runs there") from None
@@ -164,6 +148,18 @@ class SSHDevice:
                              "on the device: pip install numpy")
         return info
 
+    def probe(self, runtimes: set[str]) -> dict:
+        """``check``, and that the device has a package for each of ``runtimes``."""
+        from edgeopt.runtimes import get
+
+        info = self.check()
+        for name in sorted(runtimes):
+            rt = get(name)
+            if not rt.standalone or rt.provider(info["modules"]) is None:  # the runner ships stand-alone ones only
+                raise UsageError(f"target {self.name}: the device has no {name} runtime for {self.conn.python}",
+                                 f"on the device: {rt.install_hint} — or remove {name} from the target's runtimes")
+        return {"device": info}
+
     def open(self, inputs: Path, timeout_s: float = 300) -> str:
         """Make the remote folder and copy the runner and the inputs into it; returns its path."""
         tmp = self.conn.remote_tmp.rstrip("/") or "/tmp"
@@ -176,27 +172,43 @@ class SSHDevice:
         self.put([*sorted(local.iterdir()), Path(inputs)], self.remote_dir, timeout_s)
         return self.remote_dir
 
-    def run(self, job: dict, index: int, local_out: Path, timeout_s: float) -> dict:
-        """Benchmark one job (its ``artifact`` a local path) on the device; the runner's result dict."""
+    def run(self, job: Job) -> dict:
+        """Benchmark one job (its paths local) on the device; a lost device fails this job and every later one."""
+        if self.lost:
+            return not_run("failed", self.lost)
+        if self.remote_dir is None:
+            try:
+                self.open(Path(job.data))
+            except (DeviceLost, UsageError) as e:
+                self.lost = f"device lost before the first run: {e}"
+                return not_run("failed", self.lost)
+        self._jobs += 1
+        try:
+            return self._run(job, self._jobs - 1, Path(job.out))
+        except (DeviceLost, UsageError) as e:
+            self.lost = f"device dropped: {e}"
+            log.warning("%s: %s", self.name, self.lost)
+            return {"status": "failed", "error": self.lost}
+
+    def _run(self, job: Job, index: int, local_out: Path) -> dict:
         assert self.remote_dir, "open() first"
         rdir = self.remote_dir
-        artifact = Path(job["artifact"])
+        artifact = Path(job.artifact)
         name = f"model-{index}{artifact.suffix}"  # a fixed, safe remote name whatever the local one is
         out = f"{rdir}/out-{index}"
-        remote_job = dict(job, artifact=f"{rdir}/{name}", data=f"{rdir}/{Path(job['data']).name}", out=out)
         local_out.mkdir(parents=True, exist_ok=True)
         staged = local_out / "stage"
         staged.mkdir(exist_ok=True)
-        job_file = staged / f"job-{index}.json"
-        job_file.write_text(json.dumps(remote_job))
+        job_file = replace(job, artifact=f"{rdir}/{name}", data=f"{rdir}/{Path(job.data).name}",
+                           out=out).write(staged / f"job-{index}.json")
         link = staged / name
         shutil.copy(artifact, link)
         self.put([link, job_file], rdir)
         py = _quote_path(self.conn.python)
-        limit = max(1, int(timeout_s))
+        limit = max(1, int(job.timeout_s))
         cmd = (f"cd {shlex.quote(rdir)} && if command -v timeout >/dev/null 2>&1; then exec timeout -k 5 {limit} "
                f"{py} runner.py {shlex.quote(job_file.name)}; else exec {py} runner.py {shlex.quote(job_file.name)}; fi")
-        proc = self.ssh(cmd, timeout_s + 30, f"running {artifact.name}")
+        proc = self.ssh(cmd, job.timeout_s + 30, f"running {artifact.name}")
         fetched = self.get([f"{out}/result.json"], local_out)
         if fetched:
             raw = json.loads((local_out / "result.json").read_text())
@@ -215,7 +227,7 @@ class SSHDevice:
         return raw
 
     def close(self) -> None:
-        if self.remote_dir:
+        if self.remote_dir and not self.lost:
             try:
                 self.ssh(f"rm -rf -- {shlex.quote(self.remote_dir)}", 60, "removing the run folder", retry=False)
             except (DeviceLost, UsageError) as e:

@@ -1,16 +1,21 @@
-"""The on-device benchmark runner: one artifact, one runtime, one process.
+"""The on-device benchmark runner: one artifact, one runtime, one process; also the environment probe.
 
 Needs only the standard library, numpy and a runtime package (ai_edge_litert / tflite_runtime /
 onnxruntime), so it can be copied to a Raspberry Pi next to ``litert.py`` and ``onnxrt.py`` and run
-with the device's Python. Usage: ``python runner.py job.json``; it writes ``result.json`` (and
-``outputs.npy``) into the job's ``out`` folder and never raises: failures become ``status: failed``.
+with the device's Python. ``python runner.py job.json`` writes ``result.json`` (and ``outputs.npy``)
+into the job's ``out`` folder and never raises: failures become ``status: failed``. The job's fields are
+``edgeopt.bench.plan.Job``'s; this file assumes no defaults of its own.
 
-Job keys: artifact, runtime, threads, options, data (an .npz with ``x_pool`` for timing and ``x_eval``
-for accuracy), warmup, min_runs, min_seconds, max_seconds, max_runs, out, skip_timing.
+``python runner.py --probe SPEC`` prints what this machine offers as one JSON line: ``environment()``, the
+versions of the packages SPEC names (``{"packages": {import name: distribution}}``, found without importing
+them) and, for each runtime file SPEC names (``"runtimes": [...]``), its version and devices (loaded for
+real: a smoke test); ``"gpu": true`` adds ``nvidia-smi -L``. It works without numpy (and says so), and
+also as ``python - --probe SPEC`` with this file on stdin.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import platform
@@ -19,26 +24,23 @@ import sys
 import time
 import traceback
 
-import numpy as np
-
 try:
-    from edgeopt.runtimes import litert, onnxrt
-except ImportError:  # shipped stand-alone to a device: the runtime files sit next to this one
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import litert  # type: ignore[no-redef]
-    import onnxrt  # type: ignore[no-redef]
+    import numpy as np
+except ImportError:  # only the probe can run without numpy, and it reports that numpy is missing
+    np = None  # type: ignore[assignment]
 
 
-def runtime_module(name: str):
-    if name == "litert":
-        return litert
-    if name == "onnxruntime":
-        return onnxrt
-    if name == "tf":
-        from edgeopt.runtimes import tf
-
-        return tf
-    raise ValueError(f"unknown runtime {name!r}")
+def runtime_module(file: str):
+    """A runtime by its file name: from edgeopt where it is installed, else the copy shipped beside this file."""
+    try:
+        return importlib.import_module(f"edgeopt.runtimes.{file}")
+    except ModuleNotFoundError as e:
+        if not (e.name or "").startswith("edgeopt"):
+            raise
+    here = os.path.dirname(os.path.abspath(__file__))
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    return importlib.import_module(file)
 
 
 def _read(path: str) -> str | None:
@@ -67,7 +69,7 @@ def environment(runtime_version: str | None = None) -> dict:
         "cpu": cpu or platform.processor() or u.machine,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
-        "numpy": np.__version__,
+        "numpy": np.__version__ if np is not None else None,
         "runtime_version": runtime_version,
         "cpu_governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
         "temperature_c": round(int(temp) / 1000, 1) if temp and temp.lstrip("-").isdigit() else None,
@@ -117,13 +119,13 @@ def run_job(job: dict) -> dict:
     os.makedirs(out_dir, exist_ok=True)
     result: dict = {"status": "ok", "error": None}
     try:
-        mod = runtime_module(job["runtime"])
+        mod = runtime_module(job["module"])
         rt_version = mod.version()  # imports the runtime package outside the timed init
         result["environment"] = environment(rt_version)
         data = np.load(job["data"])
         x_pool, x_eval = data["x_pool"], data["x_eval"]
         t0 = time.perf_counter()
-        sess = mod.load(job["artifact"], threads=job.get("threads"), options=job.get("options") or {})
+        sess = mod.load(job["artifact"], threads=job["threads"], options=job["options"])
         result["init_ms"] = (time.perf_counter() - t0) * 1e3
         for attr in ("params", "nonzero_params", "providers"):
             if hasattr(sess, attr):
@@ -132,12 +134,10 @@ def run_job(job: dict) -> dict:
         t0 = time.perf_counter()
         sess.invoke_prepared(pool[0])
         result["first_ms"] = (time.perf_counter() - t0) * 1e3
-        if not job.get("skip_timing"):
-            result["samples_ms"] = time_runs(
-                sess.bind, sess.invoke, pool, int(job.get("warmup", 10)), int(job.get("min_runs", 50)),
-                float(job.get("min_seconds", 1.0)), float(job.get("max_seconds", 30.0)),
-                int(job.get("max_runs", 5000)),
-            )
+        if not job["skip_timing"]:
+            result["samples_ms"] = time_runs(sess.bind, sess.invoke, pool, int(job["warmup"]), int(job["min_runs"]),
+                                             float(job["min_seconds"]), float(job["max_seconds"]),
+                                             int(job["max_runs"]))
         outputs = sess.run(x_eval)
         if not np.all(np.isfinite(outputs)):
             raise FloatingPointError("the model produced NaN or Inf outputs on the test split")
@@ -155,9 +155,45 @@ def run_job(job: dict) -> dict:
     return result
 
 
+def probe(spec: dict) -> dict:
+    """What this machine offers (see the module docstring); never raises for a missing package."""
+    from importlib import metadata, util
+
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except Exception:  # noqa: BLE001 — found by import name, installed under another distribution name
+            return "unknown"
+
+    info = environment()
+    packages = {"numpy": "numpy", **spec.get("packages", {})}
+    info["modules"] = {mod: version(dist) if util.find_spec(mod) is not None else None
+                       for mod, dist in packages.items()}
+    runtimes = {}
+    for file in spec.get("runtimes", []):
+        try:
+            mod = runtime_module(file)
+            runtimes[file] = {"version": mod.version(),
+                              "devices": mod.devices() if hasattr(mod, "devices") else []}
+        except Exception as e:  # noqa: BLE001 — the caller decides what a runtime that does not load means
+            runtimes[file] = {"error": f"{type(e).__name__}: {e}".splitlines()[0][:200]}
+    info["runtimes"] = runtimes
+    if spec.get("gpu"):
+        import shutil
+        import subprocess
+
+        smi = shutil.which("nvidia-smi")
+        info["nvidia_smi"] = subprocess.run([smi, "-L"], capture_output=True, text=True,
+                                            timeout=60).stdout.strip() if smi else ""
+    return info
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) == 3 and argv[1] == "--probe":
+        print(json.dumps(probe(json.loads(argv[2]))))
+        return 0
     if len(argv) != 2:
-        sys.stderr.write("usage: runner.py job.json\n")
+        sys.stderr.write("usage: runner.py job.json | runner.py --probe SPEC\n")
         return 2
     with open(argv[1]) as f:
         job = json.load(f)

@@ -122,8 +122,9 @@ def test_targets_command_lists_them_all():
 
 def test_desktop_gpu_without_a_gpu_is_skipped_never_cpu(monkeypatch, compressed, digits, tmp_path):
     from edgeopt.bench import orchestrate as run
+    from edgeopt.bench.devices import gpu
 
-    monkeypatch.setattr(run, "gpu_probe", lambda with_tf=False: {"ort_providers": ["CPUExecutionProvider"],
+    monkeypatch.setattr(gpu, "gpu_probe", lambda with_tf=False: {"ort_providers": ["CPUExecutionProvider"],
                                                                  "tf_gpus": [], "nvidia_smi": ""})
     out, _ = compressed
     report = run.benchmark([out], [load_target("desktop-gpu")], digits, tmp_path / "r.json")
@@ -137,9 +138,10 @@ def test_desktop_gpu_without_a_gpu_is_skipped_never_cpu(monkeypatch, compressed,
 
 def test_a_gpu_provider_that_does_not_load_fails_rather_than_reporting_cpu(monkeypatch, compressed, digits, tmp_path):
     from edgeopt.bench import orchestrate as run
+    from edgeopt.bench.devices import gpu
 
     # The probe claims CUDA, but this onnxruntime has none: the run must fail, never fall back silently.
-    monkeypatch.setattr(run, "gpu_probe", lambda with_tf=False: {"ort_providers": ["CUDAExecutionProvider",
+    monkeypatch.setattr(gpu, "gpu_probe", lambda with_tf=False: {"ort_providers": ["CUDAExecutionProvider",
                                                                                    "CPUExecutionProvider"],
                                                                  "tf_gpus": [], "nvidia_smi": "GPU 0"})
     out, manifest = compressed

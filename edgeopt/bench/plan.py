@@ -1,0 +1,85 @@
+"""What a worker is asked to do. ``RunSettings`` (a target's ``run:`` section, overridable by CLI flags) is
+the one definition of the timing defaults; a ``Job`` is one artifact on one runtime, written as ``job.json``
+for ``ondevice/runner.py``, which reads every field from it and assumes no defaults of its own."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+POOL_SIZE = 64  # distinct inputs cycled through during timing
+
+
+class RunSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    warmup: int = Field(10, ge=0)
+    min_runs: int = Field(50, ge=1)
+    min_seconds: float = Field(1.0, ge=0)
+    max_seconds: float = Field(30.0, gt=0)  # stop timing after this even if min_runs is not reached
+    max_runs: int = Field(5000, ge=1)  # and after this many samples even if min_seconds is not reached
+    timeout_s: float = Field(300.0, gt=0)  # whole worker (load + accuracy + timing) per artifact
+
+
+# The outputs an untimed run needs no more than one call for (reference outputs, emulation).
+REFERENCE = RunSettings(warmup=0, min_runs=1, min_seconds=0, max_seconds=1, max_runs=1, timeout_s=600)
+
+
+@dataclass(frozen=True)
+class Job:
+    artifact: str  # the model file, as the worker sees it
+    runtime: str  # registry name (litert, onnxruntime, tf)
+    module: str  # the runtime's file: the runner imports edgeopt.runtimes.<module>, or <module>.py beside it
+    data: str  # inputs.npz from write_inputs
+    out: str  # folder the worker writes result.json (and outputs.npy) into
+    threads: int
+    warmup: int  # the timing fields are RunSettings' (Job.build copies them): no second set of defaults
+    min_runs: int
+    min_seconds: float
+    max_seconds: float
+    max_runs: int
+    timeout_s: float  # the device's limit for the whole worker
+    options: dict[str, Any] = field(default_factory=dict)
+    skip_timing: bool = False  # outputs only (emulation, reference outputs)
+
+    @classmethod
+    def build(cls, artifact: str | Path, runtime: str, data: str | Path, out: str | Path, threads: int,
+              run: RunSettings, options: dict | None = None, skip_timing: bool = False) -> Job:
+        from edgeopt.runtimes import get
+
+        return cls(artifact=str(artifact), runtime=runtime, module=get(runtime).file, data=str(data), out=str(out),
+                   threads=threads, options=dict(options or {}), skip_timing=skip_timing, **run.model_dump())
+
+    @classmethod
+    def for_target(cls, target, artifact: str | Path, runtime: str, data: str | Path, out: str | Path,
+                   skip_timing: bool = False) -> Job:
+        """A job with the target's threads, run settings and options for ``runtime``."""
+        return cls.build(artifact, runtime, data, out, target.threads, target.run,
+                         target.runtime_options.get(runtime, {}), skip_timing)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def write(self, path: Path) -> Path:
+        path.write_text(json.dumps(self.to_dict()))
+        return path
+
+
+def write_inputs(folder: Path, x_eval: np.ndarray) -> Path:
+    """The data file a runner reads: a pool of distinct samples for timing and the full eval split."""
+    x_eval = np.ascontiguousarray(x_eval, dtype=np.float32)
+    pool = x_eval[: min(POOL_SIZE, len(x_eval))]
+    if not np.any(pool):
+        raise ValueError("the timing inputs are all zeros; pass real data")
+    path = folder / "inputs.npz"
+    np.savez(path, x_pool=pool, x_eval=x_eval)
+    return path
+
+
+def not_run(status: str, reason: str) -> dict[str, Any]:
+    """A device's answer for a job it did not hand to a runner (no GPU path, device lost)."""
+    return {"status": status, "error": reason, "ran": False}
