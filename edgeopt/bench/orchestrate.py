@@ -263,19 +263,15 @@ def _host_outputs(run: _Run, item) -> np.ndarray | None:
 
 
 def _copy_manifest_sections(report: Report, folder: Path) -> None:
-    """What stages recorded (tuning, distillation, per-layer sparsity, int8 sensitivity) goes into the report
-    by compress folder, so the HTML report can show it next to the measurements."""
+    """What stages recorded goes into the report by compress folder, so the HTML report can show it next to the
+    measurements: each manifest section under its own name, what each artifact recorded under ``manifests``."""
     if not (folder / "manifest.json").is_file():
         return
     manifest = load_manifest(folder)
     name = folder.resolve().name
-    for key in ("tuning", "distillation"):
-        if key in manifest.extra:
-            report.extra.setdefault(key, {})[name] = manifest.extra[key]
-    section = {k: v for k, v in manifest.extra.items() if k not in ("tuning", "distillation")}
+    for key, value in manifest.extra.items():
+        report.extra.setdefault(key, {})[name] = value
     per_artifact = {a.name: {k: v for k, v in a.info.items() if k != "parity"} for a in manifest.artifacts}
     per_artifact = {n: info for n, info in per_artifact.items() if info}
     if per_artifact:
-        section["artifacts"] = per_artifact
-    if section:
-        report.extra.setdefault("manifests", {})[name] = section
+        report.extra.setdefault("manifests", {})[name] = {"artifacts": per_artifact}

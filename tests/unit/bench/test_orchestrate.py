@@ -68,3 +68,24 @@ def test_stage_records_reach_the_report(quick_report):
     (section,) = report.extra["manifests"].values()
     int8 = next(info for name, info in section["artifacts"].items() if name.endswith("_int8.tflite"))
     assert "int8" in int8
+
+
+def test_manifest_sections_are_copied_by_one_rule(tmp_path, compressed):
+    """Every section a stage wrote goes under its own name, keyed by folder; per-artifact records under manifests."""
+    import shutil
+
+    from edgeopt.bench.orchestrate import _copy_manifest_sections
+    from edgeopt.core.report import Report
+
+    out, _ = compressed
+    folder = tmp_path / "run1"
+    shutil.copytree(out, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest.update(tuning={"best_trial": "3"}, pruning={"achieved_sparsity": 0.5}, my_stage={"x": 1})
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    report = Report()
+    _copy_manifest_sections(report, folder)
+    assert report.extra["tuning"] == {"run1": {"best_trial": "3"}}
+    assert report.extra["pruning"] == {"run1": {"achieved_sparsity": 0.5}}
+    assert report.extra["my_stage"] == {"run1": {"x": 1}}  # a new stage needs no edit here
+    assert set(report.extra["manifests"]["run1"]) == {"artifacts"}
