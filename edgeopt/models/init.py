@@ -1,13 +1,17 @@
 """Weight initialisation by activation: He for the ReLU family, Glorot/Xavier for tanh/sigmoid/linear.
 
-Names are checked here without TensorFlow (recipes are validated before anything heavy loads); the zoo
-builders call ``for_activation``; ``reinitialize`` redraws a built model's kernels (a fresh start with the
+Names (initializers and the activations the zoo knows) are checked here without TensorFlow (recipes are
+validated before anything heavy loads); the zoo builders call ``default_initializer``; ``reinitialize`` redraws a built model's kernels (a fresh start with the
 same architecture, e.g. a student trained from scratch next to a distilled one).
 """
 
 from __future__ import annotations
 
 from edgeopt.errors import UsageError, nearest
+
+HE_ACTIVATIONS = frozenset({"relu", "relu6", "elu", "selu", "swish", "silu", "gelu", "leaky_relu", "mish"})
+GLOROT_ACTIVATIONS = frozenset({"tanh", "sigmoid", "hard_sigmoid", "linear", "softsign"})
+ACTIVATIONS = HE_ACTIVATIONS | GLOROT_ACTIVATIONS
 
 # tf_keras initializer names a recipe may use (all take a seed; the zero/one ones make no sense for kernels)
 INITIALIZERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform", "lecun_normal", "lecun_uniform",
@@ -26,12 +30,25 @@ def check(name: str) -> str:
     return key
 
 
+def check_activation(activation: str) -> str:
+    if activation not in ACTIVATIONS:
+        raise UsageError(
+            f"unknown activation '{activation}'{nearest(str(activation), sorted(ACTIVATIONS))}",
+            f"use one of: {', '.join(sorted(ACTIVATIONS))}",
+        )
+    return activation
+
+
+def default_initializer(activation: str) -> str:
+    """He (``he_normal``) for the ReLU family, Glorot/Xavier (``glorot_uniform``) for saturating or linear ones."""
+    check_activation(activation)
+    return "he_normal" if activation in HE_ACTIVATIONS else "glorot_uniform"
+
+
 def for_activation(activation: str, override: str | None = None) -> str:
     """``override`` when given (checked), else He (``he_normal``) for ReLU-like, Glorot for saturating ones."""
     if override is not None:
         return check(override)
-    from edgeopt.models.zoo import default_initializer
-
     return default_initializer(activation)
 
 

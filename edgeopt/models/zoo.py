@@ -16,12 +16,10 @@ from typing import Any
 import numpy as np
 
 from edgeopt.errors import UsageError, nearest
+from edgeopt.models.init import check as check_initializer
+from edgeopt.models.init import check_activation, default_initializer
 
 log = logging.getLogger(__name__)
-
-HE_ACTIVATIONS = frozenset({"relu", "relu6", "elu", "selu", "swish", "silu", "gelu", "leaky_relu", "mish"})
-GLOROT_ACTIVATIONS = frozenset({"tanh", "sigmoid", "hard_sigmoid", "linear", "softsign"})
-ACTIVATIONS = HE_ACTIVATIONS | GLOROT_ACTIVATIONS
 
 # MobileNetV2's table (expansion t, output channels c, repeats n, first stride s), cut down for 32x32 inputs:
 # with the stride-2 stem the maps go 16 → 16 → 8 → 4 px. A stride-1 stem is ~2x slower to train on a CPU
@@ -33,12 +31,6 @@ MOBILENET_V2_32PX_BLOCKS: tuple[tuple[int, int, int, int], ...] = (
     (6, 64, 2, 2),
     (6, 96, 1, 1),
 )
-
-
-def default_initializer(activation: str) -> str:
-    """He (``he_normal``) for the ReLU family, Glorot/Xavier (``glorot_uniform``) for saturating or linear ones."""
-    _check_activation(activation)
-    return "he_normal" if activation in HE_ACTIVATIONS else "glorot_uniform"
 
 
 def small_cnn(
@@ -244,14 +236,6 @@ def _check(ok: bool, problem: str, fix: str) -> None:
         raise UsageError(problem, fix)
 
 
-def _check_activation(activation: str) -> None:
-    if activation not in ACTIVATIONS:
-        raise UsageError(
-            f"unknown activation '{activation}'{nearest(str(activation), sorted(ACTIVATIONS))}",
-            f"use one of: {', '.join(sorted(ACTIVATIONS))}",
-        )
-
-
 def _check_common(input_shape, num_classes, width, depth, dropout, activation, init, *, image: bool):
     """Convert and check what every builder takes; returns (input shape, num_classes, initializer name)."""
     try:
@@ -266,10 +250,8 @@ def _check_common(input_shape, num_classes, width, depth, dropout, activation, i
     _check(width > 0, f"width multiplier {width}", "use a positive width, e.g. 0.25, 0.5 or 1.0")
     _check(int(depth) >= 1, f"depth={depth}", "use a depth of 1 or more")
     _check(0.0 <= dropout < 1.0, f"dropout={dropout}", "use a dropout rate in [0, 1)")
-    _check_activation(activation)
+    check_activation(activation)
     if init is not None:
-        from edgeopt.models.init import check as check_initializer
-
         init = check_initializer(init)  # also maps aliases: xavier_uniform → glorot_uniform
     return shape, int(num_classes), init or default_initializer(activation)
 

@@ -45,9 +45,9 @@ def _value_problem(key: str, values: list) -> str | None:
             except UsageError as e:
                 return e.problem
     elif key == "activation":
-        bad = [v for v in values if v not in zoo.ACTIVATIONS]
+        bad = [v for v in values if v not in init_mod.ACTIVATIONS]
         if bad:
-            return f"unknown activation '{bad[0]}'{nearest(str(bad[0]), sorted(zoo.ACTIVATIONS))}"
+            return f"unknown activation '{bad[0]}'{nearest(str(bad[0]), sorted(init_mod.ACTIVATIONS))}"
     elif key == "optimizer":
         bad = [v for v in values if v not in OPTIMIZERS]
         if bad:

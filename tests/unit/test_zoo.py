@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from edgeopt.errors import UsageError
-from edgeopt.models.zoo import BUILDERS, build, default_initializer, options
+from edgeopt.models.init import default_initializer
+from edgeopt.models.zoo import BUILDERS, build, options
 
 keras = pytest.importorskip("tf_keras")
 
