@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeopt import atomic
-from edgeopt.core import metrics as measure
+from edgeopt.core import metrics
 from edgeopt.core.artifact import Artifact
 from edgeopt.errors import UsageError
 from edgeopt.recipe import ConvertConfig
@@ -102,9 +102,11 @@ def int8_tflite(model, calibration: np.ndarray, x_val: np.ndarray, y_val: np.nda
                 cfg: ConvertConfig, io_type: str) -> int8_search.Int8Result:
     """Full-integer int8; accuracy-aware unless the model is quantization-aware (QAT fixed its ranges) or the
     recipe turned it off."""
+    from edgeopt.runtimes import evaluate
+
     if int8_search.is_quantization_aware(model) or not cfg.accuracy_aware:
         data = tflite_bytes(model, "int8", calibration, io_type)
-        acc = int8_search.evaluate_tflite(data, x_val, y_val)
+        acc = evaluate.accuracy(data, "tflite", x_val, y_val)
         why = ("quantization-aware model: ranges come from training" if cfg.accuracy_aware
                else "accuracy_aware is off")
         met = float_val_acc - acc <= cfg.max_accuracy_drop
@@ -118,13 +120,13 @@ def int8_tflite(model, calibration: np.ndarray, x_val: np.ndarray, y_val: np.nda
 
 def parity(path: Path, fmt: str, x: np.ndarray, y: np.ndarray, reference: np.ndarray) -> dict:
     """Run the artifact in its runtime on the test split and compare with the source model's outputs."""
-    from edgeopt.runtimes import for_format, module
+    from edgeopt.runtimes import evaluate
 
-    outputs = module(for_format(fmt)).load(str(path)).run(x)
+    outputs = evaluate.outputs(path, fmt, x)
     return {
-        "accuracy": round(measure.accuracy(outputs, y), 6),
-        "agreement": round(measure.agreement(outputs, reference), 6),
-        "max_abs_diff": float(f"{measure.max_abs_diff(outputs, reference):.6g}"),
+        "accuracy": round(metrics.accuracy(outputs, y), 6),
+        "agreement": round(metrics.agreement(outputs, reference), 6),
+        "max_abs_diff": float(f"{metrics.max_abs_diff(outputs, reference):.6g}"),
         "samples": int(len(x)),
     }
 
@@ -154,8 +156,8 @@ def apply(model, ctx: StageContext, cfg: ConvertConfig) -> list[Artifact]:
     # refused here, before any conversion, so a bad calibration set never leaves half the artifacts behind
     calibration = check_calibration(ds.representative(cfg.calibration_samples)) if wants_int else None
     reference = _predict(model, x_test)
-    ref_acc = measure.accuracy(reference, y_test)
-    float_val_acc = measure.accuracy(_predict(model, x_val), y_val) if wants_int else None
+    ref_acc = metrics.accuracy(reference, y_test)
+    float_val_acc = metrics.accuracy(_predict(model, x_val), y_val) if wants_int else None
     # Built once, on first use: the int8 TFLite and the fp32 ONNX each serve more than one artifact.
     int8 = functools.cache(lambda: int8_tflite(model, calibration, x_val, y_val, float_val_acc, cfg, cfg.int8_io))
     fp32_onnx = functools.cache(lambda: onnx_bytes(model, cfg.opset))

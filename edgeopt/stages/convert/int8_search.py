@@ -12,14 +12,10 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-
-from edgeopt.core import metrics as measure
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +24,9 @@ UNIFORM_NOISE = 1 / np.sqrt(12)  # RMSE/scale of pure rounding noise: ops near i
 
 
 def evaluate_tflite(data: bytes, x: np.ndarray, y: np.ndarray) -> float:
-    from edgeopt.runtimes import litert
+    from edgeopt.runtimes import evaluate
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "trial.tflite"
-        path.write_bytes(data)
-        return measure.accuracy(litert.load(str(path)).run(x), y)
+    return evaluate.accuracy(data, "tflite", x, y)
 
 
 def is_quantization_aware(model) -> bool:

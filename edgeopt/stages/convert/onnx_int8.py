@@ -11,14 +11,13 @@ smaller gzip size). Both scores go in the artifact's info."""
 
 from __future__ import annotations
 
+import gzip
 import logging
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-
-from edgeopt.core import metrics as measure
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +57,10 @@ def ort_static(fp32_onnx: bytes, calibration: np.ndarray) -> bytes:
 
 
 def evaluate_onnx(data: bytes, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
-    from edgeopt.runtimes import onnxrt
+    """(validation top-1, gzip -9 size as core.metrics.gzip_bytes counts it) of one candidate."""
+    from edgeopt.runtimes import evaluate
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "trial.onnx"
-        path.write_bytes(data)
-        return measure.accuracy(onnxrt.load(str(path)).run(x), y), measure.gzip_bytes(path)
+    return evaluate.accuracy(data, "onnx", x, y), len(gzip.compress(data, compresslevel=9))
 
 
 def build(method: str, tflite_float_io: Callable[[], bytes], fp32_onnx: Callable[[], bytes], calibration: np.ndarray,
