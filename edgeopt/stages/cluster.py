@@ -11,7 +11,8 @@ import numpy as np
 from edgeopt.errors import UsageError
 from edgeopt.stages.compress_configs import ClusterConfig
 from edgeopt.stages.context import StageContext
-from edgeopt.train import finetune
+from edgeopt.train.fit import fine_tune
+from edgeopt.train.layers import kernel_sparsity, overall, require_functional, select_layers, unknown_patterns, wrap
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def apply_clustering(model, chosen: list, cfg: ClusterConfig, preserve_sparsity:
 
     cl = tfmot.clustering.keras
     init = getattr(cl.CentroidInitialization, cfg.centroid_init.upper())
-    return finetune.wrap(model, chosen, lambda layer: cl.cluster_weights(
+    return wrap(model, chosen, lambda layer: cl.cluster_weights(
         layer, number_of_clusters=cfg.number_of_clusters, cluster_centroids_init=init,
         preserve_sparsity=preserve_sparsity, cluster_per_channel=cfg.per_channel))
 
@@ -70,28 +71,29 @@ def distinct_values(model, names: list[str]) -> dict[str, int]:
 
 
 def apply(model, ctx: StageContext, cfg: ClusterConfig):
-    finetune.require_functional(model, "cluster")
-    missing = finetune.unknown_patterns(model, cfg.exclude)
+    require_functional(model, "cluster")
+    missing = unknown_patterns(model, cfg.exclude)
     if missing:
         raise UsageError(f"cluster: exclude pattern '{missing[0]}' matches no layer of '{model.name}'",
                          "use layer or class names of the model")
-    chosen = [layer for layer in finetune.select_layers(model, cfg, _clusterable) if _big_enough(layer, cfg)]
+    chosen = [layer for layer in select_layers(model, cfg, _clusterable) if _big_enough(layer, cfg)]
     if not chosen:
         raise UsageError(f"cluster: no layer of '{model.name}' can be clustered with {cfg.number_of_clusters} "
                          "clusters after exclusions", "exclude fewer layers or lower number_of_clusters")
-    before = finetune.kernel_sparsity(model)
+    before = kernel_sparsity(model)
     preserve = cfg.preserve_sparsity if cfg.preserve_sparsity is not None else (
-        "prune" in ctx.stages_done or finetune.overall(before) >= SPARSE_ENOUGH)
+        "prune" in ctx.stages_done or overall(before) >= SPARSE_ENOUGH)
     clustered = apply_clustering(model, chosen, cfg, preserve)
-    p = finetune.plan(cfg, ctx, lr_scale=CLUSTER_LR_SCALE)
-    fit = finetune.fit(clustered, ctx, p, stage="cluster")
+    p = cfg.settings(ctx.train, lr_scale=CLUSTER_LR_SCALE)
+    fit = fine_tune(clustered, ctx.dataset, p, stage="cluster", recipe_precision=ctx.train.precision,
+                    progress=ctx.progress)
     stripped = strip_clustering(clustered)
     names = [layer.name for layer in chosen]
-    after = finetune.kernel_sparsity(stripped)
+    after = kernel_sparsity(stripped)
     ctx.notes["clustering"] = {
         "number_of_clusters": cfg.number_of_clusters, "centroid_init": cfg.centroid_init,
         "per_channel": cfg.per_channel, "preserve_sparsity": preserve, "clustered_layers": names,
-        "distinct_values": distinct_values(stripped, names), "kernel_sparsity_before": finetune.overall(before),
-        "kernel_sparsity_after": finetune.overall(after), "epochs": p.epochs, "lr": p.lr, "fine_tune": fit,
+        "distinct_values": distinct_values(stripped, names), "kernel_sparsity_before": overall(before),
+        "kernel_sparsity_after": overall(after), "epochs": p.epochs, "lr": p.lr, "fine_tune": fit,
     }
     return stripped

@@ -6,29 +6,15 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edgeopt.recipe import STAGE_CONFIGS
+from edgeopt.train.fit import FineTuneConfig
 
 CENTROID_INITS = ("kmeans_plus_plus", "linear", "random", "density_based")
 
 
-class _FineTune(BaseModel):
-    """Keys every compression stage shares: how long and how fast to fine-tune, which layers to leave alone.
-
-    ``None`` means "take it from the recipe's ``train:`` defaults"."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    epochs: int | None = Field(None, ge=1)
-    batch_size: int | None = Field(None, ge=1)
-    lr: float | None = Field(None, gt=0)
-    # fnmatch patterns on layer names or class names ("conv2d", "dense_*", "DepthwiseConv2D")
-    exclude: list[str] = []
-    skip_first: bool = False  # leave the first weighted layer dense / unclustered (it is small and sensitive)
-    skip_last: bool = False  # same for the classifier
-
-
-class PruneConfig(_FineTune):
+class PruneConfig(FineTuneConfig):
     """Magnitude pruning (tfmot). Begin/end steps and frequency are derived from data size, batch and epochs
     unless given; a schedule that cannot fire inside the fine-tune is a UsageError."""
 
@@ -67,7 +53,7 @@ class PruneConfig(_FineTune):
         return int(m), int(n)
 
 
-class QuantizeConfig(_FineTune):
+class QuantizeConfig(FineTuneConfig):
     """Quantization-aware training. ``preserve_sparsity`` / ``preserve_clusters``: ``None`` = on when an earlier
     stage pruned / clustered the model (tfmot's collaborative-optimisation schemes)."""
 
@@ -76,7 +62,7 @@ class QuantizeConfig(_FineTune):
     preserve_clusters: bool | None = None
 
 
-class ClusterConfig(_FineTune):
+class ClusterConfig(FineTuneConfig):
     """Weight clustering (tfmot): every clustered kernel keeps ``number_of_clusters`` distinct values."""
 
     number_of_clusters: int = Field(16, ge=2, le=256)

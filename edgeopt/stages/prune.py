@@ -10,7 +10,17 @@ from dataclasses import asdict, dataclass
 from edgeopt.errors import UsageError
 from edgeopt.stages.compress_configs import PruneConfig
 from edgeopt.stages.context import StageContext
-from edgeopt.train import finetune
+from edgeopt.train.fit import Settings, fine_tune
+from edgeopt.train.layers import (
+    excluded,
+    has_weights,
+    kernel_sparsity,
+    overall,
+    require_functional,
+    select_layers,
+    unknown_patterns,
+    wrap,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +37,11 @@ class Schedule:
     total_steps: int
 
 
-def size_schedule(cfg: PruneConfig, p: finetune.Plan, n_train: int) -> Schedule:
-    """Begin/end/frequency inside the ``p.total_steps`` steps the fine-tune runs; refuses schedules that never fire."""
-    total = p.total_steps
-    how = f"{p.epochs} epochs × {p.steps_per_epoch} steps ({n_train} samples / batch {p.batch_size}) = {total} steps"
+def size_schedule(cfg: PruneConfig, p: Settings, n_train: int) -> Schedule:
+    """Begin/end/frequency inside the steps the fine-tune runs; refuses schedules that never fire."""
+    steps = p.steps_per_epoch(n_train)
+    total = p.epochs * steps
+    how = f"{p.epochs} epochs × {steps} steps ({n_train} samples / batch {p.batch_size}) = {total} steps"
     if total < 2:
         raise UsageError(f"prune: the fine-tune has only {how}, too few to prune",
                          "raise prune.epochs or lower prune.batch_size")
@@ -80,7 +91,7 @@ def check_supported(model, cfg: PruneConfig) -> None:
     from tensorflow_model_optimization.python.core.sparsity.keras import prune_registry
 
     for layer in model.layers:
-        if finetune.excluded(layer, cfg.exclude) or not finetune.has_weights(layer) or _prunable(layer):
+        if excluded(layer, cfg.exclude) or not has_weights(layer) or _prunable(layer):
             continue
         if prune_registry.PruneRegistry.supports(layer):
             continue  # known layer without prunable kernels (BatchNormalization, DepthwiseConv2D): left dense
@@ -122,7 +133,7 @@ def apply_pruning(model, chosen: list, cfg: PruneConfig, s: Schedule):
     import tensorflow_model_optimization as tfmot
 
     sched = pruning_schedule(cfg, s)
-    return finetune.wrap(model, chosen, lambda layer: tfmot.sparsity.keras.prune_low_magnitude(
+    return wrap(model, chosen, lambda layer: tfmot.sparsity.keras.prune_low_magnitude(
         layer, pruning_schedule=sched, sparsity_m_by_n=cfg.m_by_n))
 
 
@@ -135,35 +146,36 @@ def strip_pruning(model):
 def apply(model, ctx: StageContext, cfg: PruneConfig):
     import tensorflow_model_optimization as tfmot
 
-    finetune.require_functional(model, "prune")
-    missing = finetune.unknown_patterns(model, cfg.exclude)
+    require_functional(model, "prune")
+    missing = unknown_patterns(model, cfg.exclude)
     if missing:
         raise UsageError(f"prune: exclude pattern '{missing[0]}' matches no layer of '{model.name}'",
                          f"use layer or class names, e.g. {', '.join(layer.name for layer in model.layers[1:4])}")
     check_supported(model, cfg)
-    chosen = finetune.select_layers(model, cfg, _prunable)
+    chosen = select_layers(model, cfg, _prunable)
     if not chosen:
         raise UsageError(f"prune: no prunable layer left in '{model.name}' after exclusions",
                          "exclude fewer layers (Conv/Dense kernels are prunable)")
     if cfg.m_by_n:
         check_m_by_n(chosen, cfg.m_by_n)
-    p = finetune.plan(cfg, ctx)
+    p = cfg.settings(ctx.train)
     s = size_schedule(cfg, p, len(ctx.dataset.x_train))
     log.info("prune: %d layers, schedule %s", len(chosen), s)
     pruned = apply_pruning(model, chosen, cfg, s)
-    fit = finetune.fit(pruned, ctx, p, [tfmot.sparsity.keras.UpdatePruningStep()], stage="prune")
+    fit = fine_tune(pruned, ctx.dataset, p, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()], stage="prune",
+                    recipe_precision=ctx.train.precision, progress=ctx.progress)
     stripped = strip_pruning(pruned)
-    per_layer = finetune.kernel_sparsity(stripped)
+    per_layer = kernel_sparsity(stripped)
     names = [layer.name for layer in chosen]
     target = 1 - (cfg.m_by_n[1] - cfg.m_by_n[0]) / cfg.m_by_n[1] if cfg.m_by_n else cfg.target_sparsity
-    achieved = finetune.overall(per_layer, names)
+    achieved = overall(per_layer, names)
     short = [n for n in names if per_layer.get(n, {}).get("sparsity", 0) < target - SHORTFALL_WARN]
     if short:
         log.warning("prune: %d layer(s) under the %.2f target (%s); the schedule fired too rarely", len(short),
                     target, ", ".join(short[:5]))
     ctx.notes["pruning"] = {
         "target_sparsity": round(target, 4), "structure": cfg.structure, "achieved_sparsity": achieved,
-        "whole_model_sparsity": finetune.overall(per_layer), "schedule": asdict(s), "epochs": p.epochs,
+        "whole_model_sparsity": overall(per_layer), "schedule": asdict(s), "epochs": p.epochs,
         "batch_size": p.batch_size, "lr": p.lr, "pruned_layers": names,
         "kept_dense": [n for n in per_layer if n not in names], "layers": per_layer, "fine_tune": fit,
     }

@@ -12,7 +12,17 @@ import logging
 from edgeopt.errors import UsageError
 from edgeopt.stages.compress_configs import QuantizeConfig
 from edgeopt.stages.context import StageContext
-from edgeopt.train import finetune
+from edgeopt.train.fit import fine_tune
+from edgeopt.train.layers import (
+    copy_model,
+    excluded,
+    has_weights,
+    kernel_sparsity,
+    overall,
+    require_functional,
+    unknown_patterns,
+    wrap,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,22 +63,22 @@ def annotate(model, cfg: QuantizeConfig) -> tuple[object, list[str]]:
 
     q = tfmot.quantization.keras
     layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    weighted = [layer for layer in layers if finetune.has_weights(layer)]
+    weighted = [layer for layer in layers if has_weights(layer)]
     skip = set()
     if cfg.skip_first and weighted:
         skip.add(weighted[0].name)
     if cfg.skip_last and weighted:
         skip.add(weighted[-1].name)
     chosen = [layer for layer in layers
-              if _quantizable(layer) and layer.name not in skip and not finetune.excluded(layer, cfg.exclude)]
+              if _quantizable(layer) and layer.name not in skip and not excluded(layer, cfg.exclude)]
     kept_float = [layer.name for layer in layers if layer not in chosen]
     if len(chosen) == len(layers):
-        return q.quantize_annotate_model(finetune.copy_model(model)), []
+        return q.quantize_annotate_model(copy_model(model)), []
     if not chosen:
         raise UsageError(f"quantize: no layer of '{model.name}' can be trained quantization-aware "
                          f"(unsupported or excluded: {', '.join(kept_float[:5])})",
                          "exclude fewer layers, or set quantize: {qat: false} for post-training quantization")
-    return finetune.wrap(model, chosen, q.quantize_annotate_layer), kept_float
+    return wrap(model, chosen, q.quantize_annotate_layer), kept_float
 
 
 def apply_qat(model, cfg: QuantizeConfig, preserve_sparsity: bool, preserve_clusters: bool):
@@ -94,25 +104,26 @@ def apply(model, ctx: StageContext, cfg: QuantizeConfig):
         return model
     from edgeopt.models.load import qat_roundtrip
 
-    finetune.require_functional(model, "quantize")
-    missing = finetune.unknown_patterns(model, cfg.exclude)
+    require_functional(model, "quantize")
+    missing = unknown_patterns(model, cfg.exclude)
     if missing:
         raise UsageError(f"quantize: exclude pattern '{missing[0]}' matches no layer of '{model.name}'",
                          "use layer or class names of the model")
-    before = finetune.kernel_sparsity(model)
-    was_sparse = finetune.overall(before) >= SPARSE_ENOUGH
+    before = kernel_sparsity(model)
+    was_sparse = overall(before) >= SPARSE_ENOUGH
     preserve_sparsity = cfg.preserve_sparsity if cfg.preserve_sparsity is not None else (
         "prune" in ctx.stages_done or was_sparse)
     preserve_clusters = cfg.preserve_clusters if cfg.preserve_clusters is not None else "cluster" in ctx.stages_done
     if preserve_sparsity and not was_sparse:
         log.warning("quantize: preserve_sparsity is on but '%s' has only %.0f%% zeros in its kernels", model.name,
-                    100 * finetune.overall(before))
+                    100 * overall(before))
     qat, name, kept_float = apply_qat(model, cfg, preserve_sparsity, preserve_clusters)
-    p = finetune.plan(cfg, ctx, lr_scale=QAT_LR_SCALE)
-    fit = finetune.fit(qat, ctx, p, stage=f"quantize ({name})")
+    p = cfg.settings(ctx.train, lr_scale=QAT_LR_SCALE)
+    fit = fine_tune(qat, ctx.dataset, p, stage=f"quantize ({name})", recipe_precision=ctx.train.precision,
+                    progress=ctx.progress)
     qat = qat_roundtrip(qat)
-    after = finetune.kernel_sparsity(qat)
-    s_before, s_after = finetune.overall(before), finetune.overall(after)
+    after = kernel_sparsity(qat)
+    s_before, s_after = overall(before), overall(after)
     if preserve_sparsity and s_after < s_before - SPARSITY_LOSS_WARN:
         log.warning("quantize: kernel sparsity fell from %.3f to %.3f during %s", s_before, s_after, name)
     ctx.notes["quantization"] = {

@@ -54,6 +54,13 @@ def logits_of(model, role: str = "model"):
                      "distill from a classifier that ends in softmax (or outputs logits)")
 
 
+def is_probabilities(outputs) -> bool:
+    """True when every row of ``outputs`` is a class distribution (non-negative, sums to 1): the model ends in a
+    softmax, so a loss or a score must not apply one again. The one place that decides it from outputs."""
+    out = np.asarray(outputs, dtype=np.float64)
+    return bool(np.all(out >= -1e-6) and np.allclose(out.sum(axis=-1), 1.0, atol=1e-3))
+
+
 def num_classes(model) -> int:
     return int(model.output_shape[-1])
 

@@ -1,9 +1,17 @@
-"""One way every training stage trains a classifier: recipe optimizer + LR schedule, mixed precision for the
-duration, labels alone or distilled from teacher logits, and back to a plain float32 model at the end.
+"""THE training loop: every stage that trains a classifier — tune, distill, prune, quantize, cluster — fits
+through ``train``: recipe optimizer + LR schedule, labels alone or distilled from teacher logits, mixed
+precision for the duration, and back to a plain float32 model at the end.
 
 ``train(model, x, y, settings)`` returns ``(trained float32 classifier, history dict)``; the input model's
 weights are trained in place when no rebuild is needed (a final ``Dense(activation='softmax')`` or a mixed
 precision policy rebuilds it, see distiller.logits_of and precision.to_policy).
+
+The compression fine-tunes (prune, quantize, cluster) train tfmot-wrapped models, and three settings keep
+them as they have always trained (``FineTuneConfig.settings``): ``fit_through="model"`` compiles the model
+itself with cross-entropy on its own output (tfmot's callbacks, e.g. ``UpdatePruningStep``, must see their
+wrappers as ``self.model``), float32 whatever ``train.precision`` says (tfmot's wrappers are not tested under
+mixed precision), Keras's own batch-norm momentum (``scale_bn_momentum=False``) and a TensorFlow-only seed
+(``seed_all=False``).
 """
 
 from __future__ import annotations
@@ -12,9 +20,10 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from edgeopt.train import precision as precision_mod
 from edgeopt.train import schedules
@@ -37,6 +46,11 @@ class Settings:
     schedule: Any = None  # recipe.LRSchedule (None: constant)
     weight_decay: float = 0.0
     bn_momentum: float | None = None  # None: sized to the epoch (see bn_momentum_for)
+    # "distiller": the logits (softmax cut off) train through the Distiller, labels ± teacher logits (tune, distill);
+    # "model": the model compiles itself, cross-entropy on its own output (the tfmot fine-tunes)
+    fit_through: Literal["distiller", "model"] = "distiller"
+    scale_bn_momentum: bool = True  # False: leave every BatchNormalization's momentum as the model has it
+    seed_all: bool = True  # keras.utils.set_random_seed (Python, NumPy, TF); False: tf.random.set_seed only
 
     @classmethod
     def from_train(cls, train: Any, **overrides: Any) -> Settings:
@@ -50,40 +64,121 @@ class Settings:
         return max(1, math.ceil(n / self.batch_size))
 
 
+class FineTuneConfig(BaseModel):
+    """Keys every compression stage shares: how long and how fast to fine-tune, which layers to leave alone.
+
+    ``None`` means "take it from the recipe's ``train:`` defaults"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    epochs: int | None = Field(None, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    lr: float | None = Field(None, gt=0)
+    # fnmatch patterns on layer names or class names ("conv2d", "dense_*", "DepthwiseConv2D")
+    exclude: list[str] = []
+    skip_first: bool = False  # leave the first weighted layer dense / unclustered (it is small and sensitive)
+    skip_last: bool = False  # same for the classifier
+
+    def settings(self, train: Any, lr_scale: float = 1.0) -> Settings:
+        """The fine-tune's settings: stage keys over ``train`` defaults, starting at ``lr`` or
+        ``train.lr_schedule.initial × lr_scale`` (QAT and clustering start lower)."""
+        return Settings.from_train(train, epochs=self.epochs, batch_size=self.batch_size,
+                                   lr=self.lr or train.lr_schedule.initial * lr_scale, precision="float32",
+                                   fit_through="model", scale_bn_momentum=False, seed_all=False)
+
+
 def train(model, x: np.ndarray, y: np.ndarray, settings: Settings, *, soft: np.ndarray | None = None,
           validation: tuple[np.ndarray, np.ndarray] | None = None, callbacks: Sequence = (), initial_epoch: int = 0,
           on_epoch: Callable[[int, dict], None] | None = None):
     """Fit ``model`` on (x, y) — distilled from ``soft`` (teacher logits for x) when given.
 
-    ``callbacks`` see the Distiller as ``self.model`` (its ``student`` is the logits model).
-    ``on_epoch(epoch, logs)`` is called after each epoch. Returns (float32 classifier, history)."""
+    ``callbacks`` see the Distiller as ``self.model`` (its ``student`` is the logits model), or the model itself
+    with ``fit_through="model"``. ``on_epoch(epoch, logs)`` is called after each epoch. Returns (float32
+    classifier, history)."""
     import tf_keras as keras
 
-    from edgeopt.train.distiller import logits_of, make_distiller
+    from edgeopt.train.distiller import logits_of
 
-    keras.utils.set_random_seed(settings.seed)
-    classifier, _ = logits_of(model, "student")
+    if settings.fit_through == "model" and (soft is not None or settings.precision != "float32"):
+        raise ValueError("fit_through='model' trains on labels in float32 only (no teacher, no mixed precision)")
+    _seed(settings)
+    steps = settings.steps_per_epoch(len(x))
+    classifier = model if settings.fit_through == "model" else logits_of(model, "student")[0]
     with precision_mod.policy(settings.precision):
-        classifier = precision_mod.to_policy(classifier, settings.precision)
-        classifier, logits = logits_of(classifier, "student")
-        steps = settings.steps_per_epoch(len(x))
-        set_bn_momentum(classifier, settings.bn_momentum or bn_momentum_for(steps))
-        lr = schedules.build(settings.schedule, steps, settings.epochs, initial=settings.lr)
-        opt = schedules.optimizer(settings, lr, name=settings.optimizer)
-        distiller = make_distiller(logits, settings.temperature, settings.alpha if soft is not None else 1.0)
-        distiller.compile(optimizer=precision_mod.wrap_optimizer(opt, settings.precision))
+        if settings.fit_through == "model":
+            trainee, target = classifier, y
+            _compile_model(classifier, x, _optimizer(settings, steps))
+        else:
+            classifier, trainee, target = _distiller(classifier, y, soft, settings, steps)
         if initial_epoch:
             # Hyperband continues a trial from a checkpoint: resume the schedule where it left off
-            distiller.optimizer.iterations.assign(initial_epoch * steps)
+            trainee.optimizer.iterations.assign(initial_epoch * steps)
         cbs = list(callbacks)
         if on_epoch is not None:
             cbs.append(keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: on_epoch(e, dict(logs or {}))))
-        target = (y, soft) if soft is not None else y
-        hist = distiller.fit(x, target, batch_size=settings.batch_size, epochs=settings.epochs,
-                             initial_epoch=initial_epoch, validation_data=validation, callbacks=cbs, shuffle=True,
-                             verbose=0)
+        hist = trainee.fit(x, target, batch_size=settings.batch_size, epochs=settings.epochs,
+                           initial_epoch=initial_epoch, validation_data=validation, callbacks=cbs, shuffle=True,
+                           verbose=0)
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    if settings.fit_through == "model":
+        return classifier, history
     return precision_mod.to_policy(classifier, "float32"), history
+
+
+def fine_tune(model, dataset, settings: Settings, *, callbacks: Sequence = (), stage: str = "fine-tune",
+              recipe_precision: str = "float32", progress: Callable[[str], None] = lambda msg: None) -> dict:
+    """A compression stage's fine-tune of ``model`` (trained in place) on the train split; returns the final
+    train/val loss and accuracy."""
+    if recipe_precision != "float32":
+        log.info("%s: fine-tuning in float32 (train.precision %s applies to training stages)", stage,
+                 recipe_precision)
+    progress(f"{stage}: {settings.epochs} epochs × {settings.steps_per_epoch(len(dataset.x_train))} steps")
+    validation = (dataset.x_val, dataset.y_val) if len(dataset.x_val) else None
+    _, history = train(model, dataset.x_train, dataset.y_train, settings, validation=validation, callbacks=callbacks)
+    last = {k: round(v[-1], 6) for k, v in history.items()}
+    log.info("%s: %s", stage, last)
+    return last
+
+
+def _seed(settings: Settings) -> None:
+    if settings.seed_all:
+        import tf_keras as keras
+
+        keras.utils.set_random_seed(settings.seed)
+    else:
+        import tensorflow as tf
+
+        tf.random.set_seed(settings.seed)
+
+
+def _optimizer(settings: Settings, steps: int):
+    """The recipe's optimizer on the recipe's LR schedule, sized to this run and starting at ``settings.lr``."""
+    lr = schedules.build(settings.schedule, steps, settings.epochs, initial=settings.lr)
+    return schedules.optimizer(settings, lr, name=settings.optimizer)
+
+
+def _compile_model(model, x: np.ndarray, optimizer) -> None:
+    import tf_keras as keras
+
+    from edgeopt.train.distiller import is_probabilities
+
+    # a model that ends in a softmax gets plain cross-entropy; one that outputs logits, from_logits
+    from_logits = not is_probabilities(model(x[:16], training=False))
+    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
+                  metrics=["accuracy"])
+
+
+def _distiller(classifier, y: np.ndarray, soft: np.ndarray | None, settings: Settings, steps: int):
+    """(classifier under ``settings.precision``, compiled Distiller around its logits, fit target); runs
+    inside the precision policy."""
+    from edgeopt.train.distiller import logits_of, make_distiller
+
+    classifier = precision_mod.to_policy(classifier, settings.precision)
+    classifier, logits = logits_of(classifier, "student")
+    if settings.scale_bn_momentum:
+        set_bn_momentum(classifier, settings.bn_momentum or bn_momentum_for(steps))
+    distiller = make_distiller(logits, settings.temperature, settings.alpha if soft is not None else 1.0)
+    distiller.compile(optimizer=precision_mod.wrap_optimizer(_optimizer(settings, steps), settings.precision))
+    return classifier, distiller, ((y, soft) if soft is not None else y)
 
 
 def bn_momentum_for(steps_per_epoch: int) -> float:
@@ -106,8 +201,10 @@ def set_bn_momentum(model, momentum: float) -> None:
 
 def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> dict[str, float]:
     """Top-1 accuracy and cross-entropy of a classifier (softmax or logits output) on (x, y)."""
+    from edgeopt.train.distiller import is_probabilities
+
     probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
-    if not (np.all(probs >= -1e-6) and np.allclose(probs.sum(-1), 1.0, atol=1e-3)):
+    if not is_probabilities(probs):
         z = probs - probs.max(-1, keepdims=True)
         probs = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
     ce = float(-np.mean(np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0))))

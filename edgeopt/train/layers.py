@@ -1,46 +1,16 @@
-"""What prune, quantize and cluster share: checking the model can be wrapped, picking layers, fine-tuning.
-
-The optimizer and LR schedule are the recipe's (edgeopt.train.schedules), starting at the stage's ``lr`` or
-``train.lr_schedule.initial`` (scaled down for QAT and clustering). Fine-tuning runs in float32 whatever
-``train.precision`` says: tfmot's wrappers are not tested under mixed precision.
+"""Which layers prune, quantize and cluster wrap, and what their kernels hold: the model must be wrappable,
+layers are picked by recipe patterns (``exclude``, ``skip_first``, ``skip_last``), wrapped on a copy, and
+the kernels' sparsity is read back by variable name. The fine-tune itself is train/fit.py's loop.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import logging
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from edgeopt.errors import UsageError
-from edgeopt.stages.context import StageContext
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Resolved fine-tune settings: stage keys, falling back to the recipe's train defaults."""
-
-    epochs: int
-    batch_size: int
-    lr: float
-    steps_per_epoch: int
-
-    @property
-    def total_steps(self) -> int:
-        return self.epochs * self.steps_per_epoch
-
-
-def plan(cfg, ctx: StageContext, lr_scale: float = 1.0) -> Plan:
-    epochs = cfg.epochs or ctx.train.epochs
-    batch = cfg.batch_size or ctx.train.batch_size
-    lr = cfg.lr or ctx.train.lr_schedule.initial * lr_scale
-    return Plan(epochs=epochs, batch_size=batch, lr=lr,
-                steps_per_epoch=max(1, math.ceil(len(ctx.dataset.x_train) / batch)))
 
 
 def require_functional(model, stage: str) -> None:
@@ -104,41 +74,6 @@ def copy_model(model):
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     return copy
-
-
-def outputs_probabilities(model, x: np.ndarray) -> bool:
-    """True when the model ends in a softmax (rows sum to 1), so the loss must not apply one again."""
-    out = np.asarray(model(x[:16], training=False), dtype=np.float64)
-    return bool(np.all(out >= -1e-6) and np.allclose(out.sum(axis=-1), 1.0, atol=1e-3))
-
-
-def optimizer(ctx: StageContext, p: Plan):
-    """The recipe's optimizer on the recipe's LR schedule, sized to this fine-tune and starting at ``p.lr``."""
-    from edgeopt.train import schedules
-
-    return schedules.optimizer(ctx.train, schedules.build(ctx.train, p.steps_per_epoch, p.epochs, initial=p.lr))
-
-
-def fit(model, ctx: StageContext, p: Plan, callbacks: list | None = None, stage: str = "fine-tune") -> dict:
-    """Compile and fit on the train split; returns the final train/val loss and accuracy."""
-    import tensorflow as tf
-    import tf_keras as keras
-
-    ds = ctx.dataset
-    tf.random.set_seed(ctx.train.seed)
-    if ctx.train.precision != "float32":
-        log.info("%s: fine-tuning in float32 (train.precision %s applies to training stages)", stage,
-                 ctx.train.precision)
-    from_logits = not outputs_probabilities(model, ds.x_train)
-    model.compile(optimizer=optimizer(ctx, p),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits), metrics=["accuracy"])
-    ctx.progress(f"{stage}: {p.epochs} epochs × {p.steps_per_epoch} steps")
-    hist = model.fit(ds.x_train, ds.y_train, batch_size=p.batch_size, epochs=p.epochs, verbose=0,
-                     validation_data=(ds.x_val, ds.y_val) if len(ds.x_val) else None,
-                     callbacks=list(callbacks or []), shuffle=True)
-    last = {k: round(float(v[-1]), 6) for k, v in hist.history.items()}
-    log.info("%s: %s", stage, last)
-    return last
 
 
 KERNELS = frozenset({"kernel", "depthwise_kernel", "pointwise_kernel", "recurrent_kernel", "embeddings"})

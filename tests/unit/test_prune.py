@@ -46,9 +46,9 @@ def test_bad_prune_config_is_a_usage_error(bad, match):
 
 def test_schedule_is_sized_to_the_step_count():
     from edgeopt.stages.prune import size_schedule
-    from edgeopt.train.finetune import Plan
+    from edgeopt.train.fit import Settings
 
-    p = Plan(epochs=2, batch_size=64, lr=1e-3, steps_per_epoch=20)  # 1258 digits / 64
+    p = Settings(epochs=2, batch_size=64, lr=1e-3)  # 20 steps an epoch: 1258 digits / 64
     s = size_schedule(PruneConfig(target_sparsity=0.8), p, 1258)
     assert s.total_steps == 40 and s.begin_step == 0
     assert s.end_step <= 39 and (s.end_step - s.begin_step) % s.frequency == 0
@@ -65,10 +65,10 @@ def test_schedule_is_sized_to_the_step_count():
 ])
 def test_impossible_schedule_is_a_usage_error(cfg, match):
     from edgeopt.stages.prune import size_schedule
-    from edgeopt.train.finetune import Plan
+    from edgeopt.train.fit import Settings
 
     with pytest.raises(UsageError, match=match):
-        size_schedule(cfg, Plan(epochs=2, batch_size=64, lr=1e-3, steps_per_epoch=20), 1258)
+        size_schedule(cfg, Settings(epochs=2, batch_size=64, lr=1e-3), 1258)
 
 
 def test_prune_reaches_target_and_records_each_layer(tmp_path, tiny, digits):
