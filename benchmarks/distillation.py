@@ -37,8 +37,8 @@ def run_one(dataset, teacher_logits, setup: dict, seed: int, distill: bool, temp
     import tf_keras as keras
 
     from edgeopt.models import zoo
-    from edgeopt.recipe import LRSchedule
     from edgeopt.train.fit import Settings, evaluate, train
+    from edgeopt.train.schedules import LRSchedule
 
     spec = dict(setup["student"])
     keras.utils.set_random_seed(seed)  # the same initial weights for both arms of a seed

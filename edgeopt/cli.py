@@ -380,14 +380,16 @@ def tune(model: Annotated[Path | None, typer.Argument(help="Teacher model (neede
     """Search a zoo model's options and training settings with Keras Tuner; write the best model, retrained."""
     from edgeopt.data.dataset import load_dataset
     from edgeopt.errors import UsageError
+    from edgeopt.recipe import stage_config
     from edgeopt.stages import tune as tune_stage
     from edgeopt.train.tuner import distributed
 
     if chief and worker is not None:
         raise UsageError("--chief and --worker were both given", "start one chief and one or more workers")
-    cfg, train = tune_stage.config_from(recipe, zoo=zoo, strategy=strategy, max_trials=max_trials,
-                                        max_epochs=max_epochs, distill=distill,
-                                        cache_dir=str(cache_dir) if cache_dir else None)
+    # without a recipe the search space is the builder's DEFAULT_SPACES entry
+    cfg, train = stage_config(recipe, "tune", {"space": tune_stage.DEFAULT_SPACES.get(zoo or "small_cnn", {})},
+                              model={"zoo": zoo} if zoo else None, strategy=strategy, max_trials=max_trials,
+                              max_epochs=max_epochs, distill=distill, cache_dir=str(cache_dir) if cache_dir else None)
     dataset = load_dataset(data)
     teacher = None
     if model is not None:

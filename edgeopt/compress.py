@@ -1,10 +1,8 @@
-"""compress(): load the model and data, run the recipe's stages in order, write artifacts and
-manifest.json. Everything is built in a staging folder and moved into place only when complete."""
+"""compress(): load the model and data, run the recipe (recipe.run, the pipeline loop) in a staging folder,
+write manifest.json, and move the folder into place only when every stage is done."""
 
 from __future__ import annotations
 
-import importlib
-import logging
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -12,14 +10,8 @@ from pathlib import Path
 
 from edgeopt.core.artifact import Artifact, Manifest
 from edgeopt.errors import UsageError
-from edgeopt.recipe import Recipe, load_recipe
-from edgeopt.stages.context import StageContext
-
-log = logging.getLogger(__name__)
-
-# stage name -> module with apply(model, ctx, cfg); "convert" returns artifacts, the others a model.
-STAGE_MODULES = {name: f"edgeopt.stages.{name}" for name in ("tune", "distill", "prune", "quantize", "cluster", "convert")}
-ARTIFACT_STAGES = {"convert"}
+from edgeopt.recipe import Recipe, load_recipe, run
+from edgeopt.stages import StageContext
 
 
 def check_compatible(model, dataset) -> None:
@@ -75,18 +67,7 @@ def compress(model_path, data, out, recipe: Recipe | str | Path | None = None,
         source = _copy_source(model_path, staging, base)
         ctx = StageContext(dataset=dataset, out_dir=staging, base_name=base, train=rec.train, teacher=model,
                            parent=source.name, progress=progress or (lambda m: None))
-        artifacts = [source]
-        for name, cfg in rec.stages:
-            mod = importlib.import_module(STAGE_MODULES[name])
-            log.info("stage %s", name)
-            result = mod.apply(model, ctx, cfg)
-            if name in ARTIFACT_STAGES:
-                artifacts.extend(result)
-            else:
-                model = result
-                ctx.stages_done.append(name)
-                artifacts.append(_save_keras(model, ctx, name))
-                ctx.parent = artifacts[-1].name
+        artifacts = [source, *run(rec, model, ctx)]
         manifest = Manifest(source={"path": str(model_path.resolve()), "name": base, "data": dataset.name,
                                     "recipe": rec.to_dict()},
                             artifacts=artifacts, extra=dict(ctx.notes))
@@ -97,9 +78,3 @@ def compress(model_path, data, out, recipe: Recipe | str | Path | None = None,
         raise
     return manifest
 
-
-def _save_keras(model, ctx: StageContext, stage: str) -> Artifact:
-    path = ctx.out_dir / f"{ctx.base_name}_{stage}.keras"
-    model.save(path)
-    return Artifact.from_file(path, name=path.name, precision="fp32", stages=tuple(ctx.stages_done),
-                              parent=ctx.parent, relative_to=ctx.out_dir)

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic_core import PydanticCustomError
 
 from edgeopt.errors import UsageError, nearest
+from edgeopt.models.init import ACTIVATIONS, check_activation, default_initializer
 from edgeopt.models.init import check as check_initializer
-from edgeopt.models.init import check_activation, default_initializer
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +221,98 @@ def options(name: str) -> tuple[str, ...]:
     """The keyword options a builder takes (what a recipe may set)."""
     params = inspect.signature(BUILDERS[name]).parameters.values()
     return tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+# --- what a recipe says about a model to build (checked without TensorFlow) --------------------------------
+
+# builder options whose values are numbers: the rule each follows (number_problem)
+NUMBER_OPTIONS = {"width": "positive", "alpha": "positive", "depth": "positive_int", "kernel": "positive_int",
+                  "units": "positive_int", "base_filters": "positive_int", "resolution": "positive_int",
+                  "dropout": "fraction"}
+_RULES = {"positive": ("must be positive", lambda v: v > 0), "non_negative": ("must be ≥ 0", lambda v: v >= 0),
+          "fraction": ("must be in [0, 1)", lambda v: 0 <= v < 1), "unit": ("must be in [0, 1]", lambda v: 0 <= v <= 1)}
+
+
+def config_error(msg: str) -> PydanticCustomError:
+    """A validation error whose message is ours alone (no "Value error, " prefix in the one-line UsageError)."""
+    return PydanticCustomError("edgeopt", msg)
+
+
+def number_problem(key: str, rule: str, values: list) -> str | None:
+    """What is wrong with ``values`` for a numeric key under ``rule`` (positive, non_negative, positive_int,
+    fraction, unit), or None."""
+    if rule == "positive_int":
+        bad = [v for v in values if not isinstance(v, int) or isinstance(v, bool) or v < 1]
+        return f"{key} must be a positive integer, got {bad[0]!r}" if bad else None
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)]
+    msg, ok = _RULES[rule]
+    bad = [v for v in values if v not in numbers or not ok(v)]
+    return f"{key} {msg}, got {bad[0]!r}" if bad else None
+
+
+def option_problem(key: str, values: list) -> str | None:
+    """What is wrong with the values a builder option is given, or None (unknown keys are checked elsewhere)."""
+    if key == "init":
+        for v in values:
+            try:
+                check_initializer(v)
+            except UsageError as e:
+                return e.problem
+    elif key == "activation":
+        bad = [v for v in values if v not in ACTIVATIONS]
+        if bad:
+            return f"unknown activation '{bad[0]}'{nearest(str(bad[0]), sorted(ACTIVATIONS))}"
+    elif key in NUMBER_OPTIONS:
+        return number_problem(key, NUMBER_OPTIONS[key], values)
+    return None
+
+
+def canonical_init(name):
+    """xavier_uniform → glorot_uniform (the names keras knows); an unknown name is left for option_problem."""
+    try:
+        return check_initializer(name) if isinstance(name, str) else name
+    except UsageError:
+        return name
+
+
+class ModelSpec(BaseModel):
+    """``{zoo: small_cnn, width: 0.25, ...}`` (a zoo builder and its options) or ``{path: student.keras}``."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    zoo: str | None = None
+    path: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _canonical_init(cls, v):
+        if isinstance(v, dict) and isinstance(v.get("init"), str):
+            return {**v, "init": canonical_init(v["init"])}
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSpec:
+        if (self.zoo is None) == (self.path is None):
+            raise config_error("give exactly one of `zoo: <builder>` or `path: <model file>`")
+        if self.path is not None and self.options:
+            raise config_error(f"options {sorted(self.options)} only apply to a zoo builder, not to a model file")
+        if self.zoo is not None:
+            if self.zoo not in BUILDERS:
+                raise config_error(f"unknown zoo model '{self.zoo}'{nearest(self.zoo, list(BUILDERS))}; "
+                                 f"use one of: {', '.join(BUILDERS)}")
+            allowed = options(self.zoo)
+            for key in self.options:
+                if key not in allowed:
+                    raise config_error(f"{self.zoo} has no option '{key}'{nearest(key, allowed)}; "
+                                     f"its options are: {', '.join(allowed)}")
+            for key, value in self.options.items():
+                problem = option_problem(key, [value])
+                if problem:
+                    raise config_error(f"{key}: {problem}")
+        return self
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
 
 
 # --- helpers ----------------------------------------------------------------------------------------------

@@ -1,0 +1,58 @@
+"""The stages a recipe can name — the one registry, ``STAGES`` — and what every stage gets besides its config
+and its input model (``StageContext``).
+
+A stage is one module (or package) holding its pydantic Config and ``apply(model, ctx, cfg)``, which returns
+the next stage's model (``yields="model"``: recipe.run saves it as ``<base>_<stage>.keras``) or the artifacts it
+wrote (``yields="artifacts"``). Stage modules import TensorFlow only inside functions: recipes are parsed
+through this registry before anything heavy loads. Adding a stage = one file + one entry below; the
+conformance suite runs every entry with its ``example`` config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from edgeopt.stages import cluster, convert, distill, prune, quantize, tune
+
+
+@dataclass
+class StageContext:
+    dataset: Any  # edgeopt.data.dataset.Dataset
+    out_dir: Path  # staging folder; compress moves it into place when every stage is done
+    base_name: str  # file stem for artifacts, e.g. "digits_cnn"
+    train: Any  # recipe.TrainDefaults
+    teacher: Any = None  # the input model (tf_keras), for distillation
+    stages_done: list[str] = field(default_factory=list)
+    parent: str | None = None  # artifact name the next artifacts derive from
+    cache_dir: Path | None = None
+    notes: dict[str, Any] = field(default_factory=dict)  # sections for the manifest (tuning, sparsity, ...)
+    progress: Callable[[str], None] = lambda msg: None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One registry entry: the recipe key's config model, the stage's apply, what it yields, and a small,
+    fast config the conformance suite runs it with."""
+
+    config: type[BaseModel]
+    apply: Callable[[Any, StageContext, Any], Any]
+    yields: Literal["model", "artifacts"] = "model"
+    example: dict[str, Any] = field(default_factory=dict)
+
+
+# snake_case recipe key -> stage (this order is the order error messages list them in)
+STAGES: dict[str, Stage] = {
+    "convert": Stage(convert.ConvertConfig, convert.apply, "artifacts", {"tflite": ["fp32", "int8"], "onnx": ["fp32"]}),
+    "tune": Stage(tune.TuneConfig, tune.apply, "model",
+                  {"strategy": "random", "max_trials": 1, "max_epochs": 1, "final_epochs": 1, "overwrite": True,
+                   "space": {"width": {"choice": [0.25]}}}),
+    "distill": Stage(distill.DistillConfig, distill.apply, "model", {"epochs": 1}),
+    "prune": Stage(prune.PruneConfig, prune.apply, "model", {"target_sparsity": 0.5, "epochs": 1}),
+    "quantize": Stage(quantize.QuantizeConfig, quantize.apply, "model", {"epochs": 1}),
+    "cluster": Stage(cluster.ClusterConfig, cluster.apply, "model", {"number_of_clusters": 8, "epochs": 1}),
+}

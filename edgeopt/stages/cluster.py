@@ -5,19 +5,31 @@ After a prune stage it preserves the zeros (sparsity-preserving clustering) unle
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from pydantic import Field
 
 from edgeopt.errors import UsageError
-from edgeopt.stages.compress_configs import ClusterConfig
-from edgeopt.stages.context import StageContext
-from edgeopt.train.fit import fine_tune
+from edgeopt.train.fit import FineTuneConfig, fine_tune
 from edgeopt.train.layers import kernel_sparsity, overall, require_functional, select_layers, unknown_patterns, wrap
+
+if TYPE_CHECKING:
+    from edgeopt.stages import StageContext
 
 log = logging.getLogger(__name__)
 
 CLUSTER_LR_SCALE = 0.1  # centroids move in small steps from a trained model
 SPARSE_ENOUGH = 0.2
+
+
+class ClusterConfig(FineTuneConfig):
+    """Weight clustering (tfmot): every clustered kernel keeps ``number_of_clusters`` distinct values."""
+
+    number_of_clusters: int = Field(16, ge=2, le=256)
+    centroid_init: Literal["kmeans_plus_plus", "linear", "random", "density_based"] = "kmeans_plus_plus"
+    preserve_sparsity: bool | None = None  # None = on when the model was pruned
+    per_channel: bool = False  # Conv2D kernels clustered per output channel
 
 
 def _clusterable(layer) -> bool:

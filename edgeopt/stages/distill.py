@@ -9,12 +9,30 @@ Distiller wrapper, so later stages and the converters see an ordinary model.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from edgeopt.errors import UsageError
-from edgeopt.stages.context import StageContext
-from edgeopt.stages.train_configs import DistillConfig
+from edgeopt.models.zoo import ModelSpec
+
+if TYPE_CHECKING:
+    from edgeopt.stages import StageContext
 
 log = logging.getLogger(__name__)
+
+
+class DistillConfig(BaseModel):
+    """Teacher → student: loss = alpha·CE(labels) + (1 − alpha)·T²·KL(teacher_T ‖ student_T)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    student: ModelSpec | None = None  # None: keep training the previous stage's model
+    teacher: str | None = None  # a model file; default: the model compress was given
+    temperature: float = Field(4.0, gt=0)
+    alpha: float = Field(0.1, ge=0, le=1)
+    epochs: int | None = Field(None, ge=1)
+    batch_size: int | None = Field(None, ge=1)
+    lr: float | None = Field(None, gt=0)
 
 
 def build_student(cfg: DistillConfig, previous, dataset, seed: int = 0):

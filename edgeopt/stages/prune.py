@@ -5,12 +5,14 @@ the manifest gets the achieved sparsity per layer (``pruning``)."""
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from edgeopt.errors import UsageError
-from edgeopt.stages.compress_configs import PruneConfig
-from edgeopt.stages.context import StageContext
-from edgeopt.train.fit import Settings, fine_tune
+from edgeopt.train.fit import FineTuneConfig, Settings, fine_tune
 from edgeopt.train.layers import (
     excluded,
     has_weights,
@@ -22,10 +24,52 @@ from edgeopt.train.layers import (
     wrap,
 )
 
+if TYPE_CHECKING:
+    from edgeopt.stages import StageContext
+
 log = logging.getLogger(__name__)
 
 RAMP_UPDATES = 16  # mask updates along the sparsity ramp when `frequency` is not given
 SHORTFALL_WARN = 0.02  # achieved sparsity this far under the target is worth a warning
+
+
+class PruneConfig(FineTuneConfig):
+    """Magnitude pruning (tfmot). Begin/end steps and frequency are derived from data size, batch and epochs
+    unless given; a schedule that cannot fire inside the fine-tune is a UsageError."""
+
+    target_sparsity: float = Field(0.5, ge=0.0, lt=1.0)
+    initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0)
+    schedule: Literal["polynomial", "constant"] = "polynomial"
+    structure: str | None = None  # "M:N" (tfmot m_by_n), e.g. "2:4": M zeros in every N weights
+    begin_step: int | None = Field(None, ge=0)
+    end_step: int | None = Field(None, ge=1)
+    frequency: int | None = Field(None, ge=1)  # steps between mask updates
+    end_fraction: float = Field(0.7, gt=0.0, le=1.0)  # where the sparsity ramp ends when end_step is not given
+
+    @field_validator("structure")
+    @classmethod
+    def _structure(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        m = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", str(v))
+        if not m or not 0 < int(m.group(1)) < int(m.group(2)):
+            raise ValueError(f"structure must be 'M:N' with 0 < M < N, e.g. '2:4' (got {v!r})")
+        return f"{int(m.group(1))}:{int(m.group(2))}"
+
+    @model_validator(mode="after")
+    def _ramp(self) -> PruneConfig:
+        if self.initial_sparsity > self.target_sparsity:
+            raise ValueError(f"initial_sparsity {self.initial_sparsity} is above target_sparsity {self.target_sparsity}")
+        if self.begin_step is not None and self.end_step is not None and self.end_step <= self.begin_step:
+            raise ValueError(f"end_step {self.end_step} must be after begin_step {self.begin_step}")
+        return self
+
+    @property
+    def m_by_n(self) -> tuple[int, int] | None:
+        if self.structure is None:
+            return None
+        m, n = self.structure.split(":")
+        return int(m), int(n)
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,10 @@ calibrates them. ``qat: false`` leaves the model as it is and lets convert do po
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from edgeopt.errors import UsageError
-from edgeopt.stages.compress_configs import QuantizeConfig
-from edgeopt.stages.context import StageContext
-from edgeopt.train.fit import fine_tune
+from edgeopt.train.fit import FineTuneConfig, fine_tune
 from edgeopt.train.layers import (
     copy_model,
     excluded,
@@ -24,11 +23,23 @@ from edgeopt.train.layers import (
     wrap,
 )
 
+if TYPE_CHECKING:
+    from edgeopt.stages import StageContext
+
 log = logging.getLogger(__name__)
 
 QAT_LR_SCALE = 0.1  # QAT starts from a trained model: a tenth of the training LR unless `lr` is given
 SPARSE_ENOUGH = 0.2  # kernel sparsity above which an un-recorded prune is assumed (model pruned elsewhere)
 SPARSITY_LOSS_WARN = 0.02
+
+
+class QuantizeConfig(FineTuneConfig):
+    """Quantization-aware training. ``preserve_sparsity`` / ``preserve_clusters``: ``None`` = on when an earlier
+    stage pruned / clustered the model (tfmot's collaborative-optimisation schemes)."""
+
+    qat: bool = True  # false: no training here; convert does post-training quantization
+    preserve_sparsity: bool | None = None
+    preserve_clusters: bool | None = None
 
 
 def scheme(preserve_sparsity: bool, preserve_clusters: bool):

@@ -15,15 +15,124 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edgeopt.errors import UsageError
-from edgeopt.stages.context import StageContext
-from edgeopt.stages.train_configs import DISTILL_KEYS, OBJECTIVES, TRAIN_KEYS, TuneConfig
+from edgeopt.errors import UsageError, nearest
+from edgeopt.models import zoo
+from edgeopt.models.zoo import ModelSpec, canonical_init, config_error
+from edgeopt.train.tuner import PARAM_KEYS, Param, Scalar
+
+if TYPE_CHECKING:
+    from edgeopt.stages import StageContext
 
 log = logging.getLogger(__name__)
+
+OBJECTIVES = {"val_accuracy": "max", "val_loss": "min", "accuracy": "max", "loss": "min"}
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+# search-space keys that are training settings rather than builder options; the distillation ones need distill
+TRAIN_KEYS = ("lr", "batch_size", "optimizer", "weight_decay")
+DISTILL_KEYS = ("temperature", "distill_alpha")
+SETTING_RULES = {"lr": "positive", "temperature": "positive", "weight_decay": "non_negative",
+                 "batch_size": "positive_int", "distill_alpha": "unit"}
+
+
+def _check_values(key: str, values: list, where: str = "") -> None:
+    """Values a space key can take, checked without TensorFlow (a validation error: one line in the UsageError)."""
+    if key == "optimizer":
+        bad = [v for v in values if v not in OPTIMIZERS]
+        problem = (f"unknown optimizer '{bad[0]}'{nearest(str(bad[0]), OPTIMIZERS)}; use one of {', '.join(OPTIMIZERS)}"
+                   if bad else None)
+    elif key in SETTING_RULES:
+        problem = zoo.number_problem(key, SETTING_RULES[key], values)
+    else:
+        problem = zoo.option_problem(key, values)
+    if problem:
+        raise config_error(f"{where}{problem}")
+
+
+class TuneConfig(BaseModel):
+    """Keras Tuner search over a zoo builder's options and training settings (``space:``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    model: ModelSpec = ModelSpec(zoo="small_cnn")
+    distill: bool = False  # train every trial as a student of the input model
+    strategy: Literal["random", "hyperband", "bayesian"] = "hyperband"
+    objective: str = "val_accuracy"
+    max_trials: int = Field(10, ge=1)  # hyperband: a cap on top of its own bracket plan
+    max_epochs: int = Field(9, ge=1)  # epochs per trial (random, bayesian); largest trial (hyperband)
+    factor: int = Field(3, ge=2)  # hyperband's reduction factor
+    hyperband_iterations: int = Field(1, ge=1)
+    patience: int | None = Field(3, ge=1)  # early stopping on the objective (None: off)
+    final_epochs: int | None = Field(None, ge=1)  # retrain on train+val (None: train.epochs)
+    retrain: bool = True  # false: keep the best trial's model as trained in the search
+    temperature: float = Field(4.0, gt=0)  # distillation settings of every trial (also searchable)
+    alpha: float = Field(0.1, ge=0, le=1)
+    batch_size: int | None = Field(None, ge=1)
+    lr: float | None = Field(None, gt=0)
+    cache_dir: str | None = None  # search state (default: ~/.cache/edgeopt/tune/<hash of data+config>)
+    overwrite: bool = False  # start the search afresh instead of resuming
+    seed: int | None = None
+    space: dict[str, Param | Scalar] = {}
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _params(cls, v):
+        if not isinstance(v, dict):
+            raise config_error("space must be a mapping of name -> range")
+        out = {}
+        for key, value in v.items():
+            if key == "init":  # xavier_uniform → glorot_uniform: the zoo and keras know the canonical names
+                value = ({**value, "choice": [canonical_init(c) for c in value["choice"]]}
+                         if isinstance(value, dict) and isinstance(value.get("choice"), list) else canonical_init(value))
+            if not isinstance(value, dict):
+                out[key] = value
+                continue
+            for k in value:
+                if k not in PARAM_KEYS:
+                    raise config_error(f"{key}: unknown key '{k}'{nearest(str(k), PARAM_KEYS)}; "
+                               "use choice, int, float or boolean (+ sampling, step, default)")
+            try:
+                out[key] = Param.model_validate(value)
+            except ValidationError as e:
+                err = e.errors()[0]
+                where = ".".join(str(x) for x in err["loc"])
+                raise config_error(f"{key}{'.' + where if where else ''}: {err['msg']}") from None
+        return out
+
+    @field_validator("objective")
+    @classmethod
+    def _objective(cls, v: str) -> str:
+        if v not in OBJECTIVES:
+            raise config_error(f"unknown objective '{v}'{nearest(v, list(OBJECTIVES))}; use one of {', '.join(OBJECTIVES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _space(self) -> TuneConfig:
+        if self.model.zoo is None:
+            raise config_error("tune searches a zoo builder's options: give model: {zoo: small_cnn} (not a path)")
+        builder = zoo.options(self.model.zoo)
+        allowed = [*builder, *TRAIN_KEYS, *DISTILL_KEYS]
+        searched = {k: v for k, v in self.space.items() if isinstance(v, Param)}
+        if not searched:
+            raise config_error("the search space is empty: add e.g. space: {width: {choice: [0.25, 0.5]}, "
+                             "lr: {float: [0.0001, 0.01], sampling: log}}")
+        for key, value in self.space.items():
+            if key not in allowed:
+                raise config_error(f"space key '{key}' is neither a {self.model.zoo} option nor a training setting"
+                                 f"{nearest(key, allowed)}; use one of: {', '.join(allowed)}")
+            if key in self.model.options:
+                raise config_error(f"'{key}' is both fixed in model: and searched in space:; keep one")
+            if key in DISTILL_KEYS and not self.distill:
+                raise config_error(f"space key '{key}' needs distill: true")
+            _check_values(key, value.values() if isinstance(value, Param) else [value], f"space.{key}: ")
+        return self
+
+    def space_dict(self) -> dict[str, Any]:
+        return {k: v.model_dump(by_alias=True, exclude_none=True) if isinstance(v, Param) else v
+                for k, v in self.space.items()}
 
 
 @dataclass
@@ -223,26 +332,6 @@ _LR = {"float": [1e-4, 1e-2], "sampling": "log"}
 DEFAULT_SPACES = {"small_cnn": {"width": {"choice": [0.25, 0.5, 1.0]}, "depth": {"int": [1, 3]}, "lr": _LR},
                   "mobilenet_v2_like": {"alpha": {"choice": [0.35, 0.5, 1.0]}, "lr": _LR},
                   "mlp": {"width": {"choice": [0.25, 0.5, 1.0]}, "depth": {"int": [1, 3]}, "lr": _LR}}
-
-
-def config_from(recipe_path: str | Path | None, **overrides: Any):
-    """(TuneConfig, TrainDefaults) from a recipe's first ``tune`` stage, with command-line ``overrides`` on top
-    (``None`` = not given). Without a recipe the search space is the builder's DEFAULT_SPACES entry."""
-    from edgeopt.recipe import Recipe, load_recipe, parse_stage
-
-    rec = load_recipe(recipe_path) if recipe_path else Recipe()
-    stages = [cfg for name, cfg in rec.stages if name == "tune"]
-    if recipe_path and not stages:
-        raise UsageError(f"recipe {recipe_path} has no tune stage", "add `- tune: {...}` to its stages")
-    zoo_name = overrides.pop("zoo", None)
-    if stages:
-        raw = stages[0].model_dump(mode="json", by_alias=True, exclude_none=True)
-    else:
-        raw = {"space": DEFAULT_SPACES.get(zoo_name or "small_cnn", {})}
-    if zoo_name is not None:
-        raw["model"] = {"zoo": zoo_name}
-    raw.update({k: v for k, v in overrides.items() if v is not None})
-    return parse_stage("tune", raw, "tune"), rec.train
 
 
 def write_outputs(result: SearchResult, out: str | Path, name: str) -> Path:

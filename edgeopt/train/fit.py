@@ -23,12 +23,36 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edgeopt.train import precision as precision_mod
 from edgeopt.train import schedules
+from edgeopt.train.schedules import LRSchedule
 
 log = logging.getLogger(__name__)
+
+
+class TrainDefaults(BaseModel):
+    """Settings every training stage shares unless the stage overrides them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(64, ge=1)
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    lr_schedule: LRSchedule = LRSchedule()
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    weight_decay: float = Field(0.0, ge=0)  # adamw's decoupled weight decay (e.g. 0.004); the others ignore it
+    seed: int = 0
+
+    @field_validator("lr_schedule", mode="before")
+    @classmethod
+    def _schedule_shorthand(cls, v):
+        # `lr_schedule: cosine` or `lr_schedule: 0.01` as shorthands
+        if isinstance(v, str):
+            return {"kind": v}
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return {"kind": "constant", "initial": v}
+        return v
 
 
 @dataclass(frozen=True)
@@ -43,7 +67,7 @@ class Settings:
     temperature: float = 4.0
     alpha: float = 0.1  # weight of the hard-label loss when distilling
     seed: int = 0
-    schedule: Any = None  # recipe.LRSchedule (None: constant)
+    schedule: Any = None  # an LRSchedule (None: constant)
     weight_decay: float = 0.0
     bn_momentum: float | None = None  # None: sized to the epoch (see bn_momentum_for)
     # "distiller": the logits (softmax cut off) train through the Distiller, labels ± teacher logits (tune, distill);
@@ -54,7 +78,7 @@ class Settings:
 
     @classmethod
     def from_train(cls, train: Any, **overrides: Any) -> Settings:
-        """From recipe TrainDefaults; ``None`` overrides fall back to the defaults."""
+        """From the recipe's TrainDefaults; ``None`` overrides fall back to the defaults."""
         base = cls(epochs=train.epochs, batch_size=train.batch_size, optimizer=train.optimizer,
                    precision=train.precision, seed=train.seed, schedule=train.lr_schedule,
                    weight_decay=train.weight_decay)

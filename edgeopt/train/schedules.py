@@ -1,4 +1,5 @@
-"""Learning-rate schedules from the recipe's ``lr_schedule`` (recipe.LRSchedule), for every training stage.
+"""Learning-rate schedules from the recipe's ``lr_schedule`` (``LRSchedule``, checked without TensorFlow), for
+every training stage.
 
 ``build(cfg, steps_per_epoch, epochs)`` gives a tf_keras ``LearningRateSchedule`` to hand to any optimizer;
 ``lr_at(cfg, epoch, epochs)`` is the same curve in plain Python (tests, plots, logs). Epochs are fractional:
@@ -15,7 +16,42 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# which optional LRSchedule keys each kind reads (others must stay unset: a key that does nothing is a mistake)
+LR_KEYS = {"constant": (), "constant_then_exponential": ("hold_epochs", "decay_rate"),
+           "step": ("step_epochs", "decay_rate"), "cosine": ("min_lr",), "warmup_cosine": ("warmup_epochs", "min_lr")}
+
+
+class LRSchedule(BaseModel):
+    """Learning rate over training, in epochs (edgeopt/train/schedules.py builds it for a stage).
+
+    constant; constant_then_exponential (``initial`` for ``hold_epochs``, then × ``decay_rate`` per epoch);
+    step (× ``decay_rate`` every ``step_epochs``); cosine (to ``min_lr`` at the last epoch); warmup_cosine
+    (linear from 0 over ``warmup_epochs``, then cosine). Unset keys take per-kind defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["constant", "constant_then_exponential", "step", "cosine", "warmup_cosine"] = "constant"
+    initial: float = Field(1e-3, gt=0)
+    hold_epochs: float | None = Field(None, ge=0)
+    decay_rate: float | None = Field(None, gt=0, le=1)
+    step_epochs: float | None = Field(None, gt=0)
+    warmup_epochs: float | None = Field(None, ge=0)
+    min_lr: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _keys_fit_kind(self) -> LRSchedule:
+        allowed = LR_KEYS[self.kind]
+        for key in ("hold_epochs", "decay_rate", "step_epochs", "warmup_epochs", "min_lr"):
+            if getattr(self, key) is not None and key not in allowed:
+                raise ValueError(f"'{key}' does nothing for kind '{self.kind}' (it reads: "
+                                 f"{', '.join(allowed) or 'only initial'})")
+        if self.min_lr is not None and self.min_lr > self.initial:
+            raise ValueError(f"min_lr {self.min_lr} is above initial {self.initial}")
+        return self
+
 
 # per-kind defaults for the keys LRSchedule leaves unset
 DEFAULTS = {"hold_epochs": 0.0, "decay_rate": {"constant_then_exponential": 0.9, "step": 0.5}, "step_epochs": 10.0,
@@ -24,8 +60,6 @@ DEFAULTS = {"hold_epochs": 0.0, "decay_rate": {"constant_then_exponential": 0.9,
 
 def resolve(cfg: Any, initial: float | None = None):
     """An LRSchedule from a TrainDefaults, an LRSchedule, a dict or a bare float; ``initial`` overrides its start."""
-    from edgeopt.recipe import LRSchedule
-
     if hasattr(cfg, "lr_schedule"):
         cfg = cfg.lr_schedule
     if isinstance(cfg, int | float) and not isinstance(cfg, bool):

@@ -23,21 +23,75 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from edgeopt.models.zoo import config_error
 
 log = logging.getLogger(__name__)
 
 ENV_VARS = ("KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT")
 TRIAL_INFO = "edgeopt_trial.json"  # per-trial facts keras-tuner does not keep (epochs run, seconds, worker)
+Scalar = bool | int | float | str
+PARAM_KEYS = ("choice", "int", "float", "boolean", "sampling", "step", "default")
 
 
-class TrialRunner(Protocol):
-    """What a trial needs from the caller: build a model for hyperparameters, and train it."""
+class Param(BaseModel):
+    """One searched value: ``{choice: [..]}``, ``{int: [lo, hi], step: 1}``, ``{float: [lo, hi], sampling: log}``
+    or ``{boolean: true}``. A plain scalar in ``space:`` is a fixed value."""
 
-    def build(self, hp) -> Any: ...
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True,
+                              serialize_by_alias=True)
+    choice: list[Scalar] | None = None
+    int_: tuple[int, int] | None = Field(None, alias="int")
+    float_: tuple[float, float] | None = Field(None, alias="float")
+    boolean: bool | None = None
+    sampling: Literal["linear", "log"] | None = None
+    step: float | None = Field(None, gt=0)
+    default: Scalar | None = None
 
-    def fit(self, hp, model, epochs: int, initial_epoch: int, callbacks: list) -> tuple[Any, dict[str, list[float]]]:
-        ...
+    @model_validator(mode="after")
+    def _consistent(self) -> Param:
+        kinds = [k for k in ("choice", "int_", "float_", "boolean") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise config_error("give exactly one of choice, int, float, boolean")
+        kind = kinds[0]
+        if kind == "boolean" and self.boolean is not True:
+            raise config_error("write {boolean: true} to search a flag (a fixed flag is a plain true/false)")
+        if kind in ("choice", "boolean") and (self.sampling or self.step):
+            raise config_error(f"sampling/step apply to int and float ranges, not to {kind.rstrip('_')}")
+        if kind == "choice":
+            if not self.choice:
+                raise config_error("choice: [] is empty; list at least two values")
+            if len(set(map(repr, self.choice))) != len(self.choice):
+                raise config_error(f"choice {self.choice} lists a value twice")
+            numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in self.choice)
+            if not numeric and len({type(v) for v in self.choice}) > 1:
+                raise config_error(f"choice {self.choice} mixes types; use numbers, strings or booleans only")
+        if kind in ("int_", "float_"):
+            lo, hi = getattr(self, kind)
+            if lo >= hi:
+                raise config_error(f"range [{lo}, {hi}] is empty or a single value; give lo < hi (or a fixed value)")
+            if self.sampling == "log" and lo <= 0:
+                raise config_error(f"log sampling needs a positive range, got [{lo}, {hi}]")
+            if self.step is not None and self.step > hi - lo:
+                raise config_error(f"step {self.step} is wider than the range [{lo}, {hi}]")
+            if kind == "int_" and self.step is not None and self.step != int(self.step):
+                raise config_error(f"an int range needs an integer step, got {self.step}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k.rstrip("_") for k in ("choice", "int_", "float_", "boolean") if getattr(self, k) is not None)
+
+    def values(self) -> list:
+        """Representative values (for checks): the choices, or the range ends."""
+        if self.choice is not None:
+            return list(self.choice)
+        if self.boolean:
+            return [True, False]
+        return list(self.int_ or self.float_)
 
 
 class Reporter:
@@ -142,7 +196,7 @@ def role_from_env() -> str | None:
     return "chief" if "chief" in os.environ.get("KERASTUNER_TUNER_ID", "") else "worker"
 
 
-def open_tuner(oracle, runner: TrialRunner, directory: str | Path, *, overwrite: bool = False,
+def open_tuner(oracle, runner, directory: str | Path, *, overwrite: bool = False,
                reporter: Reporter | None = None, patience: int | None = None, project_name: str = "search"):
     """Construct the tuner (which reloads ``directory``/``project_name`` when it holds a search)."""
     quiet = io.StringIO()

@@ -1,30 +1,23 @@
-"""Every model stage passes the same suite: it returns a tf_keras model with the input's I/O shapes, leaves
-the input model alone, says what it did in ctx.notes, saves and loads back, and still converts (fp32 TFLite
-that matches it, int8 TFLite)."""
+"""Every stage in the registry passes the same suite, run with the registry's own example config.
+
+A model stage returns a tf_keras model with the input's I/O shapes, leaves the input model alone, says what it
+did in ctx.notes, saves and loads back, and still converts (fp32 TFLite that matches it, int8 TFLite). An
+artifact stage writes files into ctx.out_dir that descend from ctx.parent and name the stages behind them.
+Every example config round-trips, and the whole registry parses without TensorFlow."""
 
 from __future__ import annotations
 
-import importlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from edgeopt.recipe import STAGE_CONFIGS, TrainDefaults, _register_stage_modules, parse_stage
+from edgeopt.recipe import TrainDefaults, parse_stage
+from edgeopt.stages import STAGES, StageContext
 
-# A small, fast config per stage. A new stage adds its line here (a missing one fails the suite on purpose).
-MINIMAL = {
-    "prune": {"target_sparsity": 0.5, "epochs": 1},
-    "quantize": {"epochs": 1},
-    "cluster": {"number_of_clusters": 8, "epochs": 1},
-    "distill": {"epochs": 1},
-    "tune": {"strategy": "random", "max_trials": 1, "max_epochs": 1, "final_epochs": 1, "overwrite": True,
-             "space": {"width": {"choice": [0.25]}}},
-}
-
-
-def _stages() -> list[str]:
-    _register_stage_modules()
-    return sorted(name for name in STAGE_CONFIGS if name != "convert")
+MODEL_STAGES = sorted(name for name, stage in STAGES.items() if stage.yields == "model")
+ARTIFACT_STAGES = sorted(name for name, stage in STAGES.items() if stage.yields == "artifacts")
 
 
 @pytest.fixture(scope="module")
@@ -34,22 +27,23 @@ def model(tiny_model_path):
     return load_model(tiny_model_path)
 
 
-@pytest.mark.parametrize("stage", _stages())
-def test_stage_contract(stage, model, digits, tmp_path):
+def _run(stage: str, model, digits, tmp_path) -> tuple[object, StageContext]:
+    cfg = parse_stage(stage, STAGES[stage].example, f"conformance: {stage}")
+    ctx = StageContext(dataset=digits, out_dir=tmp_path, base_name="tiny", train=TrainDefaults(epochs=1),
+                       teacher=model, parent="tiny_source.keras", cache_dir=tmp_path / "cache")
+    return STAGES[stage].apply(model, ctx, cfg), ctx
+
+
+@pytest.mark.parametrize("stage", MODEL_STAGES)
+def test_model_stage_contract(stage, model, digits, tmp_path):
     import tf_keras
 
     from edgeopt.models.load import load_model
     from edgeopt.runtimes import litert
-    from edgeopt.stages.context import StageContext
-    from edgeopt.stages.convert import tflite_bytes
+    from edgeopt.stages.convert.tflite import tflite_bytes
 
-    assert stage in MINIMAL, f"add a minimal config for stage '{stage}' to MINIMAL in {__file__}"
-    raw = dict(MINIMAL[stage], **({"cache_dir": str(tmp_path / "cache")} if stage == "tune" else {}))
-    cfg = parse_stage(stage, raw, f"conformance: {stage}")
     before = [w.copy() for w in model.get_weights()]
-    ctx = StageContext(dataset=digits, out_dir=tmp_path, base_name="tiny", train=TrainDefaults(epochs=1),
-                       teacher=model, parent="tiny_source.keras")
-    out = importlib.import_module(f"edgeopt.stages.{stage}").apply(model, ctx, cfg)
+    out, ctx = _run(stage, model, digits, tmp_path)
 
     assert isinstance(out, tf_keras.Model)
     assert out.input_shape == model.input_shape and out.output_shape == model.output_shape
@@ -72,3 +66,33 @@ def test_stage_contract(stage, model, digits, tmp_path):
     int8.write_bytes(tflite_bytes(out, "int8", digits.representative(64)))
     agreement = np.mean(litert.load(str(int8)).run(x).argmax(-1) == expected.argmax(-1))
     assert agreement >= 0.8
+
+
+@pytest.mark.parametrize("stage", ARTIFACT_STAGES)
+def test_artifact_stage_contract(stage, model, digits, tmp_path):
+    from edgeopt.core.artifact import Artifact
+
+    before = [w.copy() for w in model.get_weights()]
+    artifacts, ctx = _run(stage, model, digits, tmp_path)
+
+    assert artifacts and all(isinstance(a, Artifact) for a in artifacts)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True)), "input model changed"
+    for a in artifacts:
+        assert (tmp_path / a.path).is_file() and a.size_bytes == (tmp_path / a.path).stat().st_size
+        assert a.parent == "tiny_source.keras" and a.stages[-1] == stage
+    assert len({a.name for a in artifacts}) == len(artifacts)
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_example_config_round_trips(stage):
+    cfg = parse_stage(stage, STAGES[stage].example, stage)
+    assert isinstance(cfg, STAGES[stage].config)
+    assert parse_stage(stage, cfg.model_dump(mode="json"), stage) == cfg
+
+
+def test_the_registry_parses_without_tensorflow():
+    code = ("import sys; from edgeopt.recipe import Recipe; from edgeopt.stages import STAGES; "
+            "Recipe.from_dict({'stages': [{n: s.example} for n, s in STAGES.items()]}); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -79,9 +79,9 @@ def test_bad_recipe_file_exits_2_with_one_line(tmp_path, tiny_model_path):
 
 def test_nan_calibration_is_refused_before_any_conversion(tmp_path, tiny_model_path, digits):
     from edgeopt.models.load import load_model
-    from edgeopt.recipe import ConvertConfig, TrainDefaults
-    from edgeopt.stages import convert
-    from edgeopt.stages.context import StageContext
+    from edgeopt.recipe import TrainDefaults
+    from edgeopt.stages import StageContext, convert
+    from edgeopt.stages.convert import ConvertConfig
 
     class Poisoned:
         """A data set object from elsewhere whose calibration samples carry an Inf."""

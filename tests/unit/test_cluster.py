@@ -7,11 +7,13 @@ import pytest
 
 from edgeopt.errors import UsageError
 from edgeopt.recipe import Recipe, TrainDefaults
-from edgeopt.stages.compress_configs import ClusterConfig, PruneConfig, QuantizeConfig
+from edgeopt.stages.cluster import ClusterConfig
+from edgeopt.stages.prune import PruneConfig
+from edgeopt.stages.quantize import QuantizeConfig
 
 
 def _ctx(tmp_path, data):
-    from edgeopt.stages.context import StageContext
+    from edgeopt.stages import StageContext
 
     return StageContext(dataset=data, out_dir=tmp_path, base_name="m", train=TrainDefaults(epochs=1))
 

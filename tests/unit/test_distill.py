@@ -72,7 +72,7 @@ def teacher(tiny_model_path):
 
 
 def _ctx(digits, teacher, epochs=2):
-    from edgeopt.stages.context import StageContext
+    from edgeopt.stages import StageContext
 
     return StageContext(dataset=digits, out_dir=None, base_name="t", teacher=teacher,
                         train=TrainDefaults(epochs=epochs, lr_schedule={"kind": "constant", "initial": 0.01}))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgeopt.recipe import Recipe, TrainDefaults
-from edgeopt.stages.compress_configs import QuantizeConfig
+from edgeopt.stages.quantize import QuantizeConfig
 
 PQAT_RECIPE = {"train": {"epochs": 2, "batch_size": 64},
                "stages": [{"prune": {"target_sparsity": 0.7}}, {"quantize": {"epochs": 1}},
@@ -61,8 +61,7 @@ def _run_tflite(path, x):
 
 def test_plain_qat_and_passthrough(tmp_path, tiny_model_path, digits):
     from edgeopt.models.load import load_model
-    from edgeopt.stages import quantize
-    from edgeopt.stages.context import StageContext
+    from edgeopt.stages import StageContext, quantize
 
     model = load_model(tiny_model_path)
     ctx = StageContext(dataset=digits, out_dir=tmp_path, base_name="m", train=TrainDefaults(epochs=1))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from edgeopt.errors import UsageError
-from edgeopt.recipe import ConvertConfig, Recipe, load_recipe
+from edgeopt.recipe import Recipe, load_recipe
+from edgeopt.stages.convert import ConvertConfig
 
 
 def test_round_trip():

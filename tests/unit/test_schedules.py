@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from edgeopt.errors import UsageError
-from edgeopt.recipe import LRSchedule, Recipe, TrainDefaults
+from edgeopt.recipe import Recipe, TrainDefaults
 from edgeopt.train import schedules
+from edgeopt.train.schedules import LRSchedule
 
 KINDS = [
     {"kind": "constant", "initial": 0.01},

@@ -1,121 +1,51 @@
-"""Convert stage: a model → TFLite (fp32/fp16/dynamic/int8/int16x8) and ONNX (fp32 via tf2onnx, int8), each with
-a parity record (accuracy, top-1 agreement, max abs diff) against the model on the test split.
+"""Convert stage: a model → TFLite (fp32/fp16/dynamic/int8/int16x8, tflite.py) and ONNX (fp32 via tf2onnx, int8,
+onnx.py), each with a parity record (accuracy, top-1 agreement, max abs diff) against the model on the test split.
 
 int8 is accuracy-aware (int8_search.py): ops QuantizationDebugger ranks worst stay float until the drop on the
 validation split is within ``max_accuracy_drop``. ONNX int8 picks between tf2onnx on the int8 TFLite and ONNX
-Runtime static quantization (onnx_int8.py). Besides tf_keras models it converts the wrappers keras_compat
-returns for plain SavedModels and Keras 3 models the bridge could not translate (PTQ only)."""
+Runtime static quantization. Besides tf_keras models it converts the wrappers models.load returns for plain
+SavedModels and Keras 3 models the bridge could not translate (PTQ only)."""
 
 from __future__ import annotations
 
 import functools
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from edgeopt import atomic
 from edgeopt.core import metrics
 from edgeopt.core.artifact import Artifact
-from edgeopt.errors import UsageError
-from edgeopt.recipe import ConvertConfig
-from edgeopt.stages.context import StageContext
-from edgeopt.stages.convert import int8_search, onnx_int8
+from edgeopt.stages.convert.onnx import int8_bytes, onnx_bytes
+from edgeopt.stages.convert.tflite import check_calibration, int8_tflite, strip_strings, tflite_bytes
+
+if TYPE_CHECKING:
+    from edgeopt.stages import StageContext
 
 log = logging.getLogger(__name__)
 
 
-def check_calibration(samples: np.ndarray) -> np.ndarray:
-    samples = np.asarray(samples, dtype=np.float32)
-    if samples.size == 0:
-        raise UsageError("the calibration set is empty", "pass a data set with training samples")
-    if not np.all(np.isfinite(samples)):
-        raise UsageError("the calibration set contains NaN or Inf values", "clean the training data before int8 conversion")
-    return samples
-
-
-def converter_for(model):
-    """TFLiteConverter for a tf_keras model, or for any callable model wrapper (SavedModel, Keras 3)."""
-    import tensorflow as tf
-    import tf_keras
-
-    if isinstance(model, tf_keras.Model):
-        return tf.lite.TFLiteConverter.from_keras_model(model)
-    return tf.lite.TFLiteConverter.from_saved_model(model.saved_model_dir())
-
-
-def tflite_bytes(model, precision: str, calibration: np.ndarray | None = None, int8_io: str = "int8",
-                 denylist: tuple[str, ...] = ()) -> bytes:
-    """One TFLite flatbuffer. ``calibration`` feeds the representative dataset for int8/int16x8."""
-    import tensorflow as tf
-
-    converter = converter_for(model)
-    if precision == "fp16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif precision == "dynamic":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif precision in ("int8", "int16x8"):
-        if calibration is None:
-            raise ValueError(f"{precision} conversion needs calibration samples")
-        samples = check_calibration(calibration)
-
-        def representative():
-            for i in range(len(samples)):
-                yield [samples[i : i + 1]]
-
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        if precision == "int8":
-            ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            if denylist:
-                ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)  # denylisted ops stay float
-            converter.target_spec.supported_ops = ops
-            if int8_io == "int8":
-                converter.inference_input_type = tf.int8
-                converter.inference_output_type = tf.int8
-        else:
-            converter.target_spec.supported_ops = [
-                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
-            ]
-    elif precision != "fp32":
-        raise ValueError(f"unknown TFLite precision {precision!r}")
-    return converter.convert()
-
-
-def onnx_bytes(model, opset: int = 17) -> bytes:
-    import tensorflow as tf
-    import tf2onnx
-    import tf_keras
-
-    shape = (None, *[int(d) for d in model.input_shape[1:]])
-    spec = (tf.TensorSpec(shape, tf.float32, name="input"),)
-    if isinstance(model, tf_keras.Model):
-        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
-    else:
-        fn = tf.function(lambda x: model(x, training=False))
-        proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset)
-    return proto.SerializeToString()
-
-
-def int8_tflite(model, calibration: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, float_val_acc: float,
-                cfg: ConvertConfig, io_type: str) -> int8_search.Int8Result:
-    """Full-integer int8; accuracy-aware unless the model is quantization-aware (QAT fixed its ranges) or the
-    recipe turned it off."""
-    from edgeopt.runtimes import evaluate
-
-    if int8_search.is_quantization_aware(model) or not cfg.accuracy_aware:
-        data = tflite_bytes(model, "int8", calibration, io_type)
-        acc = evaluate.accuracy(data, "tflite", x_val, y_val)
-        why = ("quantization-aware model: ranges come from training" if cfg.accuracy_aware
-               else "accuracy_aware is off")
-        met = float_val_acc - acc <= cfg.max_accuracy_drop
-        info = {"float_val_accuracy": round(float_val_acc, 6), "int8_val_accuracy": round(acc, 6),
-                "kept_float": [], "met": met, "search": f"skipped: {why}"}
-        return int8_search.Int8Result(data, info, lambda: tflite_bytes(model, "int8", calibration, "float"))
-    calibrated = int8_search.Calibrated(lambda: converter_for(model), calibration, cfg.debug_samples)
-    return int8_search.search(calibrated, x_val, y_val, float_val_acc, cfg.max_accuracy_drop, io_type,
-                              cfg.max_float_ops)
+class ConvertConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    tflite: list[Literal["fp32", "fp16", "dynamic", "int8", "int16x8"]] = ["fp32", "fp16", "dynamic", "int8"]
+    onnx: list[Literal["fp32", "int8"]] = ["fp32"]
+    opset: int = Field(17, ge=11, le=21)
+    int8_io: Literal["int8", "float"] = "int8"  # full-integer I/O (device style) or float I/O wrappers
+    calibration_samples: int = Field(200, ge=1)
+    max_accuracy_drop: float = Field(0.01, ge=0, le=1)  # absolute top-1 vs the float model
+    # int8: when the drop exceeds max_accuracy_drop, keep the ops QuantizationDebugger ranks worst in float
+    accuracy_aware: bool = True
+    max_float_ops: int | None = Field(None, ge=1)  # stop the search after this many float ops (None: all)
+    debug_samples: int = Field(64, ge=1)  # samples QuantizationDebugger runs to rank ops
+    # ONNX int8: tf2onnx on the int8 TFLite, ONNX Runtime static quantization of the fp32 ONNX, or both and
+    # keep the more accurate on the validation split
+    onnx_int8: Literal["auto", "tflite", "ort_static"] = "auto"
+    # drop tensor names and signature defs from TFLite files (LiteRT's strip_strings): a few hundred bytes
+    # that matter on tiny models; inputs/outputs are then addressed by index only
+    strip_strings: bool = False
 
 
 def parity(path: Path, fmt: str, x: np.ndarray, y: np.ndarray, reference: np.ndarray) -> dict:
@@ -133,15 +63,6 @@ def parity(path: Path, fmt: str, x: np.ndarray, y: np.ndarray, reference: np.nda
 
 def plan(cfg: ConvertConfig) -> list[tuple[str, str]]:
     return [("tflite", p) for p in cfg.tflite] + [("onnx", p) for p in cfg.onnx]
-
-
-def strip_strings(data: bytes) -> bytes:
-    """LiteRT's flatbuffer_utils.strip_strings: no tensor/subgraph names, no signature defs; same arithmetic."""
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
-    flatbuffer_utils.strip_strings(model)
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def _predict(model, x: np.ndarray) -> np.ndarray:
@@ -173,7 +94,7 @@ def apply(model, ctx: StageContext, cfg: ConvertConfig) -> list[Artifact]:
         elif fmt == "tflite":
             data = tflite_bytes(model, precision, calibration, cfg.int8_io)
         elif precision == "int8":
-            data, info["onnx_int8"] = onnx_int8.build(cfg.onnx_int8, lambda: int8().float_io(), fp32_onnx,
+            data, info["onnx_int8"] = int8_bytes(cfg.onnx_int8, lambda: int8().float_io(), fp32_onnx,
                                                       calibration, x_val, y_val, cfg.opset)
         else:
             data = fp32_onnx()

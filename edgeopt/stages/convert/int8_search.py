@@ -23,12 +23,6 @@ SENSITIVITY_ROWS = 50  # rows of the table kept in the manifest (worst first)
 UNIFORM_NOISE = 1 / np.sqrt(12)  # RMSE/scale of pure rounding noise: ops near it are quantized as well as they can be
 
 
-def evaluate_tflite(data: bytes, x: np.ndarray, y: np.ndarray) -> float:
-    from edgeopt.runtimes import evaluate
-
-    return evaluate.accuracy(data, "tflite", x, y)
-
-
 def is_quantization_aware(model) -> bool:
     layers = getattr(model, "layers", [])
     return any(type(layer).__name__.startswith("Quantize") for layer in layers)
@@ -112,8 +106,10 @@ class Int8Result:
 
 def search(calibrated: Calibrated, x_val: np.ndarray, y_val: np.ndarray, float_accuracy: float,
            max_drop: float, io_type: str, max_float_ops: int | None) -> Int8Result:
+    from edgeopt.runtimes import evaluate
+
     plain = calibrated.quantize((), io_type)
-    acc = evaluate_tflite(plain, x_val, y_val)
+    acc = evaluate.accuracy(plain, "tflite", x_val, y_val)
     info = {"float_val_accuracy": round(float_accuracy, 6), "int8_val_accuracy": round(acc, 6),
             "plain_int8_val_accuracy": round(acc, 6), "kept_float": [], "max_accuracy_drop": max_drop}
     if float_accuracy - acc <= max_drop:
@@ -126,7 +122,7 @@ def search(calibrated: Calibrated, x_val: np.ndarray, y_val: np.ndarray, float_a
     met = False
     for k in trial_counts(len(order), max_float_ops):
         data = calibrated.quantize(order[:k], io_type)
-        acc_k = evaluate_tflite(data, x_val, y_val)
+        acc_k = evaluate.accuracy(data, "tflite", x_val, y_val)
         trials.append({"float_ops": k, "val_accuracy": round(acc_k, 6)})
         log.info("int8 search: %d op(s) float → val top-1 %.4f (float %.4f)", k, acc_k, float_accuracy)
         if acc_k > best[0]:

@@ -1,4 +1,4 @@
-"""ONNX int8, two ways, and the choice between them:
+"""ONNX conversion: fp32 through tf2onnx, and int8 two ways with the choice between them:
 
 - ``tflite``: tf2onnx's TFLite path on the (accuracy-aware) int8 TFLite with float I/O — the ONNX model
   carries exactly the TFLite quantization (same scales, same ops kept float), as QuantizeLinear /
@@ -22,6 +22,21 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 TIE = 1e-9
+
+
+def onnx_bytes(model, opset: int = 17) -> bytes:
+    import tensorflow as tf
+    import tf2onnx
+    import tf_keras
+
+    shape = (None, *[int(d) for d in model.input_shape[1:]])
+    spec = (tf.TensorSpec(shape, tf.float32, name="input"),)
+    if isinstance(model, tf_keras.Model):
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
+    else:
+        fn = tf.function(lambda x: model(x, training=False))
+        proto, _ = tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset)
+    return proto.SerializeToString()
 
 
 def from_tflite(tflite_float_io: bytes, opset: int) -> bytes:
@@ -63,7 +78,7 @@ def evaluate_onnx(data: bytes, x: np.ndarray, y: np.ndarray) -> tuple[float, int
     return evaluate.accuracy(data, "onnx", x, y), len(gzip.compress(data, compresslevel=9))
 
 
-def build(method: str, tflite_float_io: Callable[[], bytes], fp32_onnx: Callable[[], bytes], calibration: np.ndarray,
+def int8_bytes(method: str, tflite_float_io: Callable[[], bytes], fp32_onnx: Callable[[], bytes], calibration: np.ndarray,
           x_val: np.ndarray, y_val: np.ndarray, opset: int) -> tuple[bytes, dict]:
     """(ONNX int8 bytes, info with the method chosen, why, and each candidate's validation score)."""
     makers = {"tflite": lambda: from_tflite(tflite_float_io(), opset),

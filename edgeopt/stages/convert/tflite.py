@@ -1,0 +1,102 @@
+"""TFLite conversion: fp32, fp16, dynamic-range, int8 (full-integer, accuracy-aware through int8_search) and
+int16x8 flatbuffers from a tf_keras model — or from the wrappers models.load returns for plain SavedModels and
+Keras 3 models the bridge could not translate (PTQ only)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from edgeopt.errors import UsageError
+from edgeopt.stages.convert import int8_search
+
+if TYPE_CHECKING:
+    from edgeopt.stages.convert import ConvertConfig
+
+
+def check_calibration(samples: np.ndarray) -> np.ndarray:
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.size == 0:
+        raise UsageError("the calibration set is empty", "pass a data set with training samples")
+    if not np.all(np.isfinite(samples)):
+        raise UsageError("the calibration set contains NaN or Inf values", "clean the training data before int8 conversion")
+    return samples
+
+
+def converter_for(model):
+    """TFLiteConverter for a tf_keras model, or for any callable model wrapper (SavedModel, Keras 3)."""
+    import tensorflow as tf
+    import tf_keras
+
+    if isinstance(model, tf_keras.Model):
+        return tf.lite.TFLiteConverter.from_keras_model(model)
+    return tf.lite.TFLiteConverter.from_saved_model(model.saved_model_dir())
+
+
+def tflite_bytes(model, precision: str, calibration: np.ndarray | None = None, int8_io: str = "int8",
+                 denylist: tuple[str, ...] = ()) -> bytes:
+    """One TFLite flatbuffer. ``calibration`` feeds the representative dataset for int8/int16x8."""
+    import tensorflow as tf
+
+    converter = converter_for(model)
+    if precision == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif precision == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif precision in ("int8", "int16x8"):
+        if calibration is None:
+            raise ValueError(f"{precision} conversion needs calibration samples")
+        samples = check_calibration(calibration)
+
+        def representative():
+            for i in range(len(samples)):
+                yield [samples[i : i + 1]]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        if precision == "int8":
+            ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if denylist:
+                ops.append(tf.lite.OpsSet.TFLITE_BUILTINS)  # denylisted ops stay float
+            converter.target_spec.supported_ops = ops
+            if int8_io == "int8":
+                converter.inference_input_type = tf.int8
+                converter.inference_output_type = tf.int8
+        else:
+            converter.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+            ]
+    elif precision != "fp32":
+        raise ValueError(f"unknown TFLite precision {precision!r}")
+    return converter.convert()
+
+
+def int8_tflite(model, calibration: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, float_val_acc: float,
+                cfg: ConvertConfig, io_type: str) -> int8_search.Int8Result:
+    """Full-integer int8; accuracy-aware unless the model is quantization-aware (QAT fixed its ranges) or the
+    recipe turned it off."""
+    from edgeopt.runtimes import evaluate
+
+    if int8_search.is_quantization_aware(model) or not cfg.accuracy_aware:
+        data = tflite_bytes(model, "int8", calibration, io_type)
+        acc = evaluate.accuracy(data, "tflite", x_val, y_val)
+        why = ("quantization-aware model: ranges come from training" if cfg.accuracy_aware
+               else "accuracy_aware is off")
+        met = float_val_acc - acc <= cfg.max_accuracy_drop
+        info = {"float_val_accuracy": round(float_val_acc, 6), "int8_val_accuracy": round(acc, 6),
+                "kept_float": [], "met": met, "search": f"skipped: {why}"}
+        return int8_search.Int8Result(data, info, lambda: tflite_bytes(model, "int8", calibration, "float"))
+    calibrated = int8_search.Calibrated(lambda: converter_for(model), calibration, cfg.debug_samples)
+    return int8_search.search(calibrated, x_val, y_val, float_val_acc, cfg.max_accuracy_drop, io_type,
+                              cfg.max_float_ops)
+
+
+def strip_strings(data: bytes) -> bytes:
+    """LiteRT's flatbuffer_utils.strip_strings: no tensor/subgraph names, no signature defs; same arithmetic."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
+    flatbuffer_utils.strip_strings(model)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
