@@ -9,6 +9,7 @@ hyperparameters, best and final scores — manifest.json carries it to the bench
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -141,40 +142,51 @@ class SearchResult:
     summary: dict[str, Any]
 
 
-class _Runner:
-    """Builds a candidate from hyperparameters and trains it (labels alone, or distilled from teacher logits)."""
+def trial_model(dataset, cfg: TuneConfig, train, soft: np.ndarray | None, base_seed: int):
+    """The search's keras_tuner HyperModel: ``build(hp)`` makes a candidate from hyperparameters, ``fit(hp, model,
+    ...)`` trains it through train/fit.py (labels alone, or distilled from the teacher logits ``soft``)."""
+    return _trial_model_class()(dataset, cfg, train, soft, base_seed)
 
-    def __init__(self, dataset, cfg: TuneConfig, train, soft: np.ndarray | None, base_seed: int):
-        self.dataset, self.cfg, self.train, self.soft, self.seed = dataset, cfg, train, soft, base_seed
-        self.max_epochs = cfg.max_epochs
 
-    def build(self, hp):
-        import tf_keras as keras
+@functools.cache
+def _trial_model_class():
+    import keras_tuner as kt
 
-        from edgeopt.models import zoo
-        from edgeopt.train.tuner import declare
+    class TrialModel(kt.HyperModel):
+        def __init__(self, dataset, cfg: TuneConfig, train, soft: np.ndarray | None, base_seed: int):
+            super().__init__(name="edgeopt_tune")
+            self.dataset, self.cfg, self.train, self.soft, self.seed = dataset, cfg, train, soft, base_seed
+            self.max_epochs = cfg.max_epochs
 
-        keras.utils.set_random_seed(self.seed)  # same initial weights for the same configuration
-        values = declare(hp, self.cfg.space)
-        options = {**self.cfg.model.options,
-                   **{k: v for k, v in values.items() if k not in TRAIN_KEYS and k not in DISTILL_KEYS}}
-        return zoo.build(self.cfg.model.zoo, self.dataset.input_shape, self.dataset.num_classes, **options)
+        def build(self, hp):
+            import tf_keras as keras
 
-    def settings(self, hp_values: dict, epochs: int):
-        from edgeopt.train.fit import Settings
+            from edgeopt.train.tuner import declare
 
-        return Settings.from_train(
-            self.train, epochs=epochs, lr=hp_values.get("lr", self.cfg.lr),
-            batch_size=hp_values.get("batch_size", self.cfg.batch_size), optimizer=hp_values.get("optimizer"),
-            weight_decay=hp_values.get("weight_decay"), temperature=hp_values.get("temperature", self.cfg.temperature),
-            alpha=hp_values.get("distill_alpha", self.cfg.alpha), seed=self.seed)
+            keras.utils.set_random_seed(self.seed)  # same initial weights for the same configuration
+            values = declare(hp, self.cfg.space)
+            options = {**self.cfg.model.options,
+                       **{k: v for k, v in values.items() if k not in TRAIN_KEYS and k not in DISTILL_KEYS}}
+            return zoo.build(self.cfg.model.zoo, self.dataset.input_shape, self.dataset.num_classes, **options)
 
-    def fit(self, hp, model, epochs: int, initial_epoch: int, callbacks: list):
-        from edgeopt.train.fit import train
+        def settings(self, hp_values: dict, epochs: int):
+            from edgeopt.train.fit import Settings
 
-        ds = self.dataset
-        return train(model, ds.x_train, ds.y_train, self.settings(hp.values, epochs), soft=self.soft,
-                     validation=(ds.x_val, ds.y_val), callbacks=callbacks, initial_epoch=initial_epoch)
+            cfg = self.cfg
+            return Settings.from_train(
+                self.train, epochs=epochs, lr=hp_values.get("lr", cfg.lr),
+                batch_size=hp_values.get("batch_size", cfg.batch_size), optimizer=hp_values.get("optimizer"),
+                weight_decay=hp_values.get("weight_decay"), temperature=hp_values.get("temperature", cfg.temperature),
+                alpha=hp_values.get("distill_alpha", cfg.alpha), seed=self.seed)
+
+        def fit(self, hp, model, epochs: int = 1, initial_epoch: int = 0, callbacks=()):
+            from edgeopt.train.fit import train
+
+            ds = self.dataset
+            return train(model, ds.x_train, ds.y_train, self.settings(hp.values, epochs), soft=self.soft,
+                         validation=(ds.x_val, ds.y_val), callbacks=list(callbacks), initial_epoch=initial_epoch)
+
+    return TrialModel
 
 
 class LogReporter:
@@ -255,18 +267,18 @@ def search(teacher, dataset, cfg: TuneConfig, train, *, cache_root: str | Path |
     oracle = tuner_mod.make_oracle(cfg.strategy, cfg.objective, OBJECTIVES[cfg.objective], max_trials=cfg.max_trials,
                                    max_epochs=cfg.max_epochs, factor=cfg.factor, iterations=cfg.hyperband_iterations,
                                    seed=seed)
-    runner = _Runner(dataset, cfg, train, soft, seed)
+    hypermodel = trial_model(dataset, cfg, train, soft, seed)
     reporter = reporter or LogReporter(planned_trials(cfg))
-    tuner = tuner_mod.open_tuner(oracle, runner, directory, overwrite=cfg.overwrite, reporter=reporter,
+    tuner = tuner_mod.open_tuner(oracle, hypermodel, directory, overwrite=cfg.overwrite, reporter=reporter,
                                  patience=cfg.patience)
     log.info("tune: %s search in %s%s", cfg.strategy, project, " (resuming)" if resumed else "")
     seconds = tuner_mod.run_search(tuner)
     if role == "worker":
         return SearchResult(None, {"role": "worker", "cache_dir": str(directory)})
-    return _finish(tuner, runner, teacher, dataset, cfg, directory, resumed, seconds)
+    return _finish(tuner, hypermodel, teacher, dataset, cfg, directory, resumed, seconds)
 
 
-def _finish(tuner, runner: _Runner, teacher, dataset, cfg: TuneConfig, directory: Path, resumed: bool,
+def _finish(tuner, hypermodel, teacher, dataset, cfg: TuneConfig, directory: Path, resumed: bool,
             seconds: float) -> SearchResult:
     from edgeopt.train import tuner as tuner_mod
     from edgeopt.train.distiller import teacher_logits
@@ -280,13 +292,13 @@ def _finish(tuner, runner: _Runner, teacher, dataset, cfg: TuneConfig, directory
     info = tuner_mod.trial_info(directory / "search")
     trials = sorted(oracle.trials.values(), key=lambda t: t.trial_id)
     hp_values = {k: v for k, v in best.hyperparameters.values.items() if not k.startswith("tuner/")}
-    final_epochs = cfg.final_epochs or runner.train.epochs
+    final_epochs = cfg.final_epochs or hypermodel.train.epochs
     if cfg.retrain:
         x = np.concatenate([dataset.x_train, dataset.x_val])
         y = np.concatenate([dataset.y_train, dataset.y_val])
         soft = teacher_logits(teacher, x) if cfg.distill else None
-        model = runner.build(best.hyperparameters)
-        model, _ = train(model, x, y, runner.settings(hp_values, final_epochs), soft=soft)
+        model = hypermodel.build(best.hyperparameters)
+        model, _ = train(model, x, y, hypermodel.settings(hp_values, final_epochs), soft=soft)
     else:
         model = tuner.load_model(best)
     final = evaluate(model, dataset.x_test, dataset.y_test)

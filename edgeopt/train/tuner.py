@@ -1,8 +1,9 @@
 """Keras Tuner for tf_keras models: its oracles (random, hyperband, bayesian) and chief/worker mode, our trials.
 
 keras-tuner 1.4.8's own ``Tuner`` checks models against Keras 3 and rejects tf_keras ones, so ``EdgeTuner``
-subclasses ``BaseTuner`` and overrides what touches a model: ``run_trial`` (build, train through a
-``TrialRunner``, checkpoint the best epoch, return the metrics), ``save_model`` and ``load_model``. Hyperband's
+subclasses ``BaseTuner`` and overrides what touches a model: ``run_trial`` (the ``kt.HyperModel``'s
+``build(hp)`` and ``fit(hp, model, epochs=, initial_epoch=, callbacks=)``, checkpoint the best epoch, return the
+metrics), ``save_model`` and ``load_model``. Hyperband's
 continued trials (``tuner/trial_id``, ``tuner/epochs``, ``tuner/initial_epoch``) are handled here too.
 
 BaseTuner does I/O in ``__init__`` (it reloads a project folder: that is how an interrupted search resumes);
@@ -196,12 +197,13 @@ def role_from_env() -> str | None:
     return "chief" if "chief" in os.environ.get("KERASTUNER_TUNER_ID", "") else "worker"
 
 
-def open_tuner(oracle, runner, directory: str | Path, *, overwrite: bool = False,
+def open_tuner(oracle, hypermodel, directory: str | Path, *, overwrite: bool = False,
                reporter: Reporter | None = None, patience: int | None = None, project_name: str = "search"):
-    """Construct the tuner (which reloads ``directory``/``project_name`` when it holds a search)."""
+    """Construct the tuner for ``hypermodel`` (a ``kt.HyperModel`` whose ``fit`` returns ``(model, history)``),
+    which reloads ``directory``/``project_name`` when it holds a search."""
     quiet = io.StringIO()
     with contextlib.redirect_stdout(quiet):  # keras-tuner prints "Reloading Tuner from ..."
-        tuner = _tuner_class()(oracle, runner, directory=str(directory), project_name=project_name,
+        tuner = _tuner_class()(oracle, hypermodel, directory=str(directory), project_name=project_name,
                                overwrite=overwrite, reporter=reporter or Reporter(), patience=patience)
     if quiet.getvalue().strip():
         log.info("%s", quiet.getvalue().strip())
@@ -251,22 +253,22 @@ def _tuner_class():
                 self.model.set_weights(self.weights)
 
     class EdgeTuner(base_tuner.BaseTuner):
-        def __init__(self, oracle, runner, *, reporter, patience, **kwargs):
-            self.runner, self.reporter, self.patience = runner, reporter, patience
+        def __init__(self, oracle, hypermodel, *, reporter, patience, **kwargs):
+            self.reporter, self.patience = reporter, patience
             self.usage_error = None
-            super().__init__(oracle, hypermodel=runner.build, **kwargs)
+            super().__init__(oracle, hypermodel=hypermodel, **kwargs)
 
         def run_trial(self, trial, *args, **kwargs):
             hp = trial.hyperparameters
             values = hp.values
             try:
-                model = self.runner.build(hp)
+                model = self.hypermodel.build(hp)
             except UsageError as e:  # a bad space is the user's to fix, not a failed trial to retry
                 self.usage_error = e
                 raise kt_errors.FatalError(str(e)) from None
             if "tuner/trial_id" in values:  # Hyperband: continue the best model of the previous round
                 model.load_weights(self._checkpoint(values["tuner/trial_id"]))
-            epochs = int(values.get("tuner/epochs", getattr(self.runner, "max_epochs", 1)))
+            epochs = int(values.get("tuner/epochs", getattr(self.hypermodel, "max_epochs", 1)))
             initial = int(values.get("tuner/initial_epoch", 0))
             objective = self.oracle.objective
             best = BestEpoch(objective.name, objective.direction, self.patience)
@@ -274,7 +276,8 @@ def _tuner_class():
                 trial.trial_id, e + 1, epochs, dict(logs or {})))
             self.reporter.trial_started(trial.trial_id, {k: v for k, v in values.items() if not k.startswith("tuner/")})
             start = time.perf_counter()
-            trained, history = self.runner.fit(hp, model, epochs, initial, [best, progress])
+            trained, history = self.hypermodel.fit(hp, model, epochs=epochs, initial_epoch=initial,
+                                                   callbacks=[best, progress])
             self.save_model(trial.trial_id, trained)
             series = history.get(objective.name, [])
             at = best.best_epoch - initial if best.best_epoch is not None else len(series) - 1
@@ -292,7 +295,7 @@ def _tuner_class():
             model.save_weights(self._checkpoint(trial_id))
 
         def load_model(self, trial):
-            model = self.runner.build(trial.hyperparameters)
+            model = self.hypermodel.build(trial.hyperparameters)
             model.load_weights(self._checkpoint(trial.trial_id))
             return model
 
