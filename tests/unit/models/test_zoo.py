@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,11 +12,11 @@ import pytest
 from edgeopt.errors import UsageError
 from edgeopt.models.init import default_initializer
 from edgeopt.models.zoo import BUILDERS, build, options
+from tests.conftest import SAMPLE_MODELS
 
 keras = pytest.importorskip("tf_keras")
 
 SHAPES = {"small_cnn": (8, 8, 1), "mobilenet_v2_like": (32, 32, 3), "mlp": (8, 8, 1)}
-SAMPLE_MODELS = Path(__file__).resolve().parents[2] / "sample_models"
 
 
 def _kernels(model):
