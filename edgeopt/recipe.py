@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from edgeopt.core.artifact import Artifact
-from edgeopt.errors import UsageError, nearest
+from edgeopt.errors import UsageError, nearest, validation_error
 from edgeopt.stages import STAGES, StageContext
 from edgeopt.train.fit import TrainDefaults
 
@@ -70,17 +70,16 @@ def parse_stage(name: str, cfg: dict[str, Any], where: str) -> BaseModel:
 
 
 def _err(source: str, where: str, e: ValidationError, fields: list[str] | None = None) -> UsageError:
-    err = e.errors()[0]
-    loc = ".".join(str(x) for x in err["loc"])
-    if err["type"] == "extra_forbidden":
-        key = str(err["loc"][-1])
-        hint = nearest(key, fields or [])
-        return UsageError(f"{source}: {where}: unknown key '{loc}'{hint}", "see the recipe format in README.md")
-    got = err.get("input")
-    msg = f"{source}: {where}{'.' + loc if loc else ''}: {err['msg']}"
-    if got is not None and not isinstance(got, dict):
-        msg += f" (got {got!r})"
-    return UsageError(msg, "see the recipe format in README.md")
+    fix = "see the recipe format in README.md"
+
+    def explain(bad):
+        loc = bad.path()
+        if bad.kind == "extra_forbidden":
+            return where, f"unknown key '{loc}'{nearest(str(bad.loc[-1]), fields or [])}", fix
+        got = f" (got {bad.value!r})" if bad.value is not None and not isinstance(bad.value, dict) else ""
+        return f"{where}{'.' + loc if loc else ''}", bad.message + got, fix
+
+    return validation_error(e, source, fix, explain)
 
 
 def load_recipe(path: str | Path | None) -> Recipe:

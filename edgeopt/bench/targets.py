@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from edgeopt.bench.estimate import Calibration
 from edgeopt.bench.plan import RunSettings
-from edgeopt.errors import UsageError, nearest
+from edgeopt.errors import UsageError, nearest, validation_error
 
 
 class Connection(BaseModel):
@@ -145,11 +145,7 @@ def _parse(path: Path, _seen: tuple[str, ...] = ()) -> Target:
     try:
         spec = TargetSpec.model_validate(raw)
     except ValidationError as e:
-        err = e.errors()[0]
-        loc = ".".join(str(x) for x in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        raise UsageError(f"target file {path}: {loc + ': ' if loc else ''}{msg}",
-                         "see targets/x86-cpu.yaml and targets/rpi4.yaml for the format") from None
+        raise validation_error(e, f"target file {path}", "see targets/x86-cpu.yaml and targets/rpi4.yaml for the format") from None
     if spec.estimate_as and spec.calibration is None:
         if spec.estimate_as in _seen or spec.estimate_as == spec.name:
             raise UsageError(f"target file {path}: estimate_as '{spec.estimate_as}' refers back to itself",

@@ -34,7 +34,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from edgeopt.errors import UsageError, nearest
+from edgeopt.errors import Invalid, UsageError, nearest, validation_error
 from edgeopt.verdict.text import one_line
 
 Level = Literal["error", "warn"]
@@ -209,30 +209,30 @@ def _keys_at(loc: tuple[Any, ...]) -> tuple[str, ...]:
 
 
 def _usage_error(e: ValidationError, source: str) -> UsageError:
-    err = e.errors()[0]
-    loc = tuple(err["loc"])
-    kind, value = err["type"], err.get("input")
+    return validation_error(e, source, "see the budgets.yaml format in the README", _explain)
+
+
+def _explain(bad: Invalid) -> tuple[str, str, str]:
+    loc, kind, value = bad.loc, bad.kind, bad.value
     if kind == "extra_forbidden":
         parent, key = loc[:-1], str(loc[-1])
-        where = ".".join(map(str, parent)) or "top level"
         valid = _keys_at(parent)
-        return UsageError(f"{source}: {where}: unknown key '{key}'{nearest(key, valid)}",
-                          f"valid keys there: {', '.join(valid)}")
-    where = ".".join(map(str, loc)) or "top level"
+        return bad.path(parent) or "top level", f"unknown key '{key}'{nearest(key, valid)}", \
+            f"valid keys there: {', '.join(valid)}"
+    where = bad.path() or "top level"
     got = f", got {type(value).__name__} {_short(value)}"
     if kind in ("float_type", "float_parsing", "int_type", "int_parsing"):
         key = next((str(x) for x in reversed(loc) if str(x) != "limit"), where)
-        return UsageError(f"{source}: {where}: expected a number{got}", f"write a number, e.g. {key}: 5")
+        return where, f"expected a number{got}", f"write a number, e.g. {key}: 5"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return UsageError(f"{source}: {where}: expected a mapping{got}", "indent the keys under it (key: value)")
+        return where, f"expected a mapping{got}", "indent the keys under it (key: value)"
     if kind == "literal_error":
-        return UsageError(f"{source}: {where}: expected one of {', '.join(LEVELS)}{got}", "use level: error or warn")
+        return where, f"expected one of {', '.join(LEVELS)}{got}", "use level: error or warn"
     if kind == "value_error":
-        msg = str(err["msg"]).removeprefix("Value error, ")
         fix = f"write a number, e.g. {loc[-1]}: 5" if loc and loc[-1] in LIMIT_KEYS else \
             "see the budgets.yaml format in the README"
-        return UsageError(f"{source}: {where}: {msg}", fix)
-    return UsageError(f"{source}: {where}: {err['msg']}{got}", "see the budgets.yaml format in the README")
+        return where, bad.reason, fix
+    return where, f"{bad.message}{got}", "see the budgets.yaml format in the README"
 
 
 def _short(value: Any) -> str:
