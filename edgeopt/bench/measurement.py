@@ -8,7 +8,7 @@ import numpy as np
 
 from edgeopt.core import metrics
 from edgeopt.core.artifact import Artifact
-from edgeopt.core.report import Latency, Measurement
+from edgeopt.core.report import Measurement
 
 
 def skipped(artifact: Artifact, path: Path, target: str, runtime: str, reason: str, status: str = "skipped",
@@ -34,8 +34,7 @@ def to_measurement(artifact: Artifact, path: Path, target_name: str, runtime: st
     m.init_ms, m.first_ms, m.peak_rss_mb = raw.get("init_ms"), raw.get("first_ms"), raw.get("peak_rss_mb")
     samples = raw.get("samples_ms") or []
     if samples:
-        m.samples_ms = [round(s, 5) for s in samples]
-        m.latency_ms = Latency.from_samples(samples)
+        m.samples_ms = [round(s, 5) for s in samples]  # latency_ms derives from these
     outputs = None
     if raw.get("outputs"):
         outputs = np.load(out / raw["outputs"])

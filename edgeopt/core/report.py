@@ -1,134 +1,128 @@
-"""Report and Measurement: what a benchmark run found, as plain data with a versioned JSON form.
+"""Report and Measurement: what a benchmark run found, as pydantic models with a versioned JSON form.
 
 A report is the only thing the gate and the renderers read. It never knows how the artifacts were
-made beyond the names in each result.
+made beyond the names in each result. The JSON Schema that ships beside this file is generated from
+these models (``python -m edgeopt.core.report --write-schema``); a test fails when it is stale.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, model_validator
+from pydantic.json_schema import GenerateJsonSchema
 
 from edgeopt import atomic
-from edgeopt.errors import UsageError
+from edgeopt.core.stats import Latency
+from edgeopt.errors import Invalid, UsageError, validation_error
+
+__all__ = ["SCHEMA_VERSION", "STATUSES", "Latency", "Measurement", "Report", "load_report", "schema_path"]
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "skipped", "failed")
 
-
-@dataclass
-class Latency:
-    """Summary of raw single-inference samples (milliseconds). Derived, never stored alone."""
-
-    p50: float
-    p90: float
-    p99: float
-    mean: float
-    std: float
-    n: int
-
-    @classmethod
-    def from_samples(cls, samples_ms: list[float]) -> Latency:
-        import numpy as np
-
-        a = np.asarray(samples_ms, dtype=np.float64)
-        if a.size == 0:
-            raise ValueError("no latency samples")
-        p50, p90, p99 = np.percentile(a, [50, 90, 99])
-        return cls(
-            p50=float(p50),
-            p90=float(p90),
-            p99=float(p99),
-            mean=float(a.mean()),
-            std=float(a.std(ddof=1)) if a.size > 1 else 0.0,
-            n=int(a.size),
-        )
-
-    @property
-    def cv(self) -> float:
-        return self.std / self.mean if self.mean else 0.0
+_Count = Annotated[int, Field(ge=0)]
+_Ms = Annotated[float, Field(ge=0)]
+_Share = Annotated[float, Field(ge=0, le=1)]
 
 
-@dataclass
-class Measurement:
+class Measurement(BaseModel):
     """One artifact on one target with one runtime."""
 
-    artifact: str
-    format: str
-    precision: str
-    target: str
-    runtime: str
-    status: str = "ok"
+    model_config = ConfigDict(extra="ignore")
+
+    artifact: str = Field(min_length=1)
+    format: str = Field(description="keras | tflite | onnx (the source model may name its own, e.g. savedmodel)")
+    precision: str = Field(description="fp32 | fp16 | int8 | dynamic | int16x8")
+    target: str = Field(min_length=1)
+    runtime: str = Field(min_length=1)
+    status: Literal["ok", "skipped", "failed"]
     error: str | None = None
     path: str | None = None
-    role: str = "artifact"  # "source" for the model the artifacts were made from
-    stages: list[str] = field(default_factory=list)
-    size_bytes: int | None = None
-    gzip_bytes: int | None = None
-    params: int | None = None
-    nonzero_params: int | None = None
-    accuracy: float | None = None
-    agreement: float | None = None
-    max_abs_diff: float | None = None
-    latency_ms: Latency | None = None
-    samples_ms: list[float] = field(default_factory=list)
-    init_ms: float | None = None
-    first_ms: float | None = None
-    peak_rss_mb: float | None = None
-    threads: int | None = None
-    estimated: bool = False
+    role: Literal["artifact", "source"] = Field(
+        "artifact", description="source: the model the artifacts were made from (reference for accuracy drop)")
+    stages: list[str] = []
+    size_bytes: _Count | None = None
+    gzip_bytes: _Count | None = None
+    params: _Count | None = None
+    nonzero_params: _Count | None = None
+    accuracy: _Share | None = None
+    agreement: _Share | None = None
+    max_abs_diff: _Ms | None = None
+    # Written as latency_ms; kept only when there are no raw samples (an estimate, an old file). With samples,
+    # latency_ms is derived from them on every read: never a stored copy that could disagree.
+    stored_latency: Latency | None = Field(None, alias="latency_ms", description="Summary of samples_ms (derived "
+                                           "from them); without samples, an estimate's figure")
+    samples_ms: list[_Ms] = Field([], description="Raw single-inference latencies; every statistic derives from these.")
+    init_ms: _Ms | None = None
+    first_ms: _Ms | None = None
+    peak_rss_mb: _Ms | None = None
+    threads: Annotated[int, Field(ge=1)] | None = None
+    estimated: bool = Field(False, description="true: latency_ms comes from the cost model, not a run")
+
+    @model_validator(mode="after")
+    def _derive_from_samples(self) -> Measurement:
+        if self.samples_ms:
+            self.stored_latency = None
+        return self
+
+    @property
+    def latency_ms(self) -> Latency | None:
+        return Latency.from_samples(self.samples_ms) if self.samples_ms else self.stored_latency
+
+    @latency_ms.setter
+    def latency_ms(self, value: Latency | None) -> None:
+        self.stored_latency = value
+
+    @field_serializer("stored_latency")
+    def _write_latency(self, _stored: Latency | None) -> dict[str, Any] | None:
+        latency = self.latency_ms
+        return latency.model_dump() if latency is not None else None
 
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.artifact, self.target, self.runtime)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["latency_ms"] = asdict(self.latency_ms) if self.latency_ms else None
-        return d
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Measurement:
-        known = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in known}
-        if kw.get("latency_ms"):
-            kw["latency_ms"] = Latency(**kw["latency_ms"])
-        m = cls(**kw)
-        if m.status not in STATUSES:
-            raise ValueError(f"status {m.status!r} is not one of {STATUSES}")
-        return m
+def _document_schema(schema: dict[str, Any]) -> None:
+    schema["description"] = " ".join(schema["description"].split())
+    schema["required"] = ["schema_version", *schema.get("required", [])]  # load_report refuses a file without it
+    schema["properties"].update({
+        "tuning": {"type": "object", "description": "Optional: the tune stage's summary (trials, best "
+                                                    "hyperparameters, scores)."},
+        "manifests": {"type": ["array", "object"], "description": "Optional: the compress run's manifest(s), "
+                                                                  "with per-layer sensitivity and sparsity."}})
 
 
-@dataclass
-class Report:
-    environment: dict[str, Any] = field(default_factory=dict)
-    results: list[Measurement] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)  # e.g. "tuning", "manifests": sections added by stages
-    schema_version: int = SCHEMA_VERSION
+class Report(BaseModel):
+    """What `edgeopt bench` measured: one result per (artifact, target, runtime). Extra top-level sections (e.g.
+    "tuning", "manifests") are added by stages and allowed."""
 
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
-            "schema_version": self.schema_version,
-            "environment": self.environment,
-            "results": [r.to_dict() for r in self.results],
-        }
-        d.update(self.extra)
-        return d
+    model_config = ConfigDict(extra="allow", title="edgeopt report.json", json_schema_extra=_document_schema)
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Report:
-        extra = {k: v for k, v in d.items() if k not in ("schema_version", "environment", "results")}
-        return cls(
-            environment=dict(d.get("environment") or {}),
-            results=[Measurement.from_dict(r) for r in d.get("results") or []],
-            extra=extra,
-            schema_version=int(d.get("schema_version", -1)),
-        )
+    schema_version: int = Field(SCHEMA_VERSION, json_schema_extra={"const": SCHEMA_VERSION},
+                                description="Bumped on any incompatible change; readers refuse other versions.")
+    environment: dict[str, Any] = Field(description="Where and with what the benchmark ran (host, CPU, library "
+                                                    "versions, ...).")
+    results: list[Measurement]
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """The sections stages add (e.g. "tuning", "manifests"), written after the results."""
+        assert self.__pydantic_extra__ is not None
+        return self.__pydantic_extra__
+
+    @extra.setter
+    def extra(self, sections: dict[str, Any]) -> None:
+        sections = dict(sections)  # a copy first: ``rep.extra = rep.extra`` keeps them
+        self.extra.clear()
+        self.extra.update(sections)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
+        return json.dumps(self.model_dump(by_alias=True), indent=2) + "\n"
 
     def save(self, path: str | Path) -> Path:
         return atomic.write_text(path, self.to_json())
@@ -158,92 +152,85 @@ def load_report(path: str | Path) -> Report:
             f"report {path} has schema_version {version!r}, this edgeopt reads {SCHEMA_VERSION}",
             "re-run `edgeopt bench` with this version to write a compatible report",
         )
-    problems = schema_problems(data)
-    if problems:
-        raise UsageError(f"report {path} is malformed: {problems[0]}", "re-run `edgeopt bench` to write it again")
     try:
-        report = Report.from_dict(data)
-    except (TypeError, ValueError, KeyError, AttributeError) as e:
-        raise UsageError(f"report {path} is malformed ({e})", "re-run `edgeopt bench` to write it again") from None
-    return report
+        return Report.model_validate(data, strict=True)
+    except ValidationError as e:
+        more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        raise validation_error(e, f"report {path} does not match the report schema",
+                               "re-run `edgeopt bench` to write it again", _schema_words(more)) from None
+
+
+# --- the JSON Schema ----------------------------------------------------------------------------------
+
+_JSON_TYPES = {"int": "integer", "float": "number", "string": "string", "bool": "boolean", "list": "array",
+               "dict": "object", "model": "object", "model_attributes": "object"}
+
+
+def _schema_words(more: str):
+    """Word a pydantic error the way JSON Schema would: "results[2].size_bytes: expected integer or null"."""
+
+    def explain(bad: Invalid) -> tuple[str, str, str]:
+        fix = "re-run `edgeopt bench` to write it again"
+        here = _place(bad.loc) or "top level"
+        got = f", got {type(bad.value).__name__} {bad.value!r:.40}"
+        kind = bad.kind.removesuffix("_type").removesuffix("_parsing").removesuffix("_from_float")
+        if bad.kind == "missing":
+            return _place(bad.loc[:-1]) or "top level", f"missing required key '{bad.loc[-1]}'{more}", fix
+        if kind in _JSON_TYPES:
+            null = " or null" if _nullable(bad.loc) else ""
+            return here, f"expected {_JSON_TYPES[kind]}{null}{got}{more}", fix
+        if bad.kind == "literal_error":
+            return here, f"expected one of {bad.ctx['expected'].replace(' or ', ', ').replace(chr(39), '')}{more}", fix
+        if bad.kind in ("greater_than_equal", "less_than_equal"):
+            word, bound = ("below the minimum", bad.ctx["ge"]) if "ge" in bad.ctx else ("above the maximum", bad.ctx["le"])
+            return here, f"{bad.value} is {word} {bound:g}{more}", fix
+        if bad.kind == "string_too_short":
+            return here, f"must not be empty{more}", fix
+        return here, f"{bad.reason}{more}", fix
+
+    return explain
+
+
+def _place(loc: tuple[str | int, ...]) -> str:
+    """("results", 2, "samples_ms", 5) -> "results[2].samples_ms[5]"."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out
+
+
+def _nullable(loc: tuple[str | int, ...]) -> bool:
+    """Whether a result's field at ``loc`` (results[i].<field>) also accepts null."""
+    if len(loc) != 3 or loc[0] != "results":
+        return False
+    field = next((f for name, f in Measurement.model_fields.items() if (f.alias or name) == loc[2]), None)
+    return field is not None and type(None) in get_args(field.annotation)
+
+
+class _Schema(GenerateJsonSchema):
+    def field_title_should_be_set(self, schema) -> bool:  # "title": "Size Bytes" on every field is noise
+        return False
 
 
 def schema_path() -> Path:
     return Path(__file__).with_name("report.schema.json")
 
 
-def schema_problems(data: Any, limit: int = 10) -> list[str]:
-    """Where ``data`` breaks report.schema.json, as "results[2].size_bytes: expected integer, got str".
-
-    A small validator for the subset of JSON Schema that file uses (type, required, properties, items,
-    enum, const, minimum, maximum, minLength, oneOf, $ref), so readers can refuse a malformed report at
-    the boundary without a jsonschema dependency.
-    """
-    schema = json.loads(schema_path().read_text())
-    problems: list[str] = []
-    _check_node(data, schema, schema, "", problems, limit)
-    return problems
+def json_schema() -> dict[str, Any]:
+    """report.json's JSON Schema (draft 2020-12), generated from the models."""
+    return {"$schema": GenerateJsonSchema.schema_dialect,
+            **Report.model_json_schema(by_alias=True, schema_generator=_Schema)}
 
 
-_JSON_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
+def schema_text() -> str:
+    return json.dumps(json_schema(), indent=2) + "\n"
 
 
-def _is_type(value: Any, name: str) -> bool:
-    if name == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if name == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, _JSON_TYPES[name])
+def write_schema(path: str | Path | None = None) -> Path:
+    return atomic.write_text(path or schema_path(), schema_text())
 
 
-def _check_node(value: Any, node: dict[str, Any], root: dict[str, Any], where: str, out: list[str],
-                limit: int) -> None:
-    if len(out) >= limit:
-        return
-    here = where or "top level"
-    if "$ref" in node:
-        node = root["$defs"][node["$ref"].rsplit("/", 1)[-1]]
-    if "oneOf" in node:
-        trials, all_names = [], []
-        for option in node["oneOf"]:
-            trial: list[str] = []
-            _check_node(value, option, root, where, trial, limit)
-            option = root["$defs"][option["$ref"].rsplit("/", 1)[-1]] if "$ref" in option else option
-            names = option.get("type", [])
-            names = [names] if isinstance(names, str) else names
-            all_names += names
-            trials.append((not any(_is_type(value, t) for t in names), len(trial), trial))
-        if all(t[2] for t in trials):
-            best = min(trials)
-            if best[0]:  # no option of the value's type: say which types would do
-                out.append(f"{here}: expected {' or '.join(all_names)}, got {type(value).__name__} {value!r:.40}")
-            else:
-                out.extend(best[2][: limit - len(out)])
-        return
-    types = node.get("type")
-    if types is not None:
-        names = [types] if isinstance(types, str) else types
-        if not any(_is_type(value, t) for t in names):
-            out.append(f"{here}: expected {' or '.join(names)}, got {type(value).__name__} {value!r:.40}")
-            return
-    if "const" in node and value != node["const"]:
-        out.append(f"{here}: expected {node['const']!r}, got {value!r:.40}")
-    if "enum" in node and value not in node["enum"]:
-        out.append(f"{here}: expected one of {', '.join(map(str, node['enum']))}, got {value!r:.40}")
-    if _is_type(value, "number"):
-        if "minimum" in node and value < node["minimum"]:
-            out.append(f"{here}: {value} is below the minimum {node['minimum']}")
-        if "maximum" in node and value > node["maximum"]:
-            out.append(f"{here}: {value} is above the maximum {node['maximum']}")
-    if isinstance(value, str) and len(value) < node.get("minLength", 0):
-        out.append(f"{here}: must not be empty")
-    if isinstance(value, dict):
-        for key in node.get("required", []):
-            if key not in value:
-                out.append(f"{here}: missing required key '{key}'")
-        for key, sub in node.get("properties", {}).items():
-            if key in value:
-                _check_node(value[key], sub, root, f"{where}.{key}" if where else key, out, limit)
-    if isinstance(value, list) and "items" in node:
-        for i, item in enumerate(value):
-            _check_node(item, node["items"], root, f"{where}[{i}]", out, limit)
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--write-schema"]:
+        sys.exit("usage: python -m edgeopt.core.report --write-schema")
+    print(write_schema())

@@ -76,9 +76,9 @@ def compare(report: Report, baseline: Report, rules: RegressionRules | None = No
 
 
 def compare_latency(old: Measurement, new: Measurement, rules: RegressionRules) -> Comparison | None:
-    if old.latency_ms is None and not old.samples_ms:
+    if old.latency_ms is None:
         return None
-    if new.latency_ms is None and not new.samples_ms:
+    if new.latency_ms is None:
         return _cmp(new, "p50_ms", _p50(old), None, None, None, rules.p50, NOT_COMPARED, "no latency in this report")
     if old.estimated != new.estimated:
         which = "estimated" if new.estimated else "measured"
@@ -127,12 +127,7 @@ def mann_whitney_p(a: list[float], b: list[float]) -> float:
 
 
 def _p50(m: Measurement) -> float:
-    # Derived from the raw samples when there are any (they are the truth; latency_ms is a summary).
-    if m.samples_ms and not m.estimated:
-        import numpy as np
-
-        return float(np.median(np.asarray(m.samples_ms, dtype=np.float64)))
-    assert m.latency_ms is not None
+    assert m.latency_ms is not None  # derived from the raw samples when there are any
     return float(m.latency_ms.p50)
 
 

@@ -221,10 +221,6 @@ def measured_value(report: Report, m: Measurement, metric: str) -> tuple[float |
         return (b / 1024, "") if b is not None else (None, f"{metric.replace('_kb', '_bytes')} was not measured")
     if metric in ("p50_ms", "p90_ms", "p99_ms"):
         lat = m.latency_ms
-        if lat is None and m.samples_ms:
-            from edgeopt.core.report import Latency
-
-            lat = Latency.from_samples(m.samples_ms)
         return (getattr(lat, metric[:3]), "") if lat is not None else (None, "latency was not measured")
     if metric == "accuracy_drop":
         src = report.source_for(m)

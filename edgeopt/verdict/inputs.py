@@ -4,14 +4,11 @@ or a UsageError naming the file and the fix. These functions read and return; th
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
-from edgeopt.core.report import SCHEMA_VERSION, Report, load_report, schema_problems
+from edgeopt.core.report import Report, load_report
 from edgeopt.errors import UsageError
 from edgeopt.verdict.budgets import Budgets, load_budgets
-from edgeopt.verdict.text import one_line
 
 
 def load_inputs(report: str | Path, budgets: str | Path | None = None,
@@ -22,30 +19,8 @@ def load_inputs(report: str | Path, budgets: str | Path | None = None,
 
 
 def load_input(path: str | Path, what: str) -> Report:
-    """load_report, then the report schema: a malformed file is a UsageError here, never a crash later."""
-    fix = "re-run `edgeopt bench` to write it again"
+    """load_report, its problem prefixed with what was read ("baseline: ..."): a malformed file is a UsageError."""
     try:
-        report, failure = load_report(path), None
+        return load_report(path)
     except UsageError as e:
-        report, failure = None, UsageError(e.problem if what == "report" else f"{what}: {e.problem}", e.fix)
-    except (AttributeError, TypeError, ValueError, KeyError) as e:  # structure load_report does not check
-        report, failure = None, UsageError(f"{what} {path} is malformed ({one_line(e)})", fix)
-    data = _json_object(Path(path))
-    # The schema names the exact place (results[2].latency_ms: ...); the version and JSON errors come first.
-    if data is not None and data.get("schema_version") == SCHEMA_VERSION:
-        problems = schema_problems(data)
-        if problems:
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise UsageError(f"{what} {path} does not match the report schema: {problems[0]}{more}", fix)
-    if failure is not None:
-        raise failure
-    assert report is not None
-    return report
-
-
-def _json_object(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+        raise UsageError(e.problem if what == "report" else f"{what}: {e.problem}", e.fix) from None

@@ -15,7 +15,7 @@ def measurement(name, fmt="tflite", precision="fp32", *, runtime="litert", size_
                 role="artifact", status="ok", seed=0, target="x86-cpu", error=None):
     ok = status == "ok"
     samples = list(np.random.default_rng(seed).lognormal(np.log(p50), 0.15, 120)) if ok else []
-    return Measurement(name, fmt, precision, target, runtime, status=status, error=error, role=role,
+    return Measurement(artifact=name, format=fmt, precision=precision, target=target, runtime=runtime, status=status, error=error, role=role,
                        size_bytes=int(size_kb * 1024) if ok else None, gzip_bytes=int(size_kb * 400) if ok else None,
                        accuracy=acc if ok else None, latency_ms=Latency.from_samples(samples) if ok else None,
                        samples_ms=samples)
@@ -30,7 +30,7 @@ def sample_report(shift=1.0):
                  measurement("model_int8", precision="int8", size_kb=80, acc=0.91, p50=2 * shift, seed=3),
                  measurement(EVIL, "onnx", runtime="onnxruntime", size_kb=310, acc=0.925, p50=3 * shift, seed=4),
                  measurement("model_fp16", precision="fp16", status="failed", error="boom <here>")],
-        extra={"manifests": [{"schema_version": 1, "artifacts": [
+        **{"manifests": [{"schema_version": 1, "artifacts": [
                    {"name": "model_int8", "precision": "int8", "stages": ["prune", "convert"],
                     "info": {"sensitivity": [{"layer": "conv2d_sensitive", "rmse": 0.031, "scale": 0.02}],
                              "sparsity": {"dense_layer_sparsity": 0.8}}}]}],

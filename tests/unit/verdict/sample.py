@@ -10,7 +10,7 @@ from edgeopt.core.report import Latency, Measurement, Report
 def measurement(name, fmt="tflite", precision="fp32", *, target="x86-cpu", runtime="litert", size_kb=100.0, acc=0.9,
                 p50=2.0, role="artifact", status="ok", seed=0, estimated=False, **kw):
     samples = [] if status != "ok" else list(np.random.default_rng(seed).lognormal(np.log(p50), 0.1, 100))
-    return Measurement(name, fmt, precision, target, runtime, status=status, role=role,
+    return Measurement(artifact=name, format=fmt, precision=precision, target=target, runtime=runtime, status=status, role=role,
                        size_bytes=int(size_kb * 1024) if status == "ok" else None,
                        gzip_bytes=int(size_kb * 512) if status == "ok" else None, accuracy=acc if status == "ok" else None,
                        agreement=0.99 if status == "ok" else None,

@@ -19,8 +19,8 @@ TRIALS = 200
 def _m(samples=None, *, name="model_int8", size=80_000, acc=0.9, estimated=False, status="ok", role="artifact",
        p50=None):
     samples = [] if samples is None else [float(x) for x in samples]
-    lat = Latency.from_samples(samples) if samples else (Latency(p50, p50, p50, p50, 0.0, 0) if p50 else None)
-    return Measurement(name, "tflite", "int8", "x86-cpu", "litert", status=status, role=role, size_bytes=size,
+    lat = Latency.from_samples(samples) if samples else (Latency(p50=p50, p90=p50, p99=p50, mean=p50, std=0.0, n=0) if p50 else None)
+    return Measurement(artifact=name, format="tflite", precision="int8", target="x86-cpu", runtime="litert", status=status, role=role, size_bytes=size,
                        accuracy=acc, latency_ms=lat, samples_ms=samples, estimated=estimated)
 
 

@@ -29,14 +29,14 @@ def test_check_judges_objects_in_memory_and_touches_nothing(tmp_path, monkeypatc
     lat = Latency.from_samples([1.0, 1.1, 1.2, 1.3])
     report = Report(environment={}, results=[
         Measurement(artifact="m_int8", format="tflite", precision="int8", target="x86-cpu", runtime="litert",
-                    size_bytes=80 * 1024, accuracy=0.9, latency_ms=lat, samples_ms=[]),
+                    status="ok", size_bytes=80 * 1024, accuracy=0.9, latency_ms=lat, samples_ms=[]),
         Measurement(artifact="m_fp32", format="tflite", precision="fp32", target="x86-cpu", runtime="litert",
-                    size_bytes=300 * 1024, accuracy=0.91, latency_ms=lat, samples_ms=[])])
+                    status="ok", size_bytes=300 * 1024, accuracy=0.91, latency_ms=lat, samples_ms=[])])
     budgets = Budgets(targets={"x86-cpu": TargetBudget(max_size_kb=Limit(limit=100))},
                       regression=RegressionRules(size=0.05))
     baseline = Report(environment={}, results=[
         Measurement(artifact="m_int8", format="tflite", precision="int8", target="x86-cpu", runtime="litert",
-                    size_bytes=60 * 1024, accuracy=0.9)])
+                    status="ok", size_bytes=60 * 1024, accuracy=0.9)])
 
     v = check(report, budgets, baseline)
 
