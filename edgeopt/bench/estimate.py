@@ -19,6 +19,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from edgeopt.core import graph
+
 log = logging.getLogger(__name__)
 
 OP_CLASSES = ("conv", "depthwise", "dense", "elementwise")
@@ -28,6 +30,10 @@ DTYPES = ("fp32", "int8", "dynamic", "fp16", "int16")
 DTYPE_FALLBACK = {"fp16": "fp32", "int16": "fp32", "dynamic": "int8", "int8": "fp32"}
 
 _TFLITE_FREE = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "SHAPE"}
+# graph dtype -> (cost-model dtype, bytes per element); anything else is costed as fp32
+_TFLITE_DTYPES = {"float32": ("fp32", 4), "float16": ("fp16", 2), "int8": ("int8", 1), "uint8": ("int8", 1),
+                  "int16": ("int16", 2), "int32": ("int32", 4), "int64": ("int64", 8), "bool": ("bool", 1)}
+_ONNX_DTYPES = {k: v for k, v in _TFLITE_DTYPES.items() if k != "bool"}
 _ONNX_FREE = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Shape", "Constant", "Identity", "Cast"}
 
 
@@ -77,34 +83,12 @@ def summarize(ops: list[OpCost]) -> dict[str, dict[str, int]]:
 # --- TFLite -------------------------------------------------------------------------------------------
 
 def tflite_ops(path: Path) -> list[OpCost]:
-    from ai_edge_litert import schema_py_generated as schema
-
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    tt = schema.TensorType
-    dtypes = {tt.FLOAT32: ("fp32", 4), tt.FLOAT16: ("fp16", 2), tt.INT8: ("int8", 1), tt.UINT8: ("int8", 1),
-              tt.INT16: ("int16", 2), tt.INT32: ("int32", 4), tt.INT64: ("int64", 8), tt.BOOL: ("bool", 1)}
-    model = schema.Model.GetRootAsModel(path.read_bytes(), 0)
-    sg = model.Subgraphs(0)
-    const = set()
-    for t in range(sg.TensorsLength()):
-        b = sg.Tensors(t).Buffer()
-        if b > 0 and (model.Buffers(b).DataLength() > 0 or model.Buffers(b).Size() > 0):
-            const.add(t)
-
-    def info(t: int) -> tuple[list[int], str, int]:
-        tensor = sg.Tensors(t)
-        shape = [max(int(d), 1) for d in tensor.ShapeAsNumpy()] if tensor.ShapeLength() else [1]
-        dtype, size = dtypes.get(tensor.Type(), ("fp32", 4))
-        return shape, dtype, int(np.prod(shape)) * size
-
+    sg = graph.read_tflite(Path(path).read_bytes()).main
+    info = _tensor_info(sg, _TFLITE_DTYPES)
     ops = []
-    for i in range(sg.OperatorsLength()):
-        op = sg.Operators(i)
-        code = model.OperatorCodes(op.OpcodeIndex())
-        name = names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM")
-        ins = [t for t in op.InputsAsNumpy() if t >= 0] if op.InputsLength() else []
-        outs = list(op.OutputsAsNumpy()) if op.OutputsLength() else []
-        if name == "DEQUANTIZE" and ins and ins[0] in const:
+    for op in sg.ops:
+        name, ins, outs = op.type, list(op.inputs), list(op.outputs)
+        if name == "DEQUANTIZE" and ins and sg.tensors[ins[0]].const:
             continue  # fp16/int8 weights expanded once at load time, not per inference
         nbytes = sum(info(t)[2] for t in ins + outs)
         out_shape = info(outs[0])[0] if outs else [1]
@@ -126,7 +110,7 @@ def tflite_ops(path: Path) -> list[OpCost]:
         elif name in _TFLITE_FREE:
             macs, cls, nbytes = 0, "free", 0
         else:
-            window = _tflite_pool_window(op, schema) if "POOL" in name else 1
+            window = max(int(np.prod(op.attrs.get("filter", (1, 1)))), 1) if "POOL" in name else 1
             if name == "MEAN" and ins:
                 window = max(int(np.prod(info(ins[0])[0])) // max(out_elems, 1), 1)
             macs, cls, dtype = out_elems * window, "elementwise", act_dtype if act_dtype in DTYPES else "fp32"
@@ -134,14 +118,17 @@ def tflite_ops(path: Path) -> list[OpCost]:
     return ops
 
 
-def _tflite_pool_window(op, schema) -> int:
-    try:
-        opts = schema.Pool2DOptions()
-        table = op.BuiltinOptions()
-        opts.Init(table.Bytes, table.Pos)
-        return max(opts.FilterHeight() * opts.FilterWidth(), 1)
-    except Exception:  # noqa: BLE001 — a missing option costs one element per output, not a failure
-        return 1
+def _tensor_info(sg: graph.Subgraph, dtypes: dict[str, tuple[str, int]]):
+    """tensor key -> (batch-1 shape, cost dtype, bytes); an unknown tensor reads as one fp32 element."""
+
+    def info(key) -> tuple[list[int], str, int]:
+        t = sg.tensors.get(key)
+        if t is None:
+            return [1], "fp32", 4
+        dtype, size = dtypes.get(t.dtype, ("fp32", 4))
+        return list(t.shape), dtype, t.elems * size
+
+    return info
 
 
 def _compute_dtype(act: str, weight: str) -> str:
@@ -157,75 +144,52 @@ def _compute_dtype(act: str, weight: str) -> str:
 # --- ONNX ---------------------------------------------------------------------------------------------
 
 def onnx_ops(path: Path) -> list[OpCost]:
-    import onnx
-    from onnx import TensorProto, numpy_helper, shape_inference
+    sg = graph.read_onnx(path, shapes=True).main
+    get = _tensor_info(sg, _ONNX_DTYPES)
+    producer = {o: n for n in sg.ops for o in n.outputs}
 
-    model = onnx.load(str(path))
-    try:
-        model = shape_inference.infer_shapes(model)
-    except Exception as e:  # noqa: BLE001 — fall back to the shapes the file already states
-        log.debug("ONNX shape inference failed for %s: %s", path, e)
-    g = model.graph
-    sizes = {TensorProto.FLOAT: ("fp32", 4), TensorProto.FLOAT16: ("fp16", 2), TensorProto.INT8: ("int8", 1),
-             TensorProto.UINT8: ("int8", 1), TensorProto.INT16: ("int16", 2), TensorProto.INT32: ("int32", 4),
-             TensorProto.INT64: ("int64", 8)}
-    shapes: dict[str, tuple[list[int], str, int]] = {}
-    for vi in list(g.input) + list(g.value_info) + list(g.output):
-        tt = vi.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1 for d in tt.shape.dim]
-        dtype, size = sizes.get(tt.elem_type, ("fp32", 4))
-        shapes[vi.name] = (dims or [1], dtype, int(np.prod(dims or [1])) * size)
-    const = set()
-    for init in g.initializer:
-        arr = numpy_helper.to_array(init)
-        dtype, size = sizes.get(init.data_type, ("fp32", 4))
-        shapes[init.name] = (list(arr.shape) or [1], dtype, int(arr.size) * size)
-        const.add(init.name)
-    producer = {o: n for n in g.node for o in n.output}
-
-    def get(name: str) -> tuple[list[int], str, int]:
-        return shapes.get(name, ([1], "fp32", 4))
+    def const(name: str) -> bool:
+        return name in sg.tensors and sg.tensors[name].const
 
     def quantized(name: str) -> bool:  # QDQ graphs: ORT fuses DQ → Conv → Q into an int8 kernel
         n = producer.get(name)
-        return n is not None and n.op_type == "DequantizeLinear" and n.input[0] not in const
+        return n is not None and n.type == "DequantizeLinear" and not const(n.inputs[0])
 
     ops = []
-    for n in g.node:
-        ins = [i for i in n.input if i]
-        if n.op_type == "Constant" or (n.op_type in ("DequantizeLinear", "QuantizeLinear") and ins[0] in const):
+    for n in sg.ops:
+        ins = list(n.inputs)
+        if n.type == "Constant" or (n.type in ("DequantizeLinear", "QuantizeLinear") and const(ins[0])):
             continue
-        nbytes = sum(get(i)[2] for i in ins) + sum(get(o)[2] for o in n.output)
-        out_shape = get(n.output[0])[0]
+        nbytes = sum(get(i)[2] for i in ins) + sum(get(o)[2] for o in n.outputs)
+        out_shape = get(n.outputs[0])[0]
         out_elems = int(np.prod(out_shape))
         act = get(ins[0])[1] if ins else "fp32"
-        if n.op_type in ("Conv", "ConvInteger", "QLinearConv", "ConvTranspose"):
-            wi = 3 if n.op_type == "QLinearConv" else 1
+        if n.type in ("Conv", "ConvInteger", "QLinearConv", "ConvTranspose"):
+            wi = 3 if n.type == "QLinearConv" else 1
             w = get(ins[wi])[0]
-            group = next((a.i for a in n.attribute if a.name == "group"), 1)
+            group = n.attrs.get("group", 1)
             k = int(np.prod(w[1:])) if len(w) > 1 else 1
             cls = "depthwise" if group > 1 and len(w) > 1 and w[1] == 1 else "conv"
             macs = out_elems * k
-            dtype = "int8" if n.op_type != "Conv" or quantized(ins[0]) else _compute_dtype(act, get(ins[wi])[1])
-        elif n.op_type in ("Gemm", "MatMul", "MatMulInteger", "QLinearMatMul"):
-            a = get(ins[3 if n.op_type == "QLinearMatMul" else 0])[0]
-            trans_a = next((x.i for x in n.attribute if x.name == "transA"), 0)
+            dtype = "int8" if n.type != "Conv" or quantized(ins[0]) else _compute_dtype(act, get(ins[wi])[1])
+        elif n.type in ("Gemm", "MatMul", "MatMulInteger", "QLinearMatMul"):
+            a = get(ins[3 if n.type == "QLinearMatMul" else 0])[0]
+            trans_a = n.attrs.get("transA", 0)
             k = a[-2] if trans_a and len(a) > 1 else a[-1]
             macs, cls = out_elems * k, "dense"
-            dtype = "int8" if n.op_type != "Gemm" and n.op_type != "MatMul" or quantized(ins[0]) else \
+            dtype = "int8" if n.type != "Gemm" and n.type != "MatMul" or quantized(ins[0]) else \
                 _compute_dtype(act, get(ins[1])[1])
-        elif n.op_type in _ONNX_FREE:
+        elif n.type in _ONNX_FREE:
             macs, cls, dtype, nbytes = 0, "free", act, 0
         else:
             window = 1
-            if n.op_type in ("MaxPool", "AveragePool"):
-                ks = next((list(a.ints) for a in n.attribute if a.name == "kernel_shape"), [1])
-                window = int(np.prod(ks))
-            elif n.op_type in ("GlobalAveragePool", "ReduceMean") and ins:
+            if n.type in ("MaxPool", "AveragePool"):
+                window = int(np.prod(n.attrs.get("kernel_shape", [1])))
+            elif n.type in ("GlobalAveragePool", "ReduceMean") and ins:
                 window = max(int(np.prod(get(ins[0])[0])) // max(out_elems, 1), 1)
             macs, cls = out_elems * window, "elementwise"
-            dtype = "int8" if n.op_type.startswith("QLinear") else act if act in DTYPES else "fp32"
-        ops.append(OpCost(n.op_type, cls, dtype, int(macs), int(nbytes)))
+            dtype = "int8" if n.type.startswith("QLinear") else act if act in DTYPES else "fp32"
+        ops.append(OpCost(n.type, cls, dtype, int(macs), int(nbytes)))
     return ops
 
 
