@@ -31,6 +31,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 from edgeopt.core import metrics as measure  # noqa: E402
+from edgeopt.core.artifact import gzip_bytes, param_counts  # noqa: E402
 from edgeopt.recipe import Recipe  # noqa: E402
 
 log = logging.getLogger("benchmarks.compression")
@@ -108,8 +109,8 @@ def stripped_gzip(path: Path) -> int:
 
 
 def row(name: str, kind: str, path: Path, acc: float, base: dict | None, seconds: float, **extra) -> dict:
-    params, nonzero = measure.param_counts(path, "tflite")
-    gz = measure.gzip_bytes(path)
+    params, nonzero = param_counts(path, "tflite")
+    gz = gzip_bytes(path)
     r = {"variant": name, "kind": kind, "gzip_bytes": gz, "gzip_bytes_stripped": stripped_gzip(path),
          "size_bytes": path.stat().st_size, "params": params, "nonzero_params": nonzero, "top1": round(acc, 4),
          "seconds": round(seconds, 1), **extra}
@@ -170,7 +171,7 @@ def run_teacher(name: str, t: dict, work: Path, only: list[str] | None) -> list[
         onnx = next((a for a in m.artifacts if a.format == "onnx" and a.precision == "int8"), None)
         if onnx:
             extra["onnx_int8"] = {**onnx.info["onnx_int8"], "test_top1": onnx.info["parity"]["accuracy"],
-                                  "gzip_bytes": measure.gzip_bytes(out / onnx.path)}
+                                  "gzip_bytes": gzip_bytes(out / onnx.path)}
         rows.append(row(vname, kind, out / art.path, art.info["parity"]["accuracy"], base, time.time() - t0,
                         **extra))
         log.info("%s / %s: %s", name, vname, {k: rows[-1].get(k) for k in ("gzip_bytes", "ratio", "top1")})
@@ -203,7 +204,7 @@ def keras3_mobilenetv3(work: Path) -> dict:
                                        {"convert": {"tflite": ["fp32", "int8"], "onnx": [], "calibration_samples": 64}}]})
     m = compress(path, data, work / "mnv3", rec)
     arts = {a.precision: a for a in m.artifacts if a.format == "tflite"}
-    gz = {p: measure.gzip_bytes(work / "mnv3" / a.path) for p, a in arts.items()}
+    gz = {p: gzip_bytes(work / "mnv3" / a.path) for p, a in arts.items()}
     return {"model": "keras.applications.MobileNetV3Small(weights=None, input_shape=(32,32,3), classes=10)",
             "keras_version": keras.__version__, "bridge_max_abs_diff": diff, "params": int(k3.count_params()),
             "achieved_sparsity": m.extra["pruning"]["achieved_sparsity"],

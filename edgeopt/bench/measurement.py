@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeopt.core import metrics
-from edgeopt.core.artifact import Artifact
+from edgeopt.core.artifact import Artifact, FileFacts
 from edgeopt.core.report import Measurement
 
 
@@ -28,7 +28,7 @@ def to_measurement(artifact: Artifact, path: Path, target_name: str, runtime: st
     m = Measurement(artifact=artifact.name, format=artifact.format, precision=artifact.precision, target=target_name,
                     runtime=runtime, status=raw.get("status", "failed"), error=raw.get("error"), path=str(path),
                     role=artifact.role, stages=list(artifact.stages), threads=threads)
-    m.size_bytes, m.gzip_bytes, m.params, m.nonzero_params = metrics.file_facts(path, artifact.format)
+    m.size_bytes, m.gzip_bytes, m.params, m.nonzero_params = (artifact.facts or FileFacts(path, artifact.format)).astuple()
     if raw.get("params") is not None:
         m.params, m.nonzero_params = raw["params"], raw.get("nonzero_params")
     m.init_ms, m.first_ms, m.peak_rss_mb = raw.get("init_ms"), raw.get("first_ms"), raw.get("peak_rss_mb")

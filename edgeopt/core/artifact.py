@@ -1,21 +1,29 @@
-"""Artifact value object and the manifest.json that lists a compress run's outputs."""
+"""Artifact value object, the facts of its file (sizes, parameter counts), and the manifest.json that lists a
+compress run's outputs."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+import logging
+from dataclasses import asdict, dataclass, field, fields, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from edgeopt import atomic
 from edgeopt.errors import UsageError
 
+log = logging.getLogger(__name__)
+
 MANIFEST = "manifest.json"
 SCHEMA_VERSION = 1
 FORMATS = ("keras", "tflite", "onnx")
 PRECISIONS = ("fp32", "fp16", "int8", "dynamic", "int16x8")
 SUFFIX_FORMAT = {".tflite": "tflite", ".onnx": "onnx", ".keras": "keras", ".h5": "keras"}
+# Small integer constants (shapes, axes, perms) are graph plumbing, not parameters.
+_PLUMBING_MAX_ELEMS = 8
 
 
 def sha256_of(path: str | Path) -> str:
@@ -24,6 +32,76 @@ def sha256_of(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def size_bytes(path: str | Path) -> int:
+    path = Path(path)
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return path.stat().st_size
+
+
+def gzip_bytes(path: str | Path) -> int:
+    """Size after gzip -9: what sparsity and clustering buy on disk and over the air."""
+    path = Path(path)
+    if path.is_dir():
+        return sum(len(gzip.compress(f.read_bytes(), 9)) for f in sorted(path.rglob("*")) if f.is_file())
+    return len(gzip.compress(path.read_bytes(), compresslevel=9))
+
+
+def param_counts(path: str | Path, fmt: str) -> tuple[int | None, int | None]:
+    """(params, nonzero params) from the artifact file; (None, None) for formats read at run time."""
+    import numpy as np
+
+    from edgeopt.core import graph
+
+    try:
+        if fmt in ("tflite", "onnx"):
+            params = nonzero = 0
+            for a in graph.read(path, fmt).constants():
+                if np.issubdtype(a.dtype, np.integer) and a.ndim <= 1 and a.size <= _PLUMBING_MAX_ELEMS:
+                    continue
+                params += int(a.size)
+                nonzero += int(np.count_nonzero(a))
+            return params, nonzero
+    except Exception as e:  # noqa: BLE001 — a count we cannot read is missing, not fatal
+        log.warning("could not count parameters of %s: %s", path, e)
+    return None, None
+
+
+class FileFacts:
+    """What an artifact file is on disk: size, gzip -9 size, parameter counts.
+
+    ``collect`` gives each artifact one; a value is read from the file on first use and kept, so every target of
+    a run reports the same numbers without reading the file again.
+    """
+
+    def __init__(self, path: str | Path, fmt: str) -> None:
+        self.path, self.format = Path(path), fmt
+
+    @cached_property
+    def size_bytes(self) -> int:
+        return size_bytes(self.path)
+
+    @cached_property
+    def gzip_bytes(self) -> int:
+        return gzip_bytes(self.path)
+
+    @cached_property
+    def _counts(self) -> tuple[int | None, int | None]:
+        return param_counts(self.path, self.format)
+
+    @property
+    def params(self) -> int | None:
+        return self._counts[0]
+
+    @property
+    def nonzero_params(self) -> int | None:
+        return self._counts[1]
+
+    def astuple(self) -> tuple[int, int, int | None, int | None]:
+        """(size_bytes, gzip_bytes, params, nonzero_params)."""
+        return self.size_bytes, self.gzip_bytes, self.params, self.nonzero_params
 
 
 @dataclass(frozen=True)
@@ -40,6 +118,7 @@ class Artifact:
     parent: str | None = None
     role: str = "artifact"  # "source": the input model, copied for reference runs
     info: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)  # parity, sensitivity, ...
+    facts: FileFacts | None = field(default=None, compare=False, hash=False, repr=False)  # set by collect; not saved
 
     @classmethod
     def from_file(cls, path: str | Path, *, name: str | None = None, precision: str = "fp32",
@@ -49,18 +128,19 @@ class Artifact:
         fmt = format_of(p)
         rel = str(p.relative_to(relative_to)) if relative_to else str(p)
         return cls(name=name or p.name, path=rel, format=fmt, precision=precision,
-                   size_bytes=p.stat().st_size if p.is_file() else _dir_size(p),
+                   size_bytes=size_bytes(p),
                    sha256=sha256_of(p) if p.is_file() else "", stages=tuple(stages), parent=parent,
                    role=role, info=dict(info or {}))
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = asdict(replace(self, facts=None))
+        del d["facts"]
         d["stages"] = list(self.stages)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Artifact:
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} - {"facts"}
         kw = {k: v for k, v in d.items() if k in known}
         kw["stages"] = tuple(kw.get("stages") or ())
         return cls(**kw)
@@ -74,10 +154,6 @@ def format_of(path: Path) -> str:
         raise UsageError(f"{path} is not a model artifact (suffix {path.suffix!r})",
                          "pass a .tflite, .onnx, .keras/.h5 file, a SavedModel folder or a compress output folder")
     return fmt
-
-
-def _dir_size(p: Path) -> int:
-    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 
 
 @dataclass
@@ -118,7 +194,8 @@ def load_manifest(folder: str | Path) -> Manifest:
 
 
 def collect(paths: list[str | Path]) -> list[tuple[Artifact, Path]]:
-    """Expand bench arguments (artifact files or compress folders) to (artifact, absolute path) pairs."""
+    """Expand bench arguments (artifact files or compress folders) to (artifact, absolute path) pairs; each
+    artifact carries the FileFacts of its file."""
     out: list[tuple[Artifact, Path]] = []
     for raw in paths:
         p = Path(raw)
@@ -130,51 +207,19 @@ def collect(paths: list[str | Path]) -> list[tuple[Artifact, Path]]:
                 out.append((a, (p / a.path).resolve()))
         else:
             out.append((Artifact.from_file(p, precision=detect_precision(p)), p.resolve()))
-    return out
+    return [(replace(a, facts=FileFacts(path, a.format)), path) for a, path in out]
 
 
 def detect_precision(path: Path) -> str:
     """Best guess of a bare artifact's precision from its tensors (a manifest says it outright)."""
+    from edgeopt.core import graph
+
     try:
         fmt = format_of(path)
         if fmt == "tflite":
-            return _tflite_precision(path)
+            return graph.read_tflite(path.read_bytes()).precision()
         if fmt == "onnx":
-            return _onnx_precision(path)
+            return graph.read_onnx(path, external_data=False).precision()
     except Exception:  # noqa: BLE001 — unreadable files fail later, in the runtime, with a real reason
         pass
-    return "fp32"
-
-
-def _tflite_precision(path: Path) -> str:
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.Model.GetRootAsModel(path.read_bytes(), 0)
-    types = set()
-    for s in range(model.SubgraphsLength()):
-        sg = model.Subgraphs(s)
-        types |= {sg.Tensors(t).Type() for t in range(sg.TensorsLength())}
-    tt = schema.TensorType
-    if tt.INT16 in types and tt.INT8 in types:
-        return "int16x8"
-    if tt.INT8 in types or tt.UINT8 in types:
-        # Full-integer graphs carry int8 activations into most ops; dynamic-range keeps float32 everywhere else.
-        sg = model.Subgraphs(0)
-        n_int8 = sum(1 for t in range(sg.TensorsLength()) if sg.Tensors(t).Type() in (tt.INT8, tt.UINT8))
-        n_f32 = sum(1 for t in range(sg.TensorsLength()) if sg.Tensors(t).Type() == tt.FLOAT32)
-        return "int8" if n_int8 > n_f32 else "dynamic"
-    if tt.FLOAT16 in types:
-        return "fp16"
-    return "fp32"
-
-
-def _onnx_precision(path: Path) -> str:
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    ops = {n.op_type for n in model.graph.node}
-    if ops & {"QuantizeLinear", "QLinearConv", "QLinearMatMul", "DynamicQuantizeLinear", "ConvInteger", "MatMulInteger"}:
-        return "int8"
-    if any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer):
-        return "fp16"
     return "fp32"

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeopt.core import graph
+
 log = logging.getLogger(__name__)
 
 TIE = 1e-9
@@ -50,10 +52,9 @@ def from_tflite(tflite_float_io: bytes, opset: int) -> bytes:
 
 
 def ort_static(fp32_onnx: bytes, calibration: np.ndarray) -> bytes:
-    import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    name = onnx.load_from_string(fp32_onnx).graph.input[0].name
+    name = graph.read_onnx(fp32_onnx).main.inputs[0]
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -72,7 +73,7 @@ def ort_static(fp32_onnx: bytes, calibration: np.ndarray) -> bytes:
 
 
 def evaluate_onnx(data: bytes, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
-    """(validation top-1, gzip -9 size as core.metrics.gzip_bytes counts it) of one candidate."""
+    """(validation top-1, gzip -9 size as core.artifact.gzip_bytes counts it) of one candidate."""
     from edgeopt.runtimes import evaluate
 
     return evaluate.accuracy(data, "onnx", x, y), len(gzip.compress(data, compresslevel=9))

@@ -53,12 +53,12 @@ def test_clustering_after_pruning_keeps_zeros_and_cqat_keeps_both(tmp_path, tiny
     assert ctx.notes["quantization"]["scheme"] == "pcqat"
     assert ctx.notes["quantization"]["kernel_sparsity_after"] >= 0.55
     assert qat.output_shape == tiny.output_shape
-    from edgeopt.core import metrics as measure
+    from edgeopt.core.artifact import param_counts
     from edgeopt.stages.convert import tflite_bytes
 
     path = tmp_path / "pcqat_int8.tflite"
     path.write_bytes(tflite_bytes(qat, "int8", digits.representative(64)))
-    params, nonzero = measure.param_counts(path, "tflite")
+    params, nonzero = param_counts(path, "tflite")
     assert 1 - nonzero / params > 0.5  # zeros survive clustering, PCQAT and conversion
 
 

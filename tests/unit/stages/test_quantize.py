@@ -25,14 +25,14 @@ def pqat(tmp_path_factory, tiny_model_path, digits):
 
 
 def test_pqat_int8_tflite_keeps_the_sparsity(pqat):
-    from edgeopt.core import metrics as measure
+    from edgeopt.core.artifact import param_counts
 
     out, manifest = pqat
     q = manifest.extra["quantization"]
     assert q["scheme"] == "pqat" and q["preserve_sparsity"]
     assert q["kernel_sparsity_after"] == pytest.approx(manifest.extra["pruning"]["achieved_sparsity"], abs=0.01)
     art = {a.name: a for a in manifest.artifacts}
-    params, nonzero = measure.param_counts(out / art["tiny_int8.tflite"].path, "tflite")
+    params, nonzero = param_counts(out / art["tiny_int8.tflite"].path, "tflite")
     # kernels are 72 + 5120 weights at 70% zeros; biases, BN and scales stay dense
     assert 1 - nonzero / params > 0.6
     par = art["tiny_int8.tflite"].info["parity"]

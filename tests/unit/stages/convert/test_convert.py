@@ -103,10 +103,3 @@ def test_model_data_mismatch_is_a_usage_error(tiny_model_path):
     with pytest.raises(UsageError, match=r"inputs of shape \(8, 8, 1\).*\(32, 32, 3\)"):
         compress(tiny_model_path, "shapes", "/tmp/never-written")
 
-
-def test_bare_artifact_precision_is_detected(compressed):
-    from edgeopt.core.artifact import detect_precision
-
-    out, manifest = compressed
-    for a in manifest.artifacts:
-        assert detect_precision(out / a.path) == a.precision, a.name
