@@ -108,7 +108,7 @@ def benchmark(paths: list[str | Path], targets: list, dataset, out: str | Path |
     if len(set(names)) != len(names):
         raise UsageError(f"target listed twice: {', '.join(n for n in names if names.count(n) > 1)}",
                          "pass each --target once")
-    report = Report(environment=host_environment(), results=[])
+    report = Report(environment=host_environment())
     report.environment["data"] = dataset.name
     report.environment["targets"] = {}
     for folder in map(Path, paths):

@@ -23,6 +23,7 @@ __all__ = ["SCHEMA_VERSION", "STATUSES", "Latency", "Measurement", "Report", "lo
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "skipped", "failed")
+REQUIRED_IN_FILE = ("schema_version", "environment", "results")
 
 _Count = Annotated[int, Field(ge=0)]
 _Ms = Annotated[float, Field(ge=0)]
@@ -89,7 +90,7 @@ class Measurement(BaseModel):
 
 def _document_schema(schema: dict[str, Any]) -> None:
     schema["description"] = " ".join(schema["description"].split())
-    schema["required"] = ["schema_version", *schema.get("required", [])]  # load_report refuses a file without it
+    schema["required"] = list(REQUIRED_IN_FILE)  # defaults in memory (Report()), refused absent by load_report
     schema["properties"].update({
         "tuning": {"type": "object", "description": "Optional: the tune stage's summary (trials, best "
                                                     "hyperparameters, scores)."},
@@ -105,9 +106,9 @@ class Report(BaseModel):
 
     schema_version: int = Field(SCHEMA_VERSION, json_schema_extra={"const": SCHEMA_VERSION},
                                 description="Bumped on any incompatible change; readers refuse other versions.")
-    environment: dict[str, Any] = Field(description="Where and with what the benchmark ran (host, CPU, library "
-                                                    "versions, ...).")
-    results: list[Measurement]
+    environment: dict[str, Any] = Field({}, description="Where and with what the benchmark ran (host, CPU, library "
+                                                        "versions, ...).")
+    results: list[Measurement] = []
 
     @property
     def extra(self) -> dict[str, Any]:
@@ -152,12 +153,16 @@ def load_report(path: str | Path) -> Report:
             f"report {path} has schema_version {version!r}, this edgeopt reads {SCHEMA_VERSION}",
             "re-run `edgeopt bench` with this version to write a compatible report",
         )
+    fix = "re-run `edgeopt bench` to write it again"
+    missing = [k for k in REQUIRED_IN_FILE if k not in data]
+    if missing:
+        raise UsageError(f"report {path} does not match the report schema: top level: missing required key "
+                         f"'{missing[0]}'", fix)
     try:
         return Report.model_validate(data, strict=True)
     except ValidationError as e:
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-        raise validation_error(e, f"report {path} does not match the report schema",
-                               "re-run `edgeopt bench` to write it again", _schema_words(more)) from None
+        raise validation_error(e, f"report {path} does not match the report schema", fix, _schema_words(more)) from None
 
 
 # --- the JSON Schema ----------------------------------------------------------------------------------

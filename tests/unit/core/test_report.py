@@ -73,6 +73,10 @@ def test_without_samples_the_given_latency_stands():
     assert est.model_dump(by_alias=True)["latency_ms"]["n"] == 0
 
 
+def test_an_empty_report_in_memory_is_still_a_full_file():
+    assert json.loads(Report().to_json()) == {"schema_version": 1, "environment": {}, "results": []}
+
+
 def test_source_for_is_the_ok_source_on_the_same_target():
     rep = _sample_report()
     rep.results.append(_full_measurement(target="rpi4"))
