@@ -128,7 +128,7 @@ def row(name: str, kind: str, path: Path, acc: float, base: dict | None, seconds
 
 def run_teacher(name: str, t: dict, work: Path, only: list[str] | None) -> list[dict]:
     from edgeopt.compress import compress
-    from edgeopt.data.dataset import load_dataset
+    from edgeopt.data.loaders import load_dataset
 
     model_path = REPO / "sample_models" / t["file"]
     if not model_path.exists():
@@ -186,7 +186,8 @@ def keras3_mobilenetv3(work: Path) -> dict:
     import numpy as np
 
     from edgeopt.compress import compress
-    from edgeopt.data.dataset import Dataset, load_dataset
+    from edgeopt.data.dataset import Dataset
+    from edgeopt.data.loaders import load_dataset
     from edgeopt.models.load import load_model
 
     t0 = time.time()

@@ -55,7 +55,7 @@ def run_one(dataset, teacher_logits, setup: dict, seed: int, distill: bool, temp
 
 
 def bench_dataset(name: str, seeds: list[int], temperature: float, alpha: float, epochs: int | None) -> dict | None:
-    from edgeopt.data.dataset import load_dataset
+    from edgeopt.data.loaders import load_dataset
     from edgeopt.models.load import load_model
     from edgeopt.train.distiller import teacher_logits
     from edgeopt.train.fit import evaluate

@@ -53,7 +53,7 @@ def main() -> None:
     from edgeopt.bench.orchestrate import benchmark
     from edgeopt.bench.targets import load_target
     from edgeopt.core.artifact import collect
-    from edgeopt.data.dataset import load_dataset
+    from edgeopt.data.loaders import load_dataset
 
     ds = load_dataset("digits")
     folders = args.artifacts or [REPO / "out" / "demo" / "artifacts"]

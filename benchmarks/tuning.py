@@ -63,7 +63,7 @@ def search_once(dataset, strategy: str, seed: int, max_epochs: int, factor: int,
 
 
 def main() -> None:
-    from edgeopt.data.dataset import load_dataset
+    from edgeopt.data.loaders import load_dataset
     from edgeopt.train.tuner import hyperband_plan
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -20,7 +20,7 @@ def benchmark(paths, target="x86-cpu", data="digits", out=None, **overrides):
     """Benchmark artifacts (files or compress folders) on one or more targets; returns the Report."""
     from edgeopt.bench.orchestrate import benchmark as _benchmark
     from edgeopt.bench.targets import load_target
-    from edgeopt.data.dataset import load_dataset
+    from edgeopt.data.loaders import load_dataset
 
     targets = [load_target(t) for t in ([target] if isinstance(target, str) else target)]
     return _benchmark(paths if isinstance(paths, list | tuple) else [paths], targets, load_dataset(data), out,

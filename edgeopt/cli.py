@@ -54,7 +54,7 @@ def _progress():
 
 def do_compress(model: Path, data: str, out: Path, recipe: Path | None):
     from edgeopt.compress import compress
-    from edgeopt.data.dataset import load_dataset
+    from edgeopt.data.loaders import load_dataset
     from edgeopt.models.load import check_model_path
     from edgeopt.recipe import load_recipe
     from edgeopt.stages.convert import plan
@@ -108,7 +108,7 @@ def do_bench(paths: list[Path], targets: list[str], data: str, out: Path, **over
     from edgeopt.bench.orchestrate import benchmark
     from edgeopt.bench.targets import load_target
     from edgeopt.core.artifact import collect
-    from edgeopt.data.dataset import load_dataset
+    from edgeopt.data.loaders import load_dataset
 
     target_objs = [load_target(t) for t in targets]
     dataset = load_dataset(data)
@@ -378,7 +378,7 @@ def tune(model: Annotated[Path | None, typer.Argument(help="Teacher model (neede
          oracle: Annotated[str, typer.Option(help="The chief's HOST:PORT.")] = "127.0.0.1:8765",
          ) -> None:
     """Search a zoo model's options and training settings with Keras Tuner; write the best model, retrained."""
-    from edgeopt.data.dataset import load_dataset
+    from edgeopt.data.loaders import load_dataset
     from edgeopt.errors import UsageError
     from edgeopt.recipe import stage_config
     from edgeopt.stages import tune as tune_stage

@@ -50,7 +50,7 @@ def _swap_into_place(staging: Path, out: Path) -> None:
 def compress(model_path, data, out, recipe: Recipe | str | Path | None = None,
              progress: Callable[[str], None] | None = None) -> Manifest:
     """Run ``recipe`` on the model at ``model_path`` with ``data``; write ``out``/manifest.json."""
-    from edgeopt.data.dataset import load_dataset
+    from edgeopt.data.loaders import load_dataset
     from edgeopt.models.load import check_model_path, load_model
 
     model_path = check_model_path(model_path)

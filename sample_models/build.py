@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
 
 from edgeopt.atomic import write_json  # noqa: E402
-from edgeopt.data.dataset import load_dataset  # noqa: E402
+from edgeopt.data.loaders import load_dataset  # noqa: E402
 from edgeopt.models.zoo import build  # noqa: E402
 
 log = logging.getLogger("sample_models.build")

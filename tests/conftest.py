@@ -16,7 +16,7 @@ SAMPLE_MODELS = REPO / "sample_models"
 
 @pytest.fixture(scope="session")
 def digits():
-    from edgeopt.data.dataset import load_dataset
+    from edgeopt.data.loaders import load_dataset
 
     return load_dataset("digits")
 

@@ -8,16 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from edgeopt.data.dataset import (
-    BUILTIN,
-    SHAPES_CLASSES,
-    SHAPES_TEST,
-    SHAPES_TRAIN,
-    SHAPES_VAL,
-    Dataset,
-    generate_shapes,
-    load_dataset,
-)
+from edgeopt.data.dataset import Dataset
+from edgeopt.data.loaders import BUILTIN, load_dataset
+from edgeopt.data.shapes import SHAPES_CLASSES, SHAPES_TEST, SHAPES_TRAIN, SHAPES_VAL, generate_shapes
 from edgeopt.errors import UsageError
 
 SPLITS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
