@@ -10,7 +10,7 @@ import random
 import pytest
 from rich.console import Console
 
-from edgeopt.cli import do_gate, do_report
+from edgeopt.cli.verdict import do_gate, do_report
 from edgeopt.errors import UsageError
 
 GOOD_RESULT = {"artifact": "model_int8", "format": "tflite", "precision": "int8", "target": "x86-cpu",

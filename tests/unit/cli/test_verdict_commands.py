@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from rich.console import Console
 
-from edgeopt.cli import do_gate, do_report
+from edgeopt.cli.verdict import do_gate, do_report
 from edgeopt.errors import UsageError
 from tests.unit.render.sample import sample_report
 from tests.unit.verdict.sample import standard_report

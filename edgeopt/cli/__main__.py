@@ -1,0 +1,5 @@
+"""`python -m edgeopt.cli`."""
+
+from edgeopt.cli import main
+
+main()

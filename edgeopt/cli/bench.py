@@ -1,0 +1,65 @@
+"""`edgeopt bench`: measure artifacts on targets, show the results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edgeopt.cli import _console, _fmt, _progress, app
+
+
+def do_bench(paths: list[Path], targets: list[str], data: str, out: Path, **overrides):
+    from edgeopt.bench.orchestrate import benchmark
+    from edgeopt.bench.targets import load_target
+    from edgeopt.core.artifact import collect
+    from edgeopt.data.loaders import load_dataset
+
+    target_objs = [load_target(t) for t in targets]
+    dataset = load_dataset(data)
+    n = len(collect(list(paths))) * len(target_objs)
+    with _progress() as progress:
+        task = progress.add_task("bench", total=n)
+        report = benchmark(paths, target_objs, dataset, out,
+                           on_start=lambda what: progress.update(task, description=f"bench: {what}"),
+                           on_result=lambda m: progress.advance(task), **overrides)
+        progress.update(task, description="bench: done")
+    return report
+
+
+def _print_results(report) -> None:
+    from rich.table import Table
+
+    t = Table(title="benchmark")
+    for col in ("artifact", "target", "runtime", "status", "size KB", "gzip KB", "accuracy", "agree", "p50 ms",
+                "p90 ms", "n", "RSS MB"):
+        t.add_column(col)
+    for m in report.results:
+        lat = m.latency_ms
+        t.add_row(m.artifact, m.target, m.runtime, m.status if m.status == "ok" else f"[red]{m.status}[/]: {m.error}",
+                  _fmt(m.size_bytes and m.size_bytes / 1024, ".1f"), _fmt(m.gzip_bytes and m.gzip_bytes / 1024, ".1f"),
+                  _fmt(m.accuracy, ".4f"), _fmt(m.agreement, ".4f"), _fmt(lat and lat.p50, ".4f"),
+                  _fmt(lat and lat.p90, ".4f"), _fmt(lat and lat.n, "d"), _fmt(m.peak_rss_mb, ".0f"))
+    _console().print(t)
+
+
+@app.command()
+def bench(paths: Annotated[list[Path], typer.Argument(help="Artifacts or compress output folders.")],
+          data: Annotated[str, typer.Option(help="digits, shapes, a .npz or an image folder.")],
+          out: Annotated[Path, typer.Option(help="report.json to write.")],
+          target: Annotated[list[str], typer.Option(help="Target name or .yaml (repeatable).")] = ["x86-cpu"],
+          threads: Annotated[int | None, typer.Option(help="Override the target's thread count.", min=1)] = None,
+          warmup: Annotated[int | None, typer.Option(help="Warm-up runs.", min=0)] = None,
+          min_runs: Annotated[int | None, typer.Option(help="Minimum timed runs.", min=1)] = None,
+          min_seconds: Annotated[float | None, typer.Option(help="Minimum timed seconds.", min=0)] = None,
+          max_seconds: Annotated[float | None, typer.Option(help="Stop timing after this.", min=0.01)] = None,
+          max_runs: Annotated[int | None, typer.Option(help="Stop timing after this many runs.", min=1)] = None,
+          timeout: Annotated[float | None, typer.Option(help="Per-artifact worker timeout (s).", min=1)] = None,
+          ) -> None:
+    """Benchmark artifacts on targets; write report.json."""
+    report = do_bench(paths, target, data, out, threads=threads, warmup=warmup, min_runs=min_runs,
+                      min_seconds=min_seconds, max_seconds=max_seconds, max_runs=max_runs, timeout_s=timeout)
+    _print_results(report)
+    failed = [m for m in report.results if m.status == "failed"]
+    _console().print(f"report: {out}" + (f" ({len(failed)} failed)" if failed else ""))
