@@ -25,8 +25,7 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from edgeopt import atomic  # noqa: E402
-from edgeopt.bench.devices.sysroot import cache_dir  # noqa: E402
+from edgeopt import atomic, cache  # noqa: E402
 from edgeopt.bench.estimate import estimate_ops, graph_ops, summarize  # noqa: E402
 from edgeopt.bench.targets import load_target  # noqa: E402
 
@@ -86,7 +85,7 @@ def fit_conv(ops_by_point: dict, published: dict, cal, dtype: str, points: list)
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tolerance", type=float, default=0.25)
-    ap.add_argument("--cache", type=Path, default=cache_dir() / "estimator")
+    ap.add_argument("--cache", type=Path, default=cache.root() / "estimator")
     args = ap.parse_args(argv)
     paths = build(args.cache)
     ops = {k: graph_ops(p, "tflite") for k, p in paths.items()}

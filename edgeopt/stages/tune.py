@@ -13,7 +13,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -73,7 +72,7 @@ class TuneConfig(BaseModel):
     alpha: float = Field(0.1, ge=0, le=1)
     batch_size: int | None = Field(None, ge=1)
     lr: float | None = Field(None, gt=0)
-    cache_dir: str | None = None  # search state (default: ~/.cache/edgeopt/tune/<hash of data+config>)
+    cache_dir: str | None = None  # search state (default: <edgeopt cache>/tune/<hash of data+config>)
     overwrite: bool = False  # start the search afresh instead of resuming
     seed: int | None = None
     space: dict[str, Param | Scalar] = {}
@@ -227,7 +226,7 @@ def planned_trials(cfg: TuneConfig) -> int:
 
 
 def cache_directory(cfg: TuneConfig, train, dataset, teacher, root: str | Path | None = None) -> Path:
-    """``cfg.cache_dir`` when set, else ``<root or $EDGEOPT_CACHE_DIR or ~/.cache/edgeopt>/tune/<hash>``."""
+    """``cfg.cache_dir`` when set, else ``<root or edgeopt.cache.root()>/tune/<hash>``."""
     if cfg.cache_dir:
         return Path(cfg.cache_dir).expanduser()
     h = hashlib.sha256()
@@ -238,7 +237,9 @@ def cache_directory(cfg: TuneConfig, train, dataset, teacher, root: str | Path |
     if teacher is not None:
         for w in teacher.get_weights():
             h.update(np.ascontiguousarray(w).tobytes())
-    base = Path(root) if root else Path(os.environ.get("EDGEOPT_CACHE_DIR", "~/.cache/edgeopt")).expanduser()
+    from edgeopt import cache
+
+    base = Path(root) if root else cache.root()
     return base / "tune" / h.hexdigest()[:16]
 
 

@@ -1,7 +1,7 @@
 """The aarch64 sysroot qemu-user runs the on-device runner in: where it is, how to build it once, and how
 to start its Python (``devices/qemu.py`` runs jobs with it).
 
-The sysroot (default ``~/.cache/edgeopt/sysroot-aarch64``, or ``$EDGEOPT_CACHE/sysroot-aarch64``) holds
+The sysroot (default ``<edgeopt.cache.root()>/sysroot-aarch64``: ``$EDGEOPT_CACHE`` or ``~/.cache/edgeopt``) holds
 ``bin/qemu-aarch64`` (static, from Debian 13's qemu-user: Debian 12's 7.2 segfaults in LiteRT and ONNX
 Runtime), ``rootfs/`` (a Debian 12 arm64 minbase with python3, from ``debootstrap --foreign``, its
 packages unpacked with ``dpkg-deb -x``: nothing runs as arm64 during set-up) and ``site/`` (aarch64
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-from edgeopt import atomic
+from edgeopt import atomic, cache
 from edgeopt.bench.devices._proc import Finished, launch
 from edgeopt.errors import UsageError
 
@@ -39,13 +39,9 @@ WHEELS = ("numpy", "ai-edge-litert", "onnxruntime")
 WHEEL_PLATFORMS = ("manylinux_2_28_aarch64", "manylinux_2_27_aarch64", "manylinux2014_aarch64")  # glibc 2.36 here
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("EDGEOPT_CACHE") or Path.home() / ".cache" / "edgeopt").expanduser()
-
-
 def sysroot_dir(target=None) -> Path:
     configured = target.connection.sysroot if target is not None else None
-    return Path(configured).expanduser() if configured else cache_dir() / "sysroot-aarch64"
+    return Path(configured).expanduser() if configured else cache.root() / "sysroot-aarch64"
 
 
 def ready_info(root: Path) -> dict | None:
