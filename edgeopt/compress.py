@@ -49,7 +49,10 @@ def _swap_into_place(staging: Path, out: Path) -> None:
 
 def compress(model_path, data, out, recipe: Recipe | str | Path | None = None,
              progress: Callable[[str], None] | None = None) -> Manifest:
-    """Run ``recipe`` on the model at ``model_path`` with ``data``; write ``out``/manifest.json."""
+    """Run ``recipe`` on the model at ``model_path`` with ``data``; write ``out``/manifest.json.
+
+    A stage the accuracy guard stops ends the run early, not with an exception: ``out`` then holds what was made
+    before it and the manifest's ``guard`` section has ``verdict: stopped`` (the CLI exits 1 on it)."""
     from edgeopt.data.loaders import load_dataset
     from edgeopt.models.load import check_model_path, load_model
 

@@ -1,5 +1,11 @@
-"""Recipe: the recipe's ``train:`` defaults and its ordered stage configs (pydantic, from YAML), parsed through
-the one stage registry (edgeopt.stages.STAGES), and ``run``: the one pipeline loop."""
+"""Recipe: the recipe's ``train:`` defaults, its ``max_stage_drop`` and its ordered stage configs (pydantic, from
+YAML), parsed through the one stage registry (edgeopt.stages.STAGES), and ``run``: the one pipeline loop with its
+accuracy guard.
+
+The guard measures the source model once (top-1 on the validation split, and on the test split for convert's
+tolerances) and every model stage's result against it — the source, never the previous stage, so small losses
+cannot add up unseen. A stage whose result lies more than ``max_stage_drop`` under the source stops the pipeline;
+what came before it stays, and the manifest's ``guard`` section says where and why it stopped."""
 
 from __future__ import annotations
 
@@ -7,8 +13,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeopt.core.artifact import Artifact
 from edgeopt.errors import UsageError, nearest, validation_error
@@ -21,20 +28,26 @@ log = logging.getLogger(__name__)
 class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     train: TrainDefaults = TrainDefaults()
+    # a model stage may lose at most this much top-1 (absolute, validation split) against the source model
+    max_stage_drop: float = Field(0.02, ge=0, le=1)
     stages: list[tuple[str, Any]] = []
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None, source: str = "recipe") -> Recipe:
         raw = dict(raw or {})
-        unknown = set(raw) - {"train", "stages"}
+        unknown = set(raw) - set(TOP_LEVEL)
         if unknown:
             key = sorted(unknown)[0]
-            raise UsageError(f"{source}: unknown top-level key '{key}'{nearest(key, ['train', 'stages'])}",
-                             "a recipe has `train:` and `stages:`")
+            raise UsageError(f"{source}: unknown top-level key '{key}'{nearest(key, list(TOP_LEVEL))}",
+                             "a recipe has `train:`, `max_stage_drop:` and `stages:`")
         try:
             train = TrainDefaults.model_validate(raw.get("train") or {})
         except ValidationError as e:
             raise _err(source, "train", e, list(TrainDefaults.model_fields)) from None
+        drop = raw.get("max_stage_drop", cls.model_fields["max_stage_drop"].default)
+        if isinstance(drop, bool) or not isinstance(drop, int | float) or not 0 <= drop <= 1:
+            raise UsageError(f"{source}: max_stage_drop must be a number from 0 to 1 (got {drop!r})",
+                             "give the top-1 a stage may lose against the source model, e.g. max_stage_drop: 0.02")
         stages = []
         if not isinstance(raw.get("stages") or [], list):
             raise UsageError(f"{source}: stages must be a list (got {raw['stages']!r})",
@@ -45,16 +58,19 @@ class Recipe(BaseModel):
                                  "write e.g. `- convert: {tflite: [fp32, int8]}`")
             (name, cfg), = entry.items()
             stages.append((name, parse_stage(name, cfg or {}, f"{source}: stages[{i}].{name}")))
-        return cls(train=train, stages=stages)
+        return cls(train=train, max_stage_drop=float(drop), stages=stages)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"train": self.train.model_dump(mode="json"),
+        return {"train": self.train.model_dump(mode="json"), "max_stage_drop": self.max_stage_drop,
                 "stages": [{name: cfg.model_dump(mode="json")} for name, cfg in self.stages]}
 
     def with_default_convert(self) -> Recipe:
         if any(name == "convert" for name, _ in self.stages):
             return self
         return self.model_copy(update={"stages": [*self.stages, ("convert", STAGES["convert"].config())]})
+
+
+TOP_LEVEL = ("train", "max_stage_drop", "stages")
 
 
 def parse_stage(name: str, cfg: dict[str, Any], where: str) -> BaseModel:
@@ -111,7 +127,16 @@ def stage_config(path: str | Path | None, name: str, default: dict[str, Any], **
 
 def run(recipe: Recipe, model, ctx: StageContext) -> list[Artifact]:
     """The pipeline loop: every stage in order on ``ctx``. A model stage's result is the next stage's input,
-    saved as ``<base>_<stage>.keras``; an artifact stage's files are added as they are. Returns the artifacts."""
+    saved as ``<base>_<stage>.keras`` with its validation figures; an artifact stage's files are added as they
+    are. A model stage that loses more than ``recipe.max_stage_drop`` against the source stops the loop
+    (``ctx.notes["guard"]`` says so). Returns the artifacts made."""
+    x_val, y_val, split = guard_split(ctx.dataset)
+    ctx.reference = {split: top1(model, x_val, y_val), "test": top1(model, ctx.dataset.x_test, ctx.dataset.y_test)}
+    source_acc = previous = ctx.reference[split]
+    guard = {"verdict": "passed", "metric": f"top-1 on the {split} split", "source_accuracy": round(source_acc, 6),
+             "max_stage_drop": recipe.max_stage_drop,
+             "reference": {k: round(v, 6) for k, v in ctx.reference.items()}, "stages": []}
+    ctx.notes["guard"] = guard
     artifacts: list[Artifact] = []
     for name, cfg in recipe.stages:
         stage = STAGES[name]
@@ -119,16 +144,46 @@ def run(recipe: Recipe, model, ctx: StageContext) -> list[Artifact]:
         result = stage.apply(model, ctx, cfg)
         if stage.yields == "artifacts":
             artifacts.extend(result)
-        else:
-            model = result
-            ctx.stages_done.append(name)
-            artifacts.append(_save_keras(model, ctx, name))
-            ctx.parent = artifacts[-1].name
+            continue
+        acc = top1(result, x_val, y_val)
+        figures = {"stage": name, "split": split, "accuracy": round(acc, 6), "source_accuracy": round(source_acc, 6),
+                   "drop": round(source_acc - acc, 6), "stage_drop": round(previous - acc, 6)}
+        guard["stages"].append(figures)
+        if source_acc - acc > recipe.max_stage_drop:
+            guard.update(verdict="stopped", stopped_at=name, kept=[a.name for a in artifacts],
+                         message=stopped_message(figures, recipe.max_stage_drop), fix=stage.fix)
+            log.warning("%s — %s", guard["message"], stage.fix)
+            return artifacts
+        model, previous = result, acc
+        ctx.stages_done.append(name)
+        artifacts.append(_save_keras(model, ctx, name, {"validation": figures}))
+        ctx.parent = artifacts[-1].name
     return artifacts
 
 
-def _save_keras(model, ctx: StageContext, stage: str) -> Artifact:
+def guard_split(dataset) -> tuple[np.ndarray, np.ndarray, str]:
+    """The split the guard judges on: validation, or test when the data set has no validation samples."""
+    if len(dataset.x_val):
+        return dataset.x_val, dataset.y_val, "val"
+    log.warning("data '%s' has no validation split: the accuracy guard judges on the test split", dataset.name)
+    return dataset.x_test, dataset.y_test, "test"
+
+
+def top1(model, x: np.ndarray, y: np.ndarray) -> float:
+    from edgeopt.core import metrics
+    from edgeopt.stages.convert import predict
+
+    return float(metrics.accuracy(predict(model, x), y))
+
+
+def stopped_message(figures: dict, max_drop: float) -> str:
+    return (f"stage '{figures['stage']}' lost {figures['drop']:.4f} top-1 against the source model on the "
+            f"{figures['split']} split ({figures['source_accuracy']:.4f} → {figures['accuracy']:.4f}; allowed "
+            f"max_stage_drop {max_drop:.4f}); the pipeline stopped there")
+
+
+def _save_keras(model, ctx: StageContext, stage: str, info: dict) -> Artifact:
     path = ctx.out_dir / f"{ctx.base_name}_{stage}.keras"
     model.save(path)
     return Artifact.from_file(path, name=path.name, precision="fp32", stages=tuple(ctx.stages_done),
-                              parent=ctx.parent, relative_to=ctx.out_dir)
+                              parent=ctx.parent, info=info, relative_to=ctx.out_dir)

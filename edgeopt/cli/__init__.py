@@ -1,4 +1,5 @@
-"""edgeopt command line: thin typer commands over the public API. Exit codes: 0 ok, 1 verdict no, 2 bad input.
+"""edgeopt command line: thin typer commands over the public API. Exit codes: 0 ok, 1 verdict no, 2 bad input,
+3 internal error, 130 interrupted.
 
 The only room that prints and writes outputs. This file holds the app, its global options and ``main()`` (the
 exit-code boundary); each command group has its own module, imported at the bottom so that it registers."""
@@ -83,7 +84,12 @@ def main() -> None:
         if hasattr(e, "show") and hasattr(e, "exit_code"):
             e.show()
             sys.exit(e.exit_code if isinstance(e.exit_code, int) and e.exit_code else 2)
-        raise
+        if _state["debug"]:
+            raise
+        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        sys.stderr.write(f"internal error: {type(e).__name__}{': ' + first if first else ''} — rerun with --debug "
+                         "and report it\n")
+        sys.exit(3)
     sys.exit(rc if isinstance(rc, int) else 0)
 
 

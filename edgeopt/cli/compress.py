@@ -1,4 +1,6 @@
-"""`edgeopt compress`: run a recipe on a model, show the artifacts it wrote."""
+"""`edgeopt compress`: run a recipe on a model, show the artifacts it wrote with every model's top-1 and its drop
+from the source model; exit 1 when the accuracy guard stopped the pipeline or an int8 artifact missed its
+tolerance (``--allow-drop`` keeps 0 for the latter)."""
 
 from __future__ import annotations
 
@@ -33,17 +35,66 @@ def do_compress(model: Path, data: str, out: Path, recipe: Path | None):
     return manifest
 
 
+def _figures(a) -> tuple[dict, dict]:
+    """(validation figures, test figures) of an artifact: {accuracy, drop} each, empty when not measured."""
+    val = a.info.get("validation") or {}
+    par = a.info.get("parity") or {}
+    return val, {"accuracy": par.get("accuracy"), "drop": par.get("accuracy_drop")}
+
+
+def _note(a, guard: dict) -> str:
+    par = a.info.get("parity") or {}
+    if a.role == "source":
+        return "source"
+    if par.get("within_tolerance") is False:
+        return "TOLERANCE NOT MET"
+    if a.info.get("no_size_win"):
+        return f"no size win ({a.info['size_vs_fp32']:.2f}× fp32)"
+    if guard.get("verdict") == "stopped":
+        return f"kept (stopped at {guard['stopped_at']})"
+    return ""
+
+
+def _drop(v) -> str:
+    return _fmt(None if v is None else round(v, 4) + 0.0, "+.4f")  # + 0.0: no "-0.0000"
+
+
 def _print_manifest(manifest, out: Path) -> None:
     from rich.table import Table
 
+    guard = manifest.extra.get("guard") or {}
     t = Table(title=f"artifacts in {out}")
-    for col in ("artifact", "format", "precision", "size KB", "accuracy", "agreement", "max |Δ|"):
-        t.add_column(col, justify="right" if col not in ("artifact", "format", "precision") else "left")
+    cols = ("artifact", "format", "precision", "size KB", "val top-1", "val Δ src", "test top-1", "test Δ src",
+            "agreement", "note")
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("artifact", "format", "precision", "note") else "right")
+    src_val = guard.get("source_accuracy")
     for a in manifest.artifacts:
-        par = a.info.get("parity", {})
-        t.add_row(a.name, a.format, a.precision, f"{a.size_bytes / 1024:.1f}", _fmt(par.get("accuracy"), ".4f"),
-                  _fmt(par.get("agreement"), ".4f"), _fmt(par.get("max_abs_diff"), ".2g"))
+        val, test = _figures(a)
+        if a.role == "source":
+            val = {"accuracy": src_val, "drop": 0.0 if src_val is not None else None}
+            ref = (guard.get("reference") or {}).get("test")
+            test = {"accuracy": ref, "drop": 0.0 if ref is not None else None}
+        t.add_row(a.name, a.format, a.precision, f"{a.size_bytes / 1024:.1f}", _fmt(val.get("accuracy"), ".4f"),
+                  _drop(val.get("drop")), _fmt(test["accuracy"], ".4f"), _drop(test["drop"]),
+                  _fmt((a.info.get("parity") or {}).get("agreement"), ".4f"), _note(a, guard))
     _console().print(t)
+    if guard.get("verdict") == "stopped":
+        rejected = guard["stages"][-1]
+        _console().print(f"stopped at {guard['stopped_at']}: its model ({rejected['accuracy']:.4f} on "
+                         f"{rejected['split']}, {rejected['drop']:+.4f} vs source) was not kept")
+
+
+def verdict_lines(manifest, allow_drop: bool = False) -> list[str]:
+    """Why compress's verdict is no (exit 1), one line each; empty when it is yes."""
+    guard = manifest.extra.get("guard") or {}
+    if guard.get("verdict") == "stopped":
+        return [f"{guard['message']} — {guard['fix']}"]
+    if allow_drop:
+        return []
+    return [f"{a.name}: {a.info['parity']['verdict']} — raise convert.max_accuracy_drop, fine-tune (quantize: "
+            "{qat: true}), or pass --allow-drop to keep exit 0" for a in manifest.artifacts
+            if (a.info.get("parity") or {}).get("within_tolerance") is False]
 
 
 @app.command()
@@ -51,8 +102,15 @@ def compress(model: Annotated[Path, typer.Argument(help="tf_keras .keras/.h5 fil
              data: Annotated[str, typer.Option(help="digits, shapes, a .npz or an image folder.")],
              out: Annotated[Path, typer.Option(help="Output folder (manifest.json + artifacts).")],
              recipe: Annotated[Path | None, typer.Option(help="Recipe YAML; default: convert to all formats.")] = None,
+             allow_drop: Annotated[bool, typer.Option("--allow-drop", help="Exit 0 even when an int8 artifact "
+                                                      "misses convert's max_accuracy_drop.")] = False,
              ) -> None:
     """Compress MODEL with a recipe and write artifacts + manifest.json to --out."""
     manifest = do_compress(model, data, out, recipe)
     _print_manifest(manifest, out)
     _console().print(f"manifest: {out / 'manifest.json'}")
+    problems = verdict_lines(manifest, allow_drop)
+    for line in problems:
+        _console(stderr=True).print(f"verdict: {line}", highlight=False, markup=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(1)

@@ -31,6 +31,10 @@ class StageContext:
     parent: str | None = None  # artifact name the next artifacts derive from
     cache_dir: Path | None = None
     notes: dict[str, Any] = field(default_factory=dict)  # sections for the manifest (tuning, sparsity, ...)
+    # the source model's top-1 per split ("val", "test"), set by recipe.run: every tolerance is measured against it
+    reference: dict[str, float] = field(default_factory=dict)
+    # (QAT model, the same weights in the plain float architecture): convert's float artifacts of that model
+    float_twin: tuple[Any, Any] | None = None
     progress: Callable[[str], None] = lambda msg: None
 
 
@@ -43,6 +47,7 @@ class Stage:
     apply: Callable[[Any, StageContext, Any], Any]
     yields: Literal["model", "artifacts"] = "model"
     example: dict[str, Any] = field(default_factory=dict)
+    fix: str = "train longer or compress less"  # what to change when the accuracy guard stops the pipeline here
 
 
 # snake_case recipe key -> stage (this order is the order error messages list them in)
@@ -50,9 +55,14 @@ STAGES: dict[str, Stage] = {
     "convert": Stage(convert.ConvertConfig, convert.apply, "artifacts", {"tflite": ["fp32", "int8"], "onnx": ["fp32"]}),
     "tune": Stage(tune.TuneConfig, tune.apply, "model",
                   {"strategy": "random", "max_trials": 1, "max_epochs": 1, "final_epochs": 1, "overwrite": True,
-                   "space": {"width": {"choice": [0.25]}}}),
-    "distill": Stage(distill.DistillConfig, distill.apply, "model", {"epochs": 1}),
-    "prune": Stage(prune.PruneConfig, prune.apply, "model", {"target_sparsity": 0.5, "epochs": 1}),
-    "quantize": Stage(quantize.QuantizeConfig, quantize.apply, "model", {"epochs": 1}),
-    "cluster": Stage(cluster.ClusterConfig, cluster.apply, "model", {"number_of_clusters": 8, "epochs": 1}),
+                   "space": {"width": {"choice": [0.25]}}},
+                  "raise tune.max_epochs or max_trials, or search wider models (the space's width choices)"),
+    "distill": Stage(distill.DistillConfig, distill.apply, "model", {"epochs": 1},
+                     "raise distill.epochs, or distill into a wider student (student: {zoo: ..., width: ...})"),
+    "prune": Stage(prune.PruneConfig, prune.apply, "model", {"target_sparsity": 0.5, "epochs": 1},
+                   "raise prune.epochs or lower prune.target_sparsity (or exclude the most sensitive layers)"),
+    "quantize": Stage(quantize.QuantizeConfig, quantize.apply, "model", {"epochs": 1},
+                      "raise quantize.epochs, or use quantize: {qat: false} (post-training int8 in convert)"),
+    "cluster": Stage(cluster.ClusterConfig, cluster.apply, "model", {"number_of_clusters": 8, "epochs": 1},
+                     "raise cluster.epochs or cluster.number_of_clusters"),
 }

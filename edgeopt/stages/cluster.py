@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import Field
 
 from edgeopt.errors import UsageError
+from edgeopt.train.batchnorm import reestimate as reestimate_bn
 from edgeopt.train.fit import FineTuneConfig, fine_tune
 from edgeopt.train.layers import kernel_sparsity, overall, require_functional, select_layers, unknown_patterns, wrap
 
@@ -100,6 +101,7 @@ def apply(model, ctx: StageContext, cfg: ClusterConfig):
     fit = fine_tune(clustered, ctx.dataset, p, stage="cluster", recipe_precision=ctx.train.precision,
                     progress=ctx.progress)
     stripped = strip_clustering(clustered)
+    bn = reestimate_bn(stripped, ctx.dataset.x_train, cfg.bn_samples, seed=ctx.train.seed)
     names = [layer.name for layer in chosen]
     after = kernel_sparsity(stripped)
     ctx.notes["clustering"] = {
@@ -107,5 +109,6 @@ def apply(model, ctx: StageContext, cfg: ClusterConfig):
         "per_channel": cfg.per_channel, "preserve_sparsity": preserve, "clustered_layers": names,
         "distinct_values": distinct_values(stripped, names), "kernel_sparsity_before": overall(before),
         "kernel_sparsity_after": overall(after), "epochs": p.epochs, "lr": p.lr, "fine_tune": fit,
+        "batchnorm": bn,
     }
     return stripped

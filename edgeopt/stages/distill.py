@@ -114,10 +114,28 @@ def distill(teacher, student, dataset, cfg: DistillConfig, train, progress=None)
     return student, notes
 
 
+def student_origin(cfg: DistillConfig, stages_done: list[str]) -> str:
+    """Which model the stage trains, in words for the log and the manifest."""
+    earlier = stages_done[-1] if stages_done else None
+    if cfg.student is None:
+        return (f"the {earlier} stage's model, trained further (no student: given)" if earlier
+                else "a copy of the input model (no student: given, no earlier stage): self-distillation")
+    what = f"file {cfg.student.path}" if cfg.student.path is not None else f"a fresh {cfg.student.zoo}" + (
+        f" ({', '.join(f'{k}={v}' for k, v in cfg.student.options.items())})" if cfg.student.options else "")
+    if earlier:
+        return (f"{what} from student: — the {earlier} stage's model is not used (drop student: to train it "
+                "further)")
+    return f"{what} from student:"
+
+
 def apply(model, ctx: StageContext, cfg: DistillConfig):
     teacher = load_teacher(cfg, ctx)
     student = build_student(cfg, model, ctx.dataset, seed=ctx.train.seed)
+    origin = student_origin(cfg, ctx.stages_done)
+    # a fresh student after tune/prune throws the earlier stage's work away: worth a warning, not a whisper
+    (log.warning if cfg.student is not None and ctx.stages_done else log.info)("distill: the student is %s", origin)
     ctx.progress(f"distill: {cfg.epochs or ctx.train.epochs} epochs, T={cfg.temperature:g}, alpha={cfg.alpha:g}")
     student, notes = distill(teacher, student, ctx.dataset, cfg, ctx.train)
+    notes["student"]["origin"] = origin
     ctx.notes["distillation"] = notes
     return student

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, field_validator, model_validator
 
 from edgeopt.errors import UsageError
+from edgeopt.train.batchnorm import reestimate as reestimate_bn
 from edgeopt.train.fit import FineTuneConfig, Settings, fine_tune
 from edgeopt.train.layers import (
     excluded,
@@ -209,6 +210,7 @@ def apply(model, ctx: StageContext, cfg: PruneConfig):
     fit = fine_tune(pruned, ctx.dataset, p, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()], stage="prune",
                     recipe_precision=ctx.train.precision, progress=ctx.progress)
     stripped = strip_pruning(pruned)
+    bn = reestimate_bn(stripped, ctx.dataset.x_train, cfg.bn_samples, seed=ctx.train.seed)
     per_layer = kernel_sparsity(stripped)
     names = [layer.name for layer in chosen]
     target = 1 - (cfg.m_by_n[1] - cfg.m_by_n[0]) / cfg.m_by_n[1] if cfg.m_by_n else cfg.target_sparsity
@@ -222,5 +224,6 @@ def apply(model, ctx: StageContext, cfg: PruneConfig):
         "whole_model_sparsity": overall(per_layer), "schedule": asdict(s), "epochs": p.epochs,
         "batch_size": p.batch_size, "lr": p.lr, "pruned_layers": names,
         "kept_dense": [n for n in per_layer if n not in names], "layers": per_layer, "fine_tune": fit,
+        "batchnorm": bn,
     }
     return stripped

@@ -11,6 +11,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from edgeopt.errors import UsageError
+from edgeopt.train.batchnorm import reestimate as reestimate_bn
 from edgeopt.train.fit import FineTuneConfig, fine_tune
 from edgeopt.train.layers import (
     copy_model,
@@ -65,6 +66,27 @@ def _quantizable(layer) -> bool:
     return reg.Default8BitQuantizeRegistry().supports(layer)
 
 
+FOLDS_INTO = ("Conv2D", "DepthwiseConv2D", "Dense")  # tfmot's Conv/Dense + BatchNorm layout transforms
+
+
+def foldable_batchnorms(layers: list, chosen: list) -> list:
+    """BatchNormalization layers fed by one chosen, linear Conv2D/DepthwiseConv2D/Dense: annotated, they let
+    tfmot's layout transforms keep fake-quant out from between the two, and the converter folds the BN into the
+    layer's weights (no separate MUL/ADD in the int8 graph). The registry alone does not take a bare BN."""
+    chosen_names = {layer.name for layer in chosen}
+    out = []
+    for layer in layers:
+        if type(layer).__name__ not in ("BatchNormalization", "SyncBatchNormalization"):
+            continue
+        nodes = getattr(layer, "inbound_nodes", None) or []
+        inbound = nodes[0].inbound_layers if len(nodes) == 1 else None
+        prev = inbound[0] if isinstance(inbound, list) and len(inbound) == 1 else inbound
+        if (prev is not None and not isinstance(prev, list) and prev.name in chosen_names
+                and type(prev).__name__ in FOLDS_INTO and prev.get_config().get("activation") == "linear"):
+            out.append(layer)
+    return out
+
+
 def annotate(model, cfg: QuantizeConfig) -> tuple[object, list[str]]:
     """A copy of ``model`` with QAT annotations on every layer tfmot supports and the recipe did not exclude.
 
@@ -82,6 +104,8 @@ def annotate(model, cfg: QuantizeConfig) -> tuple[object, list[str]]:
         skip.add(weighted[-1].name)
     chosen = [layer for layer in layers
               if _quantizable(layer) and layer.name not in skip and not excluded(layer, cfg.exclude)]
+    chosen += [layer for layer in foldable_batchnorms(layers, chosen) if not excluded(layer, cfg.exclude)]
+    chosen = [layer for layer in layers if layer in chosen]  # model order
     kept_float = [layer.name for layer in layers if layer not in chosen]
     if len(chosen) == len(layers):
         return q.quantize_annotate_model(copy_model(model)), []
@@ -109,6 +133,32 @@ def apply_qat(model, cfg: QuantizeConfig, preserve_sparsity: bool, preserve_clus
     return qat, name, kept_float
 
 
+def float_twin(model, qat):
+    """``model``'s own architecture carrying the QAT-trained weights (matched by layer and variable name; tfmot
+    names its wrappers ``quant_<layer>``): the real float model behind the QAT one, for convert's fp32, fp16,
+    dynamic and ONNX fp32 artifacts, which would otherwise be fake-quant graphs (bigger, slower, no more exact).
+    None when a weight cannot be matched."""
+
+    def key(w) -> str:
+        return w.name.split("/")[-1].split(":")[0]
+
+    trained = {}
+    for layer in qat.layers:
+        name = layer.name.removeprefix("quant_") if hasattr(layer, "layer") else layer.name
+        trained[name] = {key(w): w for w in layer.weights}
+    twin = copy_model(model)
+    for layer in twin.layers:
+        if not layer.weights:
+            continue
+        src = trained.get(layer.name, {})
+        values = [src[key(w)].numpy() if key(w) in src else None for w in layer.weights]
+        if any(v is None or v.shape != tuple(w.shape) for v, w in zip(values, layer.weights, strict=True)):
+            log.info("quantize: no float twin (layer '%s' has no matching trained weights)", layer.name)
+            return None
+        layer.set_weights(values)
+    return twin
+
+
 def apply(model, ctx: StageContext, cfg: QuantizeConfig):
     if not cfg.qat:
         ctx.notes["quantization"] = {"qat": False, "note": "post-training quantization happens in convert"}
@@ -132,14 +182,19 @@ def apply(model, ctx: StageContext, cfg: QuantizeConfig):
     p = cfg.settings(ctx.train, lr_scale=QAT_LR_SCALE)
     fit = fine_tune(qat, ctx.dataset, p, stage=f"quantize ({name})", recipe_precision=ctx.train.precision,
                     progress=ctx.progress)
+    bn = reestimate_bn(qat, ctx.dataset.x_train, cfg.bn_samples, seed=ctx.train.seed)
     qat = qat_roundtrip(qat)
+    twin = float_twin(model, qat)
+    if twin is not None:
+        ctx.float_twin = (qat, twin)
     after = kernel_sparsity(qat)
     s_before, s_after = overall(before), overall(after)
     if preserve_sparsity and s_after < s_before - SPARSITY_LOSS_WARN:
         log.warning("quantize: kernel sparsity fell from %.3f to %.3f during %s", s_before, s_after, name)
     ctx.notes["quantization"] = {
         "qat": True, "scheme": name, "preserve_sparsity": preserve_sparsity, "preserve_clusters": preserve_clusters,
-        "kept_float": kept_float, "epochs": p.epochs, "batch_size": p.batch_size, "lr": p.lr,
+        "kept_float": kept_float, "float_twin": twin is not None, "epochs": p.epochs, "batch_size": p.batch_size, "lr": p.lr,
         "kernel_sparsity_before": s_before, "kernel_sparsity_after": s_after, "fine_tune": fit,
+        "batchnorm": bn,
     }
     return qat

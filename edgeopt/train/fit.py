@@ -101,6 +101,8 @@ class FineTuneConfig(BaseModel):
     exclude: list[str] = []
     skip_first: bool = False  # leave the first weighted layer dense / unclustered (it is small and sensitive)
     skip_last: bool = False  # same for the classifier
+    # training samples the batch-norm moving statistics are re-estimated on after the fine-tune (0: keep them)
+    bn_samples: int = Field(2048, ge=0)
 
     def settings(self, train: Any, lr_scale: float = 1.0) -> Settings:
         """The fine-tune's settings: stage keys over ``train`` defaults, starting at ``lr`` or

@@ -42,3 +42,31 @@ def test_recipe_file_errors(tmp_path):
     bad.write_text("stages: [convert: {tflite: [fp32]\n")
     with pytest.raises(UsageError, match="not valid YAML"):
         load_recipe(bad)
+
+
+def test_max_stage_drop_round_trips_and_defaults_to_two_points():
+    assert Recipe().max_stage_drop == 0.02
+    r = Recipe.from_dict({"max_stage_drop": 0.05, "stages": [{"convert": {}}]})
+    assert r.max_stage_drop == 0.05
+    assert Recipe.from_dict(r.to_dict()) == r
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "much", True])
+def test_bad_max_stage_drop_is_one_line(bad):
+    with pytest.raises(UsageError, match="max_stage_drop must be a number from 0 to 1"):
+        Recipe.from_dict({"max_stage_drop": bad})
+
+
+def test_readme_example_recipe_parses_and_distill_keeps_the_tuned_model():
+    """The README's recipe is valid as written, and its distill trains the tuned model (no fresh student)."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"## Recipes.*?```yaml\n(.*?)```", readme, re.S).group(1)
+    import yaml
+
+    r = Recipe.from_dict(yaml.safe_load(block))
+    names = [n for n, _ in r.stages]
+    assert names[:2] == ["tune", "distill"]
+    assert dict(r.stages)["distill"].student is None

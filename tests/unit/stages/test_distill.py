@@ -106,8 +106,11 @@ def test_without_student_the_previous_model_keeps_training(digits, teacher):
 
     previous = zoo.build("small_cnn", digits.input_shape, 10, width=0.25, depth=1)
     w0 = previous.get_layer("block1_conv").get_weights()[0].copy()
-    out = distill.apply(previous, _ctx(digits, teacher, epochs=1), _cfg({}))
+    ctx = _ctx(digits, teacher, epochs=1)
+    ctx.stages_done.append("tune")
+    out = distill.apply(previous, ctx, _cfg({}))
     assert out.name == previous.name
+    assert ctx.notes["distillation"]["student"]["origin"].startswith("the tune stage's model, trained further")
     assert not np.array_equal(out.get_layer("block1_conv").get_weights()[0], w0)
 
 
@@ -132,3 +135,14 @@ def test_bad_pairs_are_usage_errors(digits, teacher, tmp_path):
         distill.apply(sigmoid_teacher, _ctx(digits, sigmoid_teacher), _cfg({"student": {"zoo": "mlp"}}))
     with pytest.raises(UsageError, match="has no teacher"):
         distill.apply(teacher, _ctx(digits, None), _cfg({"student": {"zoo": "mlp"}}))
+
+
+def test_distill_says_which_model_it_trains():
+    from edgeopt.stages.distill import DistillConfig, student_origin
+
+    assert student_origin(DistillConfig(), ["tune"]) == "the tune stage's model, trained further (no student: given)"
+    assert "self-distillation" in student_origin(DistillConfig(), [])
+    fresh = student_origin(DistillConfig(student={"zoo": "small_cnn", "width": 0.25}), ["tune"])
+    assert fresh.startswith("a fresh small_cnn (width=0.25)") and "the tune stage's model is not used" in fresh
+    assert student_origin(DistillConfig(student={"path": "s.keras"}), []) == "file s.keras from student:"
+
