@@ -5,7 +5,7 @@ the fine-tune left them (``bn_samples: 0``) and re-estimated (the default, 2048 
 
 Every stage is judged on the validation split (the accuracy guard's figures); the test split is read once per
 final artifact (the int8 TFLite's parity). The guard is opened wide (``max_stage_drop: 1``) so both settings
-run to the end. Prints a table; writes benchmarks/results/batchnorm.{json,md}.
+run to the end. Prints a table; writes benchmarks/results/batchnorm.{json,md} (batchnorm_<data>.* for other data).
 
     python benchmarks/batchnorm.py [--model sample_models/digits_cnn.keras --data digits]
 """
@@ -60,10 +60,10 @@ def main() -> None:
         print(rows[-1], flush=True)
     header = ["setting", "source val", "prune val", "prune+PQAT val", "int8 test (once)", "int8 Δ source (test)",
               "BN pass s", "wall s"]
-    md = ("# Batch-norm re-estimation: prune 0.8 + PQAT + int8, digits\n\n" + md_table(header, rows) +
+    md = (f"# Batch-norm re-estimation: prune 0.8 + PQAT + int8, {args.data}\n\n" + md_table(header, rows) +
           f"\n{len(SETTINGS)} settings tried; choices on the validation split, test read once per final artifact.\n")
     print(md)
-    write_results("batchnorm", payload, md)
+    write_results("batchnorm" if args.data == "digits" else f"batchnorm_{args.data}", payload, md)
 
 
 if __name__ == "__main__":
