@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from edgeopt.cli import _console, _fmt, _progress, app
+from edgeopt.cli import _console, _progress, app
 
 
 def do_bench(paths: list[Path], targets: list[str], data: str, out: Path, **overrides):
@@ -29,19 +29,11 @@ def do_bench(paths: list[Path], targets: list[str], data: str, out: Path, **over
 
 
 def _print_results(report) -> None:
-    from rich.table import Table
+    from edgeopt.render.terminal import results_view
 
-    t = Table(title="benchmark")
-    for col in ("artifact", "target", "runtime", "status", "size KB", "gzip KB", "accuracy", "agree", "p50 ms",
-                "p90 ms", "n", "RSS MB"):
-        t.add_column(col)
-    for m in report.results:
-        lat = m.latency_ms
-        t.add_row(m.artifact, m.target, m.runtime, m.status if m.status == "ok" else f"[red]{m.status}[/]: {m.error}",
-                  _fmt(m.size_bytes and m.size_bytes / 1024, ".1f"), _fmt(m.gzip_bytes and m.gzip_bytes / 1024, ".1f"),
-                  _fmt(m.accuracy, ".4f"), _fmt(m.agreement, ".4f"), _fmt(lat and lat.p50, ".4f"),
-                  _fmt(lat and lat.p90, ".4f"), _fmt(lat and lat.n, "d"), _fmt(m.peak_rss_mb, ".0f"))
-    _console().print(t)
+    console = _console()
+    for part in results_view(report, width=console.width):
+        console.print(part)
 
 
 @app.command()

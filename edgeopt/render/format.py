@@ -14,19 +14,26 @@ if TYPE_CHECKING:
     from edgeopt.verdict.gate import Check
 
 RESULT_HEADERS = ["artifact", "format", "precision", "target", "runtime", "status", "size", "gzip", "accuracy",
-                  "p50", "p90", "p99", "peak RSS"]
+                  "agree", "init", "first", "p50", "p90", "p99", "n", "peak RSS"]
 CHECK_HEADERS = ["", "target", "artifact", "runtime", "check", "measured", "limit", "message"]
 COMPARISON_HEADERS = ["artifact", "target", "runtime", "metric", "old", "new", "change", "p-value", "verdict"]
+NUMERIC_RESULT_COLUMNS = frozenset(RESULT_HEADERS[6:])  # drawn right-aligned where a renderer aligns
 
 
 def result_row(m: Measurement) -> list[str]:
+    """RESULT_HEADERS for one result: init = loading the artifact into its runtime, first = the first inference, which
+    pays one-time costs the steady-state p50/p90/p99 leave out; n = timed samples behind the percentiles."""
     lat = m.latency_ms
     est = " (est.)" if m.estimated else ""
+
+    def pct(v: float | None) -> str:
+        return fmt_ms(v) + est if lat else "—"
+
     return [m.artifact + (" (source)" if m.role == "source" else ""), m.format, m.precision, m.target, m.runtime,
             m.status, fmt_value("size_bytes", m.size_bytes), fmt_value("gzip_bytes", m.gzip_bytes),
-            fmt_value("accuracy", m.accuracy), fmt_ms(lat.p50) + est if lat else "—",
-            fmt_ms(lat.p90) + est if lat else "—", fmt_ms(lat.p99) + est if lat else "—",
-            fmt_value("peak_rss_mb", m.peak_rss_mb)]
+            fmt_value("accuracy", m.accuracy), fmt_value("agreement", m.agreement), fmt_ms(m.init_ms),
+            fmt_ms(m.first_ms), pct(lat and lat.p50), pct(lat and lat.p90), pct(lat and lat.p99),
+            f"{lat.n:,}" if lat and lat.n else "—", fmt_value("peak_rss_mb", m.peak_rss_mb)]
 
 
 def fmt_check_value(c: Check, v: Any) -> str:
@@ -34,6 +41,26 @@ def fmt_check_value(c: Check, v: Any) -> str:
     if c.metric.startswith("regression_") and not isinstance(v, str):
         return fmt_change(c.metric, v)
     return fmt_value(c.metric, v)
+
+
+def fmt_margin(c: Check) -> str:
+    """How far a check's measured value sits from its limit, in the metric's unit and relative to the limit:
+    ``+100.0 KB (+50%)`` over a max, ``-0.0200 (-2%)`` under a min. "—" where either side is not a number."""
+    v, lim = c.measured, c.limit
+    if isinstance(v, (str, type(None))) or isinstance(lim, (str, type(None))) or isinstance(v, bool):
+        return "—"
+    diff = float(v) - float(lim)
+    metric = c.metric
+    if metric.startswith("regression_"):
+        shown = f"{diff:+.4f}" if metric.endswith("accuracy") else f"{diff * 100:+.1f} pp"
+        return shown
+    if metric.endswith("_ms"):
+        shown = ("+" if diff >= 0 else "-") + fmt_ms(abs(diff))
+    elif metric.endswith(("_kb", "_bytes", "_mb")):
+        shown = ("+" if diff >= 0 else "-") + fmt_value(metric, abs(diff))
+    else:
+        shown = f"{diff:+.4f}"
+    return shown + (f" ({diff / float(lim):+.0%})" if lim else "")
 
 
 def check_row(c: Check) -> list[str]:

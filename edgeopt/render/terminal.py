@@ -7,9 +7,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from edgeopt.render.format import COMPARISON_HEADERS, check_row, comparison_row
+from edgeopt.render.format import (
+    COMPARISON_HEADERS,
+    NUMERIC_RESULT_COLUMNS,
+    RESULT_HEADERS,
+    check_row,
+    comparison_row,
+    result_row,
+)
 
 if TYPE_CHECKING:
+    from edgeopt.core.report import Report
     from edgeopt.verdict.gate import Verdict
 
 STYLE = {"fail": "bold red", "warn": "yellow", "note": "dim", "pass": "green",
@@ -45,4 +53,45 @@ def verdict_view(verdict: Verdict) -> list[Any]:
     out += [Text("Recommendation — " + r.describe(), style="bold" if r.artifact else "dim")
             for r in verdict.recommendations]
     out.append(Text(verdict.summary(), style="bold green" if verdict.passed else "bold red"))
+    return out
+
+
+# dropped first when the terminal is too narrow for every column (the HTML and Markdown tables keep them all)
+OPTIONAL_RESULT_COLUMNS = ("gzip", "n", "agree", "p99", "format", "precision", "init", "first", "peak RSS")
+
+
+def results_view(report: Report, title: str = "benchmark", width: int | None = None) -> list[Any]:
+    """The results table (the columns of the Markdown and HTML ones; a column that holds one value in every row,
+    such as the only target, moves into the title; on a terminal narrower than the table, the least needed
+    columns go), then one line per failed or skipped result saying why."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    rows = [result_row(m) for m in report.results]
+    constant = [i for i, h in enumerate(RESULT_HEADERS) if h in ("format", "precision", "target", "runtime", "status")
+                and len(rows) > 1 and len({r[i] for r in rows}) == 1]
+    if constant:
+        title += " — " + ", ".join(f"{RESULT_HEADERS[i]} {rows[0][i]}" for i in constant)
+    keep = [i for i in range(len(RESULT_HEADERS)) if i not in constant]
+
+    def natural_width() -> int:
+        return sum(max(len(RESULT_HEADERS[i]), *(len(r[i]) for r in rows)) + 3 for i in keep)
+
+    for name in OPTIONAL_RESULT_COLUMNS:
+        if width is None or natural_width() <= width:
+            break
+        keep.remove(RESULT_HEADERS.index(name)) if RESULT_HEADERS.index(name) in keep else None
+    t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    for i in keep:
+        col = RESULT_HEADERS[i]
+        t.add_column(col, justify="right" if col in NUMERIC_RESULT_COLUMNS else "left", no_wrap=True,
+                     overflow="fold" if col == "artifact" else "ellipsis")
+    status_style = {"ok": "", "failed": "bold red", "skipped": "yellow"}
+    status_at = RESULT_HEADERS.index("status")
+    for m, row in zip(report.results, rows, strict=True):
+        t.add_row(*[Text(row[i], style=status_style.get(m.status, "") if i == status_at else "") for i in keep])
+    out: list[Any] = [t]
+    out += [Text(f"{m.status}: {m.artifact} on {m.target} ({m.runtime}): {m.error}", style=status_style[m.status])
+            for m in report.results if m.status != "ok" and m.error]
     return out

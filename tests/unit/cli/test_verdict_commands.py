@@ -95,7 +95,7 @@ def test_do_report_writes_html_and_markdown(tmp_path):
 
     assert written == [tmp_path / "r.html", tmp_path / "r.md"]
     assert "data:image/png;base64," in (tmp_path / "r.html").read_text()
-    assert "Regressions against the baseline" in (tmp_path / "r.md").read_text()
+    assert "What changed against the baseline" in (tmp_path / "r.md").read_text()
 
 
 def test_do_report_defaults_to_html_next_to_thesample_report(tmp_path):

@@ -5,22 +5,25 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from edgeopt.render.markdown import md_cell, to_markdown
+from edgeopt.render.format import RESULT_HEADERS
+from edgeopt.render.markdown import GITHUB_COMMENT_LIMIT, md_cell, to_markdown
 from edgeopt.verdict.budgets import Budgets
 from edgeopt.verdict.gate import check
-from tests.unit.render.sample import sample_report, sample_verdict
+from tests.unit.render.sample import measurement, sample_report, sample_verdict
 
 
-def test_markdown_verdict_first_then_failures_then_collapsed_table():
+def test_markdown_verdict_first_then_failures_then_table_then_details():
     md = to_markdown(sample_report(), sample_verdict(sample_report()))
 
     assert md.startswith("### ❌ edgeopt gate: FAIL")
-    fail_at, details_at = md.index("#### Failing checks"), md.index("<details>")
-    assert fail_at < details_at
-    assert "model\\_fp32 on x86-cpu (litert): size\\_kb 300.0 KB &gt; max 200.0 KB" in md
-    assert "model\\_fp16 on x86-cpu (litert): failed: boom &lt;here&gt;" in md
-    assert "**Recommendation** — x86-cpu: ship model\\_int8 with litert" in md
-    assert "<summary>All results (5)</summary>" in md
+    at = [md.index(s) for s in ("| ❌ | x86-cpu | 3 failed, 4 passed | ship model\\_int8 with litert",
+                                "#### Failing checks", "#### Results (5)", "<details>")]
+    assert at == sorted(at)
+    # each failing check with its measured value, its limit and the margin between them
+    assert "| ❌ | x86-cpu | model\\_fp32 | litert | size\\_kb | 300.0 KB | 200.0 KB | +100.0 KB (+50%) |" in md
+    assert "| ❌ | x86-cpu | model\\_fp16 | litert | status | failed | ok | — |" in md
+    assert "model\\_fp16 on x86-cpu (litert): failed: boom &lt;here&gt;" in md  # the message, in the details
+    assert "<summary>All checks (7)</summary>" in md
 
 
 def test_markdown_when_everything_passes():
@@ -32,7 +35,10 @@ def test_markdown_when_everything_passes():
     md = to_markdown(rep, v)
 
     assert md.startswith("### ✅ edgeopt gate: PASS — 0 failed, 1 warning")
-    assert "#### Failing checks" in md and "- ⚠️ net&lt;script&gt;" in md  # warnings are listed, not failing
+    assert "| ✅ | x86-cpu | 1 warned, 3 passed |" in md
+    # warnings are listed as failing checks are (they do not fail the gate): 3.59 ms against 100 µs
+    assert "#### Warnings" in md and "#### Failing checks" not in md
+    assert "| ⚠️ | x86-cpu | net&lt;script&gt;" in md and "| 3.59 ms | 100 µs | +3.49 ms (+3487%) |" in md
 
 
 def test_markdown_escapes_names():
@@ -40,22 +46,37 @@ def test_markdown_escapes_names():
 
     assert "<script>" not in md
     assert "net&lt;script&gt;" in md and "\\|" in md
-    for line in md.splitlines():
-        if line.startswith("| net"):
-            assert line.count(" | ") == 12  # the pipe in the name did not add a column
+    rows = [line for line in md.splitlines() if line.startswith("| net")]
+    assert rows and all(line.count(" | ") == len(RESULT_HEADERS) - 1 for line in rows)  # the pipe added no column
 
 
-def test_md_cell():
-    assert md_cell("a|b\nc *d* <e>") == "a\\|b c \\*d\\* &lt;e&gt;"
+def test_markdown_fits_a_github_comment():
+    rep = sample_report()
+    rep.results = [measurement(f"model_{i:04d}_with_a_long_name", size_kb=300, seed=i) for i in range(1500)]
+    v = sample_verdict(rep)
+    full = to_markdown(rep, v, limit=10**9)
+    assert len(full) > GITHUB_COMMENT_LIMIT
+
+    md = to_markdown(rep, v)
+
+    assert len(md) <= GITHUB_COMMENT_LIMIT
+    assert md.startswith("### ❌ edgeopt gate: FAIL") and "#### Failing checks" in md  # the verdict survives
+    assert "Truncated to fit GitHub's comment limit" in md.splitlines()[-1]
+    assert md.count("<details>") == md.count("</details>")
 
 
-def test_markdown_lists_regressions_against_a_baseline():
+def test_markdown_shows_what_changed_against_a_baseline():
     v = check(sample_report(1.3), baseline=sample_report())
 
     md = to_markdown(sample_report(1.3), v)
 
-    assert "#### Regressions against the baseline" in md
+    assert "#### What changed against the baseline" in md
     assert "| model\\_int8 | x86-cpu | litert | p50\\_ms |" in md
+    assert "| regression\\_p50\\_ms | +30.0% | +10.0% | +20.0 pp |" in md
+
+
+def test_md_cell():
+    assert md_cell("a|b\nc *d* <e>") == "a\\|b c \\*d\\* &lt;e&gt;"
 
 
 def test_importing_render_does_not_import_matplotlib():
