@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# the CLI's log file (TensorFlow's chatter): the tests' own, never the user's ~/.cache/edgeopt/logs
+os.environ.setdefault("EDGEOPT_LOG", os.path.join(tempfile.gettempdir(), f"edgeopt-tests-{os.getpid()}.log"))
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_MODELS = REPO / "sample_models"

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.main
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+HELP = {"help_option_names": ["-h", "--help"]}
+app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False, context_settings=HELP,
                   help="Compress a trained Keras model for a device, benchmark it there, and gate the release.")
-targets_app = typer.Typer(no_args_is_help=False, help="List benchmark targets (and set them up).")
+targets_app = typer.Typer(no_args_is_help=False, context_settings=HELP, help="List benchmark targets (and set them up).")
 app.add_typer(targets_app, name="targets")
 
 log = logging.getLogger("edgeopt.cli")  # not __name__: that is "__main__" under `python -m edgeopt.cli`
@@ -27,26 +29,34 @@ SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_models"
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    console = Console(stderr=stderr)
+    console = Console(file=sys.stderr if stderr else sys.stdout)  # sys.stderr: edgeopt's, see logs.capture_stderr
     if not console.is_terminal and "COLUMNS" not in os.environ:
-        console.width = 160  # logs and CI output: don't squeeze tables into 80 columns
+        console.width = 200  # logs and CI output: don't squeeze tables into 80 columns
     return console
+
+
+def _version(value: bool) -> None:
+    if value:
+        from edgeopt import __version__
+
+        sys.stdout.write(f"edgeopt {__version__}\n")
+        raise typer.Exit(0)
 
 
 @app.callback()
 def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
-          quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False) -> None:
-    _state["debug"] = debug
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if not debug else "0")
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
-    from rich.logging import RichHandler
+          quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors.")] = False,
+          verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show TensorFlow's and the converters' "
+                                                "own logs (else kept in the log file).")] = False,
+          version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print the version and exit.")] = False) -> None:
+    """Global options work before or after the command: `edgeopt -q bench …` and `edgeopt bench … -q`."""
+    from edgeopt.cli import logs
 
-    logging.basicConfig(level=logging.WARNING, handlers=[RichHandler(console=_console(stderr=True), show_path=False,
-                                                                      show_time=False)], format="%(message)s")
-    logging.getLogger("edgeopt").setLevel(level)
-    for noisy in ("tensorflow", "absl", "tf2onnx", "h5py"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    _state["debug"] = debug
+    logs.quiet_environment(verbose or debug)
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    logs.setup_logging(level, verbose or debug, _console(stderr=True))
 
 
 def _fmt(v, spec: str) -> str:
@@ -54,17 +64,98 @@ def _fmt(v, spec: str) -> str:
 
 
 def _progress():
+    """A progress bar on a terminal; on anything else (CI logs, pipes) one plain log line per step."""
+    console = _console(stderr=True)
+    if not console.is_terminal:
+        return PlainProgress()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=_console(stderr=True), transient=False)
+                    TimeElapsedColumn(), console=console, transient=False)
+
+
+class PlainProgress:
+    """The part of rich's Progress the commands use, as log lines: a new description is one line."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[int, dict] = {}
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add_task(self, description: str, total: float | None = None) -> int:
+        self.tasks[len(self.tasks)] = {"description": description, "total": total, "completed": 0}
+        return len(self.tasks) - 1
+
+    def advance(self, task: int, advance: float = 1) -> None:
+        self.tasks[task]["completed"] += advance
+
+    def update(self, task: int, description: str | None = None, completed: float | None = None, **_) -> None:
+        t = self.tasks[task]
+        if completed is not None:
+            t["completed"] = completed
+        if description is not None and description != t["description"]:
+            t["description"] = description
+            total = f" ({int(t['completed'])}/{int(t['total'])})" if t["total"] else ""
+            log.info("%s%s", description, total)
+
+
+GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose", "--debug")
+
+
+def hoist_global_flags(argv: list[str]) -> list[str]:
+    """Global flags moved in front of the command, so that they work anywhere on the line (up to ``--``)."""
+    flags, rest = [], []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            rest += argv[i:]
+            break
+        (flags if arg in GLOBAL_FLAGS else rest).append(arg)
+    return flags + rest
+
+
+def friendly_metavars(command) -> None:
+    """Help shows PATH, TEXT, INTEGER, NUMBER (click's words) where typer would print Python types (<list[Path]>)."""
+    from types import SimpleNamespace
+
+    helper = command.get_help_option(SimpleNamespace(help_option_names=HELP["help_option_names"]))
+    for param in [*getattr(command, "params", []), *([helper] if helper is not None else [])]:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""  # a flag takes no value: no <bool>
+            continue
+        if param.metavar is not None:
+            continue
+        desc = getattr(param, "type_descriptor", None)
+        annotation = getattr(desc, "annotation", None)
+        args = getattr(annotation, "__args__", None) or ()
+        inner = args[0] if getattr(annotation, "__origin__", None) is list and args else annotation
+        kind = ("PATH" if getattr(desc, "is_path", False) or inner is Path else "INTEGER" if inner is int
+                else "NUMBER" if inner is float else "TEXT")
+        if param.param_type_name == "argument":
+            param.metavar = param.name.upper()
+            param.display_type_rich = lambda ctx, _kind=kind + ("..." if param.nargs != 1 else ""): _kind
+        else:
+            param.metavar = kind
+    for sub in getattr(command, "commands", {}).values():
+        friendly_metavars(sub)
 
 
 def main() -> None:
+    from edgeopt.cli import logs
     from edgeopt.errors import UsageError
 
+    argv = hoist_global_flags(sys.argv[1:])
+    verbose = any(a in ("-v", "--verbose", "--debug") for a in argv)
+    logs.quiet_environment(verbose)  # before anything can import TensorFlow
+    if not verbose:
+        logs.capture_stderr()
+    command = typer.main.get_command(app)
+    friendly_metavars(command)
     try:
-        rc = app(standalone_mode=False)  # click returns typer.Exit's code instead of raising in this mode
+        rc = command.main(args=argv, prog_name="edgeopt", standalone_mode=False)  # returns typer.Exit's code
     except UsageError as e:
         if _state["debug"]:
             raise

@@ -14,8 +14,10 @@ log = logging.getLogger(__name__)
 
 
 def use_legacy_keras() -> None:
-    """tfmot and our stages need tf.keras to mean tf_keras; set before TensorFlow is first imported."""
+    """tfmot and our stages need tf.keras to mean tf_keras; set before TensorFlow is first imported, as is the
+    C++ log level (errors only, unless the user set one: the CLI's -v does, see edgeopt/cli/logs.py)."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def keras_version_of(path: Path) -> str | None:
