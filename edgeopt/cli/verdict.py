@@ -60,8 +60,9 @@ def gate(report: Annotated[Path, typer.Argument(help="report.json from `edgeopt 
 
 
 def do_report(report: Path, html: Path | None = None, markdown: Path | None = None,
-              baseline: Path | None = None) -> list[Path]:
-    """Write the HTML and/or Markdown report; with no output named, HTML next to the report."""
+              baseline: Path | None = None, budgets: Path | None = None) -> list[Path]:
+    """Write the HTML and/or Markdown report, with the gate's verdict when budgets and/or a baseline are given;
+    with no output named, HTML next to the report."""
     from edgeopt import atomic
     from edgeopt.errors import UsageError
     from edgeopt.render.html import to_html
@@ -69,10 +70,10 @@ def do_report(report: Path, html: Path | None = None, markdown: Path | None = No
     from edgeopt.verdict.gate import check
     from edgeopt.verdict.inputs import load_inputs
 
-    rep, _, old = load_inputs(report, baseline=baseline)
+    rep, limits, old = load_inputs(report, budgets, baseline)
     if not rep.results:
         raise UsageError(f"report {report} has no results", "run `edgeopt bench` on at least one artifact")
-    verdict = check(rep, baseline=old) if old is not None else None
+    verdict = check(rep, limits, old) if old is not None or limits is not None else None
     if html is None and markdown is None:
         html = Path(report).with_suffix(".html")
     written: list[Path] = []
@@ -88,13 +89,14 @@ def report(report: Annotated[Path, typer.Argument(help="report.json from `edgeop
            html: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report here.")] = None,
            markdown: Annotated[Path | None, typer.Option(help="Write a Markdown table here.")] = None,
            baseline: Annotated[Path | None, typer.Option(help="Baseline report.json to compare against.")] = None,
+           budgets: Annotated[Path | None, typer.Option(help="budgets.yaml: show the gate's verdict.")] = None,
            ) -> None:
-    """Render a report as HTML and/or Markdown."""
+    """Render a report as HTML and/or Markdown (with the verdict, given --budgets and/or --baseline)."""
     from edgeopt.errors import UsageError
 
     if html is None and markdown is None:
         raise UsageError("nothing to write", "pass --html FILE and/or --markdown FILE")
-    for p in do_report(report, html=html, markdown=markdown, baseline=baseline):
+    for p in do_report(report, html=html, markdown=markdown, baseline=baseline, budgets=budgets):
         _console().print(f"wrote {p}")
 
 
@@ -114,7 +116,7 @@ def demo(out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out/d
     rep = do_bench([out / "artifacts"], ["x86-cpu"], "digits", report_path, min_seconds=min_seconds)
     _print_results(rep)
     console.rule("3/4 report")
-    written = do_report(report_path, html=out / "report.html", markdown=out / "report.md")
+    written = do_report(report_path, html=out / "report.html", markdown=out / "report.md", budgets=budgets)
     console.rule("4/4 gate")
     code = do_gate(report_path, budgets, junit=out / "gate.junit.xml", markdown=out / "gate.md",
                    json_out=out / "verdict.json", console=console)

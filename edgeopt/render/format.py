@@ -11,12 +11,16 @@ from edgeopt.verdict.text import fmt_change, fmt_ms, fmt_value
 if TYPE_CHECKING:
     from edgeopt.core.report import Measurement
     from edgeopt.verdict.compare import Comparison
-    from edgeopt.verdict.gate import Check
+    from edgeopt.verdict.gate import Check, Verdict
 
 RESULT_HEADERS = ["artifact", "format", "precision", "target", "runtime", "status", "size", "gzip", "accuracy",
                   "agree", "init", "first", "p50", "p90", "p99", "n", "peak RSS"]
 CHECK_HEADERS = ["", "target", "artifact", "runtime", "check", "measured", "limit", "message"]
 COMPARISON_HEADERS = ["artifact", "target", "runtime", "metric", "old", "new", "change", "p-value", "verdict"]
+FAILING_HEADERS = ["", "target", "artifact", "runtime", "check", "measured", "limit", "margin"]
+TARGET_HEADERS = ["", "target", "checks", "ship"]
+COUNTED = {"fail": "failed", "warn": "warned", "note": "noted", "pass": "passed"}
+OUTCOME_ORDER = ("fail", "inconclusive", "warn", "note", "pass")
 NUMERIC_RESULT_COLUMNS = frozenset(RESULT_HEADERS[6:])  # drawn right-aligned where a renderer aligns
 
 
@@ -73,3 +77,33 @@ def comparison_row(c: Comparison) -> list[str]:
     return [c.artifact, c.target, c.runtime, c.metric, fmt_value(c.metric, c.old), fmt_value(c.metric, c.new),
             fmt_change(c.metric, c.change), "—" if c.p_value is None else f"{c.p_value:.2g}",
             c.verdict + (f" ({c.note})" if c.note else "")]
+
+
+def failing_row(c: Check) -> list[str]:
+    """FAILING_HEADERS after the first column: where, what, the measured value, the limit and the margin."""
+    return [*check_row(c)[:6], fmt_margin(c)]
+
+
+def checks_to_look_at(verdict: Verdict) -> list[Check]:
+    """The checks a reader must see first (failed, inconclusive, warned), worst first."""
+    rank = {o: i for i, o in enumerate(OUTCOME_ORDER)}
+    return sorted((c for c in verdict.checks if c.outcome not in ("pass", "note")),
+                  key=lambda c: rank.get(c.outcome, len(rank)))
+
+
+def target_rows(verdict: Verdict) -> list[tuple[str, list[str]]]:
+    """Per target: its outcome ("fail" or "pass") and TARGET_HEADERS after the first column (the counts of its
+    checks, what to ship there)."""
+    targets = list(dict.fromkeys([*(c.target for c in verdict.checks), *(r.target for r in verdict.recommendations)]))
+    rank = {o: i for i, o in enumerate(OUTCOME_ORDER)}
+    rows = []
+    for t in targets:
+        mine = [c for c in verdict.checks if c.target == t]
+        counts: dict[str, int] = {}
+        for c in sorted(mine, key=lambda c: rank.get(c.outcome, len(rank))):
+            counts[c.outcome] = counts.get(c.outcome, 0) + 1
+        shown = ", ".join(f"{n} {COUNTED.get(o, o)}" for o, n in counts.items())
+        rec = next((r for r in verdict.recommendations if r.target == t), None)
+        ship = "—" if rec is None else rec.describe().split(": ", 1)[-1]
+        rows.append(("fail" if counts.get("fail") else "pass", [t, shown or "no checks", ship]))
+    return rows

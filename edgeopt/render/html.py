@@ -16,10 +16,16 @@ from edgeopt.core.report import Report
 from edgeopt.render.format import (
     CHECK_HEADERS,
     COMPARISON_HEADERS,
+    FAILING_HEADERS,
+    NUMERIC_RESULT_COLUMNS,
     RESULT_HEADERS,
+    TARGET_HEADERS,
     check_row,
+    checks_to_look_at,
     comparison_row,
+    failing_row,
     result_row,
+    target_rows,
 )
 from edgeopt.verdict.text import fmt_change
 
@@ -27,22 +33,27 @@ if TYPE_CHECKING:
     from edgeopt.verdict.compare import Comparison
     from edgeopt.verdict.gate import Check, Verdict
 
+MARK = {"pass": "✓", "fail": "✗", "warn": "!", "note": "i", "inconclusive": "?"}  # glyphs every font has (no emoji)
 MAX_ROWS = 500  # generic tables: enough for a per-layer table, bounded for a runaway section
 MAX_DEPTH = 6
 
 CSS = """
 :root{--fail:#b3261e;--warn:#8a6d00;--ok:#1b7f3b;--muted:#667;--line:#dde}
 *{box-sizing:border-box}
-body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:64rem;
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;max-width:84rem;
 padding:0.75rem;color:#1d1d24;background:#fff}
 h1{font-size:1.4rem;margin:.3rem 0}h2{font-size:1.15rem;margin-top:1.6rem;border-bottom:1px solid var(--line)}
 h3{font-size:1rem}
 .banner{padding:.7rem 1rem;border-radius:.5rem;font-weight:600;margin:.6rem 0}
 .banner.pass{background:#e6f4ea;color:var(--ok)}.banner.fail{background:#fce8e6;color:var(--fail)}
 .banner.info{background:#eef1f8;color:#234}
-.scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;margin:.4rem 0}
-table{border-collapse:collapse;font-size:.85rem;min-width:100%}
+.scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;margin:.4rem 0;max-width:100%}
+figure{margin:.8rem 0}figcaption{font-size:.8rem;color:var(--muted)}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+table{border-collapse:collapse;font-size:.85rem;min-width:100%}table.kv{min-width:0}
+#results table{font-size:.8rem}
 th,td{border:1px solid var(--line);padding:.25rem .45rem;text-align:left;vertical-align:top;white-space:nowrap}
+#results th,#results td{padding:.2rem .35rem}
 td.msg{white-space:normal;min-width:14rem}
 th{background:#f4f5fa;position:sticky;top:0}
 tr.fail td,span.regressed{color:var(--fail);font-weight:600}tr.warn td,span.missing{color:var(--warn)}
@@ -61,7 +72,7 @@ def esc(value: Any) -> str:
 
 
 def table(headers: list[str], rows: list[list[Any]], row_classes: list[str] | None = None,
-          msg_col: int | None = None) -> str:
+          msg_col: int | None = None, cls: str = "") -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = []
     for i, row in enumerate(rows):
@@ -69,13 +80,19 @@ def table(headers: list[str], rows: list[list[Any]], row_classes: list[str] | No
         cells = "".join(f'<td class="msg">{esc(v)}</td>' if j == msg_col else f"<td>{esc(v)}</td>"
                         for j, v in enumerate(row))
         body.append(f"<tr{cls}>{cells}</tr>")
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+    attr = f' class="{esc(cls)}"' if cls else ""
+    return (f'<div class="scroll"><table{attr}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+            "</div>")
 
 
-def img(b64: str | None, alt: str) -> str:
+def img(b64: str | None, alt: str, caption: str = "", chart: str = "") -> str:
+    """A chart as an inline PNG in a <figure> (``data-chart`` names it for tests and readers), or a line
+    saying there was nothing to plot."""
     if b64 is None:
         return f'<p class="muted">{esc(alt)}: nothing to plot.</p>'
-    return f'<img src="data:image/png;base64,{b64}" alt="{esc(alt)}">'
+    cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
+    return (f'<figure class="chart" data-chart="{esc(chart or alt)}"><img src="data:image/png;base64,{b64}" '
+            f'alt="{esc(alt)}">{cap}</figure>')
 
 
 def to_html(report: Report, verdict: Verdict | None = None, baseline: Report | None = None) -> str:
@@ -95,43 +112,61 @@ def to_html(report: Report, verdict: Verdict | None = None, baseline: Report | N
     for t in targets:
         rows = [m for m in report.results if m.target == t]
         parts.append(f"<h2>Target {esc(t)}</h2>")
-        parts.append(img(plots.pareto_png(rows, t), f"{t}: accuracy vs p90"))
-        parts.append(img(plots.latency_png(rows, t), f"{t}: latency distribution"))
-    parts.append("<h2>Size</h2>" + img(plots.size_png(report.results), "size raw vs gzip"))
+        parts.append(img(plots.pareto_png(rows, t), f"{t}: accuracy vs p90", chart=f"pareto {t}",
+                         caption="Up and left is better. Marker area grows with the size on disk; outlined red "
+                                 "points are on the Pareto front (nothing else is both faster and more accurate)."))
+        parts.append(img(plots.latency_png(rows, t), f"{t}: latency distribution", chart=f"latency {t}",
+                         caption="Box: p25–p75, line: p50, whiskers: p1–p99 of the timed single inferences."))
+        moved = plots.comparison_png(comparisons, t) if comparisons else None
+        if moved is not None:  # only where some p50 could be compared
+            parts.append(img(moved, f"{t}: p50 against the baseline", chart=f"comparison {t}",
+                             caption="Change of the median latency against the baseline."))
+    parts.append("<h2>Size</h2>" + img(plots.size_png(report.results), "size raw vs gzip", chart="size"))
     parts.append("<h2>Results</h2>" + results_html(report, comparisons))
     if verdict is not None and verdict.checks:
-        order = {"fail": 0, "warn": 1, "note": 2, "pass": 3}
-        checks = sorted(verdict.checks, key=lambda c: order[c.outcome])
-        parts.append("<h2>Checks</h2>" + table(CHECK_HEADERS, _check_rows(checks), [c.outcome for c in checks],
-                                               msg_col=7))
+        order = {"fail": 0, "inconclusive": 1, "warn": 2, "note": 3, "pass": 4}
+        checks = sorted(verdict.checks, key=lambda c: order.get(c.outcome, len(order)))
+        shown = [c for c in checks if c.outcome != "pass"]
+        passed = [c for c in checks if c.outcome == "pass"]
+        html_checks = table(CHECK_HEADERS, _check_rows(shown), [c.outcome for c in shown], msg_col=7) if shown else ""
+        if passed:  # the passing ones are there to be looked up, not read
+            html_checks += (f"<details><summary>{len(passed)} passed checks</summary>"
+                            f"{table(CHECK_HEADERS, _check_rows(passed), msg_col=7)}</details>")
+        parts.append("<h2>Checks</h2>" + html_checks)
     if comparisons:
         parts.append("<h2>Against the baseline</h2>" + comparisons_html(comparisons))
     for key, value in report.extra.items():
-        parts.append(f"<h2>{esc(section_title(key))}</h2>" + generic_html(value))
-    parts.append("<h2>Environment</h2>" + generic_html(report.environment))
+        value = pruned(value)
+        if value is not None:  # a stage section with nothing in it is left out, not drawn as empty headings
+            parts.append(f"<h2>{esc(section_title(key))}</h2>" + generic_html(value))
+    parts.append("<h2>Environment</h2>" + generic_html(pruned(report.environment) or {}))
     parts.append(f'<p class="muted">schema_version {esc(report.schema_version)} · written by edgeopt</p>')
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
 
 def summary_html(report: Report, verdict: Verdict | None, comparisons: list[Comparison]) -> str:
+    """The banner (the gate's summary, or counts when no budgets or baseline were given), then per target its
+    outcome and what to ship, then the checks that failed or warned with measured value, limit and margin."""
     out = []
     if verdict is not None:
-        out.append(f'<div class="banner {"pass" if verdict.passed else "fail"}">{esc(verdict.summary())}</div>')
-        if verdict.recommendations:
-            items = "".join(f"<li>{esc(r.describe())}</li>" for r in verdict.recommendations)
-            out.append(f"<p><strong>Recommended</strong></p><ul>{items}</ul>")
-        bad = [c for c in verdict.checks if c.outcome in ("fail", "warn")]
+        out.append(f'<div class="banner {"pass" if verdict.passed else "fail"}" id="verdict">'
+                   f'{esc(verdict.summary())}</div>')
+        rows = target_rows(verdict)
+        out.append(table(TARGET_HEADERS, [[MARK[o], *r] for o, r in rows],
+                         [o if o == "fail" else "" for o, _ in rows], msg_col=3))
+        bad = checks_to_look_at(verdict)
         if bad:
-            items = "".join(f'<li class="{esc(c.outcome)}">{esc(c.outcome.upper())}: {esc(c.message)}</li>'
-                            for c in bad)
-            out.append(f"<ul>{items}</ul>")
+            out.append("<h3>Checks to look at</h3>" + table(
+                FAILING_HEADERS, [[f"{MARK.get(c.outcome, '?')} {c.outcome.upper()}", *failing_row(c)] for c in bad],
+                [c.outcome for c in bad]))
     else:
         ok = sum(m.status == "ok" for m in report.results)
         regressed = sum(c.regressed for c in comparisons)
         text = f"{len(report.results)} results, {ok} ok" + (f", {regressed} regressions vs baseline"
                                                            if comparisons else "")
-        out.append(f'<div class="banner info">{esc(text)}</div>')
+        text += " — no verdict: pass --budgets (and/or --baseline) to `edgeopt report` for one"
+        out.append(f'<div class="banner info" id="verdict">{esc(text)}</div>')
     return "\n".join(out)
 
 
@@ -142,8 +177,10 @@ def results_html(report: Report, comparisons: list[Comparison]) -> str:
     headers = RESULT_HEADERS + (["vs baseline"] if comparisons else [])
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = []
+    numeric = [h in NUMERIC_RESULT_COLUMNS for h in RESULT_HEADERS]
     for m in report.results:
-        cells = "".join(f"<td>{esc(v)}</td>" for v in result_row(m))
+        cells = "".join(f'<td class="num">{esc(v)}</td>' if n else f"<td>{esc(v)}</td>"
+                        for v, n in zip(result_row(m), numeric, strict=True))
         cmp = by_key.get(m.key, [])
         if comparisons:
             cells += f"<td>{baseline_marks(cmp)}</td>"
@@ -152,8 +189,8 @@ def results_html(report: Report, comparisons: list[Comparison]) -> str:
     errors = [m for m in report.results if m.status != "ok" and m.error]
     notes = "".join(f"<li>{esc(m.artifact)} on {esc(m.target)} ({esc(m.runtime)}): {esc(m.status)}: "
                     f"{esc(m.error)}</li>" for m in errors)
-    return (f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
-            + (f"<ul>{notes}</ul>" if notes else ""))
+    return (f'<div class="scroll" id="results"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
+            f'</table></div>' + (f"<ul>{notes}</ul>" if notes else ""))
 
 
 def baseline_marks(cmp: list[Comparison]) -> str:
@@ -188,6 +225,17 @@ def section_title(key: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def pruned(value: Any) -> Any:
+    """``value`` without empty parts (None, "", {}, [] at any depth); None when nothing is left."""
+    if isinstance(value, dict):
+        kept = {k: p for k, v in value.items() if (p := pruned(v)) is not None}
+        return kept or None
+    if isinstance(value, list):
+        items = [p for v in value if (p := pruned(v)) is not None]
+        return items or None
+    return None if value is None or value == "" else value
+
+
 def _is_scalar(v: Any) -> bool:
     return v is None or isinstance(v, (str, int, float, bool))
 
@@ -215,10 +263,15 @@ def generic_html(value: Any, depth: int = 0) -> str:
         return f"<pre>{esc(json.dumps(value, indent=1, default=str)[:4000])}</pre>"
     if isinstance(value, dict):
         flat = {k: v for k, v in value.items() if _is_flat(v)}
-        out = [table(["key", "value"], [[k, _cell(v)] for k, v in list(flat.items())[:MAX_ROWS]])] if flat else []
+        out = [table(["key", "value"], [[k, _cell(v)] for k, v in list(flat.items())[:MAX_ROWS]], cls="kv")] if flat else []
         for k, v in value.items():
             if k not in flat:
-                out.append(f"<details open><summary>{esc(k)}</summary>{generic_html(v, depth + 1)}</details>")
+                path = [str(k)]  # a chain of one-key mappings reads as one heading: "artifacts › model.tflite › int8"
+                while isinstance(v, dict) and len(v) == 1 and not _is_flat(next(iter(v.values()))):
+                    (inner, v), = v.items()
+                    path.append(str(inner))
+                out.append(f"<details open><summary>{esc(' › '.join(path))}</summary>"
+                           f"{generic_html(v, depth + 1)}</details>")
         return "\n".join(out) or '<p class="muted">(empty)</p>'
     if isinstance(value, list):
         if value and all(isinstance(x, dict) for x in value):

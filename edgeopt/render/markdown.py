@@ -14,11 +14,15 @@ from edgeopt.core.report import Report
 from edgeopt.render.format import (
     CHECK_HEADERS,
     COMPARISON_HEADERS,
+    FAILING_HEADERS,
     RESULT_HEADERS,
+    TARGET_HEADERS,
     check_row,
+    checks_to_look_at,
     comparison_row,
-    fmt_margin,
+    failing_row,
     result_row,
+    target_rows,
 )
 from edgeopt.verdict.text import one_line
 
@@ -28,9 +32,6 @@ if TYPE_CHECKING:
 ICON = {"fail": "❌", "warn": "⚠️", "note": "ℹ️", "pass": "✅", "inconclusive": "❔"}
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|#~])")
 GITHUB_COMMENT_LIMIT = 65_536  # characters in one PR comment body; longer ones are refused
-FAILING_HEADERS = ["", "target", "artifact", "runtime", "check", "measured", "limit", "margin"]
-TARGET_HEADERS = ["", "target", "checks", "ship"]
-COUNTED = {"fail": "failed", "warn": "warned", "note": "noted", "pass": "passed"}
 
 
 def md_cell(value: Any) -> str:
@@ -52,21 +53,6 @@ def _check_rows(checks: list[Check]) -> list[list[Any]]:
     return [[icon(c.outcome), *check_row(c)] for c in checks]
 
 
-def target_rows(verdict: Verdict) -> list[list[Any]]:
-    """One row per target: ✅/❌, the counts of its checks, what to ship there."""
-    targets = list(dict.fromkeys([*(c.target for c in verdict.checks), *(r.target for r in verdict.recommendations)]))
-    rows = []
-    for t in targets:
-        mine = [c for c in verdict.checks if c.target == t]
-        counts = {o: sum(c.outcome == o for c in mine) for o in dict.fromkeys(c.outcome for c in mine)}
-        shown = ", ".join(f"{n} {COUNTED.get(o, o)}" for o, n in sorted(
-            counts.items(), key=lambda kv: list(ICON).index(kv[0]) if kv[0] in ICON else len(ICON)))
-        rec = next((r for r in verdict.recommendations if r.target == t), None)
-        ship = "—" if rec is None else rec.describe().split(": ", 1)[-1]
-        rows.append([icon("fail" if counts.get("fail") else "pass"), t, shown or "no checks", ship])
-    return rows
-
-
 def to_markdown(report: Report, verdict: Verdict | None = None, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     """The PR comment: the verdict per target, the failing checks (measured, limit, margin), what changed
     against the baseline, then the results table, then every check and comparison collapsed. Cut to ``limit``
@@ -74,13 +60,11 @@ def to_markdown(report: Report, verdict: Verdict | None = None, limit: int = GIT
     out: list[str] = []
     if verdict is not None:
         out += [f"### {icon('pass' if verdict.passed else 'fail')} edgeopt gate: {md_cell(verdict.summary())}", ""]
-        out += [_md_table(TARGET_HEADERS, target_rows(verdict)), ""]
-        order = list(ICON)
-        bad = sorted((c for c in verdict.checks if c.outcome not in ("pass", "note")),
-                     key=lambda c: order.index(c.outcome) if c.outcome in order else len(order))
+        out += [_md_table(TARGET_HEADERS, [[icon(passed), *row] for passed, row in target_rows(verdict)]), ""]
+        bad = checks_to_look_at(verdict)
         if bad:
             out += ["#### Failing checks" if any(c.outcome == "fail" for c in bad) else "#### Warnings", "",
-                    _md_table(FAILING_HEADERS, [[icon(c.outcome), *check_row(c)[:6], fmt_margin(c)] for c in bad]),
+                    _md_table(FAILING_HEADERS, [[icon(c.outcome), *failing_row(c)] for c in bad]),
                     ""]
         moved = [c for c in verdict.comparisons if c.regressed or c.verdict in ("missing", "improved")]
         if moved:

@@ -98,6 +98,17 @@ def test_do_report_writes_html_and_markdown(tmp_path):
     assert "What changed against the baseline" in (tmp_path / "r.md").read_text()
 
 
+def test_do_report_with_budgets_shows_the_gate_verdict(tmp_path):
+    rp = sample_report().save(tmp_path / "report.json")
+    budgets = tmp_path / "b.yaml"
+    budgets.write_text("targets:\n  x86-cpu: {max_size_kb: 200}\n")
+
+    do_report(rp, html=tmp_path / "r.html", markdown=tmp_path / "r.md", budgets=budgets)
+
+    assert 'class="banner fail" id="verdict">FAIL' in (tmp_path / "r.html").read_text()
+    assert (tmp_path / "r.md").read_text().startswith("### ❌ edgeopt gate: FAIL")
+
+
 def test_do_report_defaults_to_html_next_to_thesample_report(tmp_path):
     rp = sample_report().save(tmp_path / "report.json")
 

@@ -10,6 +10,7 @@ import pytest
 
 from edgeopt.core.report import Report
 from edgeopt.render.html import to_html
+from edgeopt.verdict.gate import check
 from tests.unit.render.sample import measurement, sample_report, sample_verdict
 
 
@@ -62,8 +63,18 @@ def test_html_renders_any_section_a_stage_adds_in_report_order():
     page = to_html(rep)
 
     heads = re.findall(r"<h2>([^<]*)</h2>", page)
-    assert heads[-4:] == ["Tuning", "Int8 search", "Manifests", "Environment"]
+    assert heads[-3:] == ["Tuning", "Int8 search", "Environment"]  # "manifests" holds nothing: no section
     assert "dense_1" in page
+
+
+def test_html_sections_hold_content_or_are_absent():
+    rep = sample_report()
+    rep.extra = {"per_layer": {"sensitivity": {"conv": {}}, "sparsity": []}, "int8": {"a": {"b": {"rmse": 0.5}}}}
+
+    page = to_html(rep)
+
+    assert "Per layer" not in page and "sensitivity" not in page
+    assert "<summary>a › b</summary>" in page  # a chain of one-key mappings is one heading, not nested ones
 
 
 def test_html_marks_regressions_against_a_baseline():
@@ -87,3 +98,27 @@ def test_plot_labels_with_tex_characters_render(name):
     rep = Report(environment={}, results=[measurement(name)])
 
     assert "data:image/png;base64," in to_html(rep)
+
+
+def test_html_opens_with_the_verdict_per_target_and_what_failed_by_how_much():
+    rep = sample_report()
+
+    page = to_html(rep, sample_verdict(rep))
+
+    assert page.index('class="banner fail" id="verdict"') < page.index("<h2>Target x86-cpu</h2>")
+    assert "<td>✗</td><td>x86-cpu</td><td>3 failed, 4 passed</td>" in page
+    assert "<td>300.0 KB</td><td>200.0 KB</td><td>+100.0 KB (+50%)</td>" in page  # measured, limit, margin
+    assert "<summary>4 passed checks</summary>" in page  # the passing ones collapsed
+    heads = re.findall(r"<th>([^<]*)</th>", page[page.index('id="results"'):])
+    assert {"init", "first", "peak RSS"} <= set(heads)
+
+
+def test_html_without_a_verdict_says_how_to_get_one():
+    assert "pass --budgets" in to_html(sample_report())
+
+
+def test_html_draws_a_comparison_chart_against_a_baseline():
+    page = to_html(sample_report(1.3), check(sample_report(1.3), baseline=sample_report()), sample_report())
+
+    assert 'data-chart="comparison x86-cpu"' in page
+    assert 'data-chart="comparison' not in to_html(sample_report())
