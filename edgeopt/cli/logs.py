@@ -28,7 +28,20 @@ from pathlib import Path
 LIBRARY_LOGGERS = ("tensorflow", "absl", "tf2onnx", "h5py", "keras", "tf_keras", "keras_tuner", "onnx",
                    "onnxruntime", "matplotlib", "PIL", "py.warnings", "optuna")
 ROTATE_BYTES = 10 * 1024 * 1024
-PLAIN_FORMAT = "edgeopt: %(message)s"  # what non-TTY output (CI logs) shows: plain, one record a line
+
+
+class PlainFormatter(logging.Formatter):
+    """Off a terminal (CI logs, pipes): ``edgeopt: message``, ``edgeopt: warning: message``; a library's
+    record (shown with -v) under its own name, never passed off as edgeopt's."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        who = "edgeopt" if record.name.split(".")[0] in ("edgeopt", "__main__") else record.name
+        level = f"{record.levelname.lower()}: " if record.levelno >= logging.WARNING else ""
+        text = f"{who}: {level}{record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
 
 
 def log_path() -> Path:
@@ -96,7 +109,7 @@ def setup_logging(level: int, verbose: bool, console=None) -> None:
         handler.setFormatter(logging.Formatter("%(message)s"))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(PLAIN_FORMAT))
+        handler.setFormatter(PlainFormatter())
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_edgeopt", False)]:
         root.removeHandler(old)

@@ -123,3 +123,4 @@ def test_colour_only_on_a_terminal_without_no_color(tmp_path, no_color):
     assert has_colour(shown) is not no_color, shown[:400]
     piped = run("gate", report, "--budgets", budgets)
     assert "FAIL" in piped.stdout and not ANSI.search(piped.stdout + piped.stderr)
+
