@@ -75,7 +75,8 @@ def _progress():
 
 
 class PlainProgress:
-    """The part of rich's Progress the commands use, as log lines: a new description is one line."""
+    """The part of rich's Progress the commands use (add_task, update, advance, reset), as log lines: each new
+    description is one line; bars, visibility and refreshes have no plain-text meaning and are ignored."""
 
     def __init__(self) -> None:
         self.tasks: dict[int, dict] = {}
@@ -86,21 +87,30 @@ class PlainProgress:
     def __exit__(self, *exc) -> None:
         return None
 
-    def add_task(self, description: str, total: float | None = None) -> int:
+    def add_task(self, description: str, total: float | None = None, **_) -> int:
         self.tasks[len(self.tasks)] = {"description": description, "total": total, "completed": 0}
         return len(self.tasks) - 1
 
     def advance(self, task: int, advance: float = 1) -> None:
         self.tasks[task]["completed"] += advance
 
-    def update(self, task: int, description: str | None = None, completed: float | None = None, **_) -> None:
+    def reset(self, task: int, total: float | None = None, description: str | None = None, **_) -> None:
+        self.tasks[task].update(total=total, completed=0)
+        self.update(task, description=description)
+
+    def update(self, task: int, description: str | None = None, completed: float | None = None,
+               advance: float | None = None, total: float | None = None, **_) -> None:
         t = self.tasks[task]
+        if total is not None:
+            t["total"] = total
         if completed is not None:
             t["completed"] = completed
+        if advance:
+            t["completed"] += advance
         if description is not None and description != t["description"]:
             t["description"] = description
-            total = f" ({int(t['completed'])}/{int(t['total'])})" if t["total"] else ""
-            log.info("%s%s", description, total)
+            done = f" ({int(t['completed'])}/{int(t['total'])})" if t["total"] else ""
+            log.info("%s%s", description, done)
 
 
 GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose", "--debug")

@@ -23,3 +23,19 @@ def test_global_flags_move_in_front_of_the_command_up_to_a_double_dash():
         "-q", "--debug", "bench", "a.tflite", "--data", "digits"]
     assert hoist_global_flags(["gate", "r.json", "--", "-v"]) == ["gate", "r.json", "--", "-v"]
     assert hoist_global_flags(["-v", "compress", "m.keras"]) == ["-v", "compress", "m.keras"]
+
+
+def test_plain_progress_takes_every_call_the_commands_make(caplog):
+    from edgeopt.cli import PlainProgress
+
+    with caplog.at_level(logging.INFO, logger="edgeopt.cli"), PlainProgress() as p:
+        trials = p.add_task("trials", total=3)
+        epochs = p.add_task("epochs", total=None, visible=False)
+        p.reset(epochs, total=None, visible=True, description="trial 1: width=0.5")
+        p.update(epochs, total=4, completed=2, description="trial 1 epoch 2/4")
+        p.update(trials, advance=1, description="trials (best 0.9)")
+        p.advance(trials)
+        p.update(trials, description="trials: done")
+
+    assert [r.getMessage() for r in caplog.records] == [
+        "trial 1: width=0.5", "trial 1 epoch 2/4 (2/4)", "trials (best 0.9) (1/3)", "trials: done (2/3)"]
