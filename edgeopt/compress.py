@@ -4,12 +4,12 @@ write manifest.json, and move the folder into place only when every stage is don
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from edgeopt.core.artifact import Artifact, Manifest
 from edgeopt.errors import UsageError
+from edgeopt.out_folder import check_out, make_staging, swap_into_place
 from edgeopt.recipe import Recipe, load_recipe, run
 from edgeopt.stages import StageContext
 
@@ -36,36 +36,26 @@ def _copy_source(model_path: Path, staging: Path, base: str) -> Artifact:
     return Artifact.from_file(dest, name=dest.name, precision="fp32", role="source", relative_to=staging)
 
 
-def _swap_into_place(staging: Path, out: Path) -> None:
-    backup = None
-    if out.exists():
-        backup = out.with_name(f".{out.name}.old")
-        shutil.rmtree(backup, ignore_errors=True)
-        out.rename(backup)
-    staging.rename(out)
-    if backup:
-        shutil.rmtree(backup, ignore_errors=True)
-
-
 def compress(model_path, data, out, recipe: Recipe | str | Path | None = None,
-             progress: Callable[[str], None] | None = None) -> Manifest:
+             progress: Callable[[str], None] | None = None, force: bool = False) -> Manifest:
     """Run ``recipe`` on the model at ``model_path`` with ``data``; write ``out``/manifest.json.
 
     A stage the accuracy guard stops ends the run early, not with an exception: ``out`` then holds what was made
-    before it and the manifest's ``guard`` section has ``verdict: stopped`` (the CLI exits 1 on it)."""
+    before it and the manifest's ``guard`` section has ``verdict: stopped`` (the CLI exits 1 on it). ``out`` must
+    be new, empty or an earlier edgeopt output (``force``: one that also holds other files, which stay); see
+    edgeopt.out_folder."""
     from edgeopt.data.loaders import load_dataset
     from edgeopt.models.load import check_model_path, load_model
 
     model_path = check_model_path(model_path)
+    out = check_out(out, model_path, force)
     rec = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     rec = rec.with_default_convert()
     dataset = data if hasattr(data, "x_test") else load_dataset(data)
-    out = Path(out)
     model = load_model(model_path, sample=dataset.x_val[:64])  # a bridged Keras 3 model is checked on real data
     check_compatible(model, dataset)
     base = model_path.stem if model_path.is_file() else model_path.name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging = make_staging(out)
     try:
         source = _copy_source(model_path, staging, base)
         ctx = StageContext(dataset=dataset, out_dir=staging, base_name=base, train=rec.train, teacher=model,
@@ -75,7 +65,8 @@ def compress(model_path, data, out, recipe: Recipe | str | Path | None = None,
                                     "recipe": rec.to_dict()},
                             artifacts=artifacts, extra=dict(ctx.notes))
         manifest.save(staging)
-        _swap_into_place(staging, out)
+        out = check_out(out, model_path, force)  # again: the folder may have changed while the stages ran
+        swap_into_place(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

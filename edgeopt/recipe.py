@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeopt.core.artifact import Artifact
+from edgeopt.core.safe_yaml import load_yaml
 from edgeopt.errors import UsageError, nearest, validation_error
 from edgeopt.stages import STAGES, StageContext
 from edgeopt.train.fit import TrainDefaults
@@ -104,10 +104,7 @@ def load_recipe(path: str | Path | None) -> Recipe:
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"recipe {p} does not exist", "pass a recipe .yaml (see README.md) or omit --recipe")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise UsageError(f"recipe {p} is not valid YAML ({str(e).splitlines()[0]})", "fix the YAML syntax") from None
+    raw = load_yaml(p, "recipe", "pass a recipe .yaml (see README.md) or omit --recipe")
     if raw is not None and not isinstance(raw, dict):
         raise UsageError(f"recipe {p} is not a mapping", "a recipe has `train:` and `stages:`")
     return Recipe.from_dict(raw, source=str(p)).with_default_convert()

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edgeopt.bench.estimate import Calibration
 from edgeopt.bench.plan import RunSettings
+from edgeopt.core.safe_yaml import load_yaml
 from edgeopt.errors import UsageError, nearest, validation_error
 
 
@@ -133,10 +133,7 @@ def expand_env(value: Any) -> Any:
 
 
 def _parse(path: Path, _seen: tuple[str, ...] = ()) -> Target:
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise UsageError(f"target file {path} is not valid YAML ({e})", "fix the YAML syntax") from None
+    raw = load_yaml(path, "target file", "see targets/x86-cpu.yaml for the format") or {}
     if not isinstance(raw, dict):
         raise UsageError(f"target file {path} is not a mapping", "see targets/x86-cpu.yaml for the format")
     raw.setdefault("name", path.stem)

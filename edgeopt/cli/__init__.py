@@ -49,9 +49,21 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks a
           verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show TensorFlow's and the converters' "
                                                 "own logs (else kept in the log file).")] = False,
           version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                help="Print the version and exit.")] = False) -> None:
+                                                help="Print the version and exit.")] = False,
+          unsafe_load: Annotated[bool, typer.Option(
+              "--unsafe-load", help="Load models whose files hold Python code (Lambda layers, custom objects): "
+                                    "only for model files you trust.")] = False,
+          custom_objects: Annotated[list[str] | None, typer.Option(
+              "--custom-objects", help="module.path whose import registers the model's custom Keras classes "
+                                       "(repeatable).")] = None) -> None:
     """Global options work before or after the command: `edgeopt -q bench …` and `edgeopt bench … -q`."""
     from edgeopt.cli import logs
+    from edgeopt.models.safety import allow_custom_objects, allow_unsafe_load
+
+    if unsafe_load:
+        allow_unsafe_load()  # via the environment, so that bench workers inherit the choice
+    if custom_objects:
+        allow_custom_objects(custom_objects)
 
     _state["debug"] = debug
     logs.quiet_environment(verbose or debug)
@@ -113,7 +125,7 @@ class PlainProgress:
             log.info("%s%s", description, done)
 
 
-GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose", "--debug")
+GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose", "--debug", "--unsafe-load")
 
 
 def hoist_global_flags(argv: list[str]) -> list[str]:
@@ -153,6 +165,13 @@ def friendly_metavars(command) -> None:
         friendly_metavars(sub)
 
 
+def _internal_error(e: BaseException) -> None:
+    first = (str(e).strip().splitlines() or [""])[0][:200]
+    sys.stderr.write(f"internal error: {type(e).__name__}{': ' + first if first else ''}; "
+                     "rerun with --debug and report it\n")
+    sys.exit(3)
+
+
 def main() -> None:
     from edgeopt.cli import logs
     from edgeopt.errors import UsageError
@@ -173,12 +192,11 @@ def main() -> None:
         sys.exit(2)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except typer.Abort:
-        sys.stderr.write("aborted\n")
-        sys.exit(130)
-    except KeyboardInterrupt:
+    except (typer.Abort, KeyboardInterrupt):  # click turns Ctrl-C at a prompt into Abort
         sys.stderr.write("interrupted; partial results were kept\n")
         sys.exit(130)
+    except SystemExit:
+        raise
     except Exception as e:
         # Usage errors (missing option, bad value) come from click, which typer vendors in newer releases:
         # recognise them by shape rather than by importing a module that may not exist.
@@ -187,10 +205,7 @@ def main() -> None:
             sys.exit(e.exit_code if isinstance(e.exit_code, int) and e.exit_code else 2)
         if _state["debug"]:
             raise
-        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
-        sys.stderr.write(f"internal error: {type(e).__name__}{': ' + first if first else ''} — rerun with --debug "
-                         "and report it\n")
-        sys.exit(3)
+        _internal_error(e)
     sys.exit(rc if isinstance(rc, int) else 0)
 
 

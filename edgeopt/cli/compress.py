@@ -12,14 +12,15 @@ import typer
 from edgeopt.cli import _console, _fmt, _progress, app
 
 
-def do_compress(model: Path, data: str, out: Path, recipe: Path | None):
+def do_compress(model: Path, data: str, out: Path, recipe: Path | None, force: bool = False):
     from edgeopt.compress import compress
     from edgeopt.data.loaders import load_dataset
     from edgeopt.models.load import check_model_path
+    from edgeopt.out_folder import check_out
     from edgeopt.recipe import load_recipe
     from edgeopt.stages.convert import plan
 
-    check_model_path(model)
+    check_out(out, check_model_path(model), force)  # before any work: never over a user's files
     rec = load_recipe(recipe)
     data = load_dataset(data)  # bad names fail here, before any progress is drawn
     total = len(rec.stages) - 1 + sum(len(plan(cfg)) for name, cfg in rec.stages if name == "convert")
@@ -30,7 +31,7 @@ def do_compress(model: Path, data: str, out: Path, recipe: Path | None):
             progress.update(task, description=f"compress: {msg}")
             progress.advance(task)
 
-        manifest = compress(model, data, out, recipe=rec, progress=step)
+        manifest = compress(model, data, out, recipe=rec, progress=step, force=force)
         progress.update(task, completed=total, description="compress: done")
     return manifest
 
@@ -104,9 +105,12 @@ def compress(model: Annotated[Path, typer.Argument(help="tf_keras .keras/.h5 fil
              recipe: Annotated[Path | None, typer.Option(help="Recipe YAML; default: convert to all formats.")] = None,
              allow_drop: Annotated[bool, typer.Option("--allow-drop", help="Exit 0 even when an int8 artifact "
                                                       "misses convert's max_accuracy_drop.")] = False,
+             force: Annotated[bool, typer.Option(
+                 "--force", help="--out is an earlier edgeopt output that also holds other files: replace only "
+                                 "the files its manifest lists (the others stay).")] = False,
              ) -> None:
     """Compress MODEL with a recipe and write artifacts + manifest.json to --out."""
-    manifest = do_compress(model, data, out, recipe)
+    manifest = do_compress(model, data, out, recipe, force)
     _print_manifest(manifest, out)
     _console().print(f"manifest: {out / 'manifest.json'}")
     problems = verdict_lines(manifest, allow_drop)

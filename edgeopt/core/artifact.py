@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import logging
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeopt import atomic
+from edgeopt.core.safe_yaml import load_json
 from edgeopt.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -184,8 +184,14 @@ def load_manifest(folder: str | Path) -> Manifest:
     if not path.is_file():
         raise UsageError(f"{folder} has no {MANIFEST}", "pass a folder written by `edgeopt compress --out`")
     try:
-        m = Manifest.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raw = load_json(path, "manifest", "re-run `edgeopt compress` to write it again")
+        if not isinstance(raw, dict):
+            raise UsageError(f"{path} is a JSON {type(raw).__name__}, not an object",
+                             "re-run `edgeopt compress` to write it again")
+        m = Manifest.from_dict(raw)
+    except UsageError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise UsageError(f"{path} is malformed ({e})", "re-run `edgeopt compress` to write it again") from None
     if m.schema_version != SCHEMA_VERSION:
         raise UsageError(f"{path} has schema_version {m.schema_version}, this edgeopt reads {SCHEMA_VERSION}",

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serial
 from pydantic.json_schema import GenerateJsonSchema
 
 from edgeopt import atomic
+from edgeopt.core.safe_yaml import load_json
 from edgeopt.core.stats import Latency
 from edgeopt.errors import Invalid, UsageError, validation_error
 
@@ -141,10 +142,7 @@ def load_report(path: str | Path) -> Report:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"report {path} does not exist", "pass the report.json written by `edgeopt bench --out`")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UsageError(f"report {path} is not valid JSON ({e})", "re-run `edgeopt bench` to write it again") from None
+    data = load_json(path, "report", "re-run `edgeopt bench` to write it again")
     if not isinstance(data, dict):
         raise UsageError(f"report {path} is not a JSON object", "pass a report.json written by `edgeopt bench`")
     version = data.get("schema_version")

@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 from edgeopt.errors import UsageError
+from edgeopt.models.safety import check_safe, unsafe_allowed
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,10 @@ def load_model(path: str | Path, sample=None):
     Errors name the file and the fix."""
     use_legacy_keras()
     p = check_model_path(path)
+    check_safe(p)  # before Keras reads anything: a refused model never runs a line of its code
     import tf_keras
 
+    unsafe = {"safe_mode": False} if unsafe_allowed() else {}
     if p.suffix.lower() == ".keras":
         version = keras_version_of(p)
         if version and version.startswith("3"):
@@ -69,7 +72,7 @@ def load_model(path: str | Path, sample=None):
                 return _SavedModelAsKeras(tf.saved_model.load(str(p)), path=p)
         if _mentions_qat(p):
             return _load_qat(p)
-        return tf_keras.models.load_model(p, compile=False)
+        return tf_keras.models.load_model(p, compile=False, **(unsafe if p.suffix.lower() == ".keras" else {}))
     except UsageError:
         raise
     except Exception as e:  # noqa: BLE001 — any loader failure is a bad model file for the user
@@ -83,7 +86,7 @@ def load_keras3(p: Path, sample=None):
     try:
         import keras
 
-        k3 = keras.saving.load_model(p, compile=False)
+        k3 = keras.saving.load_model(p, compile=False, safe_mode=not unsafe_allowed())
     except Exception as e:  # noqa: BLE001
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UsageError(f"cannot load Keras 3 model {p}: {first[:200]}",

@@ -31,11 +31,10 @@ import fnmatch
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from edgeopt.core.safe_yaml import load_yaml
 from edgeopt.errors import Invalid, UsageError, nearest, validation_error
-from edgeopt.verdict.text import one_line
 
 Level = Literal["error", "warn"]
 LEVELS = ("error", "warn")
@@ -155,10 +154,7 @@ def load_budgets(path: str | Path) -> Budgets:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"budgets file {path} does not exist", "pass an existing budgets.yaml to --budgets")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path.name}: not valid YAML ({one_line(e)})", "fix the YAML syntax") from None
+    raw = load_yaml(path, "budgets file", "pass a budgets.yaml (see README.md) to --budgets")
     if raw is None:
         raise UsageError(f"{path.name}: the file is empty", "add a 'targets:' section with limits per target")
     return Budgets.from_dict(raw, source=path.name)
