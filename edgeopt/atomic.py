@@ -15,8 +15,23 @@ def current_umask() -> int:
     return mask
 
 
-def write_bytes(path: str | Path, data: bytes) -> Path:
+def check_writable(path: str | Path, what: str = "output") -> Path:
+    """``path`` if a file can be written there, else a UsageError (a folder in the way, a file as its parent)."""
+    from edgeopt.errors import UsageError
+
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{what} {path} is a folder", f"pass a file path for {what}, e.g. {path / 'out'}")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{what} {path}: {parent} is a file, not a folder", f"pass another path for {what}")
+            break
+    return path
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    path = check_writable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -22,6 +22,8 @@ def check_compatible(model, dataset) -> None:
     import numpy as np
 
     out = np.asarray(model(dataset.x_test[:2], training=False))
+    if out.ndim == 2:
+        dataset.check_labels(int(out.shape[-1]), "the model's output")
     if out.ndim != 2 or out.shape[-1] != dataset.num_classes:
         raise UsageError(f"the model outputs shape {out.shape[1:]} but data '{dataset.name}' has "
                          f"{dataset.num_classes} classes", "edgeopt compresses classifiers: pass matching data")

@@ -173,6 +173,10 @@ def _measure(run: _Run, target, device: Device) -> None:
         if runtime is None:
             run.add(skipped(artifact, path, target.name, "-", f"target {target.name} has no runtime for {artifact.format}"))
             continue
+        if not path.exists():  # deleted since the manifest was written: this one fails, the others still run
+            run.add(skipped(artifact, path, target.name, runtime, f"artifact file {path.name} is missing",
+                            status="failed"))
+            continue
         with tempfile.TemporaryDirectory(prefix="edgeopt-run-", dir=run.tmp) as tmp:
             job = Job.for_target(target, path, runtime, run.data, tmp, skip_timing=not device.timed)
             raw = device.run(job)

@@ -192,8 +192,10 @@ def main() -> None:
         sys.exit(2)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except (typer.Abort, KeyboardInterrupt):  # click turns Ctrl-C at a prompt into Abort
-        sys.stderr.write("interrupted; partial results were kept\n")
+    except (typer.Abort, KeyboardInterrupt) as e:  # click turns Ctrl-C (and a stray EOFError) into Abort
+        if isinstance(e.__context__, EOFError) and not _state["debug"]:
+            _internal_error(e.__context__)
+        sys.stderr.write("interrupted\n")
         sys.exit(130)
     except SystemExit:
         raise

@@ -10,15 +10,36 @@ import typer
 from edgeopt.cli import _console, _progress, app
 
 
+def _check_labels(items, dataset) -> None:
+    """Labels outside the model's classes would score a silent 0.0: refuse them, reading the class count from the
+    first .tflite/.onnx artifact's output (no TensorFlow needed)."""
+    from edgeopt.core import graph
+
+    for artifact, path in items:
+        if artifact.format in ("tflite", "onnx") and path.is_file():
+            try:
+                g = graph.read(path, artifact.format).main
+                shape = g.tensors[g.outputs[0]].shape
+            except Exception:  # noqa: BLE001, S112 — an unreadable artifact fails in its own worker, with its reason
+                continue
+            if len(shape) == 2 and shape[-1] > 1:
+                dataset.check_labels(int(shape[-1]), f"artifact {artifact.name}'s output")
+                return
+
+
 def do_bench(paths: list[Path], targets: list[str], data: str, out: Path, **overrides):
+    from edgeopt.atomic import check_writable
     from edgeopt.bench.orchestrate import benchmark
     from edgeopt.bench.targets import load_target
     from edgeopt.core.artifact import collect
     from edgeopt.data.loaders import load_dataset
 
+    check_writable(out, "--out")  # a folder here would fail only after every artifact was measured
     target_objs = [load_target(t) for t in targets]
     dataset = load_dataset(data)
-    n = len(collect(list(paths))) * len(target_objs)
+    items = collect(list(paths))
+    _check_labels(items, dataset)
+    n = len(items) * len(target_objs)
     with _progress() as progress:
         task = progress.add_task("bench", total=n)
         report = benchmark(paths, target_objs, dataset, out,

@@ -26,6 +26,9 @@ def do_gate(report: Path, budgets: Path | None = None, baseline: Path | None = N
 
     if budgets is None and baseline is None:
         raise UsageError("nothing to gate against", "pass --budgets budgets.yaml and/or --baseline old_report.json")
+    for flag, path in (("--junit", junit), ("--markdown", markdown), ("--json", json_out)):
+        if path is not None:
+            atomic.check_writable(path, flag)
     rep, limits, old = load_inputs(report, budgets, baseline)
     verdict = check(rep, limits, old)
     console = console or _console()

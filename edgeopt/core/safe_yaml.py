@@ -99,6 +99,8 @@ def parse_yaml(text: str, where: str, fix: str) -> Any:
             return loader.construct_document(node)
         finally:
             loader.dispose()
+    except UsageError:
+        raise
     except yaml.YAMLError as e:
         raise UsageError(f"{where} is not valid YAML ({clip(str(e).splitlines()[0] if str(e) else e)})",
                          "fix the YAML syntax") from None

@@ -16,6 +16,9 @@ from edgeopt.errors import UsageError
 log = logging.getLogger(__name__)
 
 
+MAX_CLASSES = 100_000  # a label of 2**63-1 must not become 9e18 class names
+
+
 @dataclass(frozen=True, eq=False)
 class Dataset:
     """Three splits of one data set. x: float32 (N, *input_shape); y: int64 class ids (N,)."""
@@ -66,6 +69,11 @@ class Dataset:
         if len(xs["train"]) == 0 or len(xs["test"]) == 0:
             raise UsageError(f"data set '{name}': the train or test split is empty", "give at least one sample in each")
         seen = max(int(y.max()) + 1 if len(y) else 0 for y in ys.values())
+        if not num_classes and not class_names and seen > MAX_CLASSES:
+            split, y = max(ys.items(), key=lambda kv: int(kv[1].max()) if len(kv[1]) else -1)
+            top = int(y.max())
+            raise UsageError(f"data set '{name}': y_{split} holds label {top} in {int(np.sum(y == top))} rows, more "
+                             f"than {MAX_CLASSES} classes", "give y as class ids 0..num_classes-1")
         if class_names is not None:
             class_names = tuple(str(c) for c in class_names)
         n = num_classes or (len(class_names) if class_names else 0) or max(seen, onehot_classes)
@@ -83,6 +91,17 @@ class Dataset:
                 "give one name per class",
             )
         return cls(name, xs["train"], ys["train"], xs["val"], ys["val"], xs["test"], ys["test"], n, class_names)
+
+    def check_labels(self, num_classes: int, source: str) -> None:
+        """Every label is a class id in [0, num_classes) — the class count of the model (``source``) — else a
+        UsageError naming the first offending value and how many rows hold it."""
+        for split, y in (("train", self.y_train), ("val", self.y_val), ("test", self.y_test)):
+            bad = y[(y < 0) | (y >= num_classes)]
+            if len(bad):
+                value = int(bad.max())
+                raise UsageError(f"data set '{self.name}': y_{split} holds label {value} in {int(np.sum(y == value))} "
+                                 f"rows ({len(bad)} rows out of range), but {source} has {num_classes} classes "
+                                 f"(ids 0..{num_classes - 1})", "pass the data set the model was trained on")
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -139,8 +158,14 @@ def as_y(y, split: str, name: str) -> tuple[np.ndarray, int]:
     if np.issubdtype(y.dtype, np.floating) and (not np.isfinite(y).all() or np.any(y != np.round(y))):
         raise UsageError(f"data set '{name}': y_{split} holds non-integer values", "give y as integer class ids")
     ids = y.astype(np.int64)
+    if np.issubdtype(y.dtype, np.floating) and len(y) and np.abs(y).max() > 2**62:
+        value = float(y[np.argmax(np.abs(y))])
+        raise UsageError(f"data set '{name}': y_{split} holds label {value:g} in {int(np.sum(y == value))} rows",
+                         "give y as class ids 0..num_classes-1")
     if len(ids) and ids.min() < 0:
-        raise UsageError(f"data set '{name}': y_{split} holds negative labels", "give y as class ids 0..num_classes-1")
+        low = int(ids.min())
+        raise UsageError(f"data set '{name}': y_{split} holds negative label {low} in {int(np.sum(ids == low))} rows",
+                         "give y as class ids 0..num_classes-1")
     return ids, width
 
 

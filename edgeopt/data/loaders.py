@@ -26,6 +26,9 @@ TEST_FRACTION = 0.2  # share of all samples that goes to test where we split (di
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
 
+MAX_IMAGE_PIXELS = 1 << 25  # 32 M pixels: ~100 MB decoded; data sets here are thumbnails
+
+
 def load_dataset(spec: str | os.PathLike, *, seed: int = 0, val_fraction: float = 0.1) -> Dataset:
     """Load a builtin name, an ``.npz`` file or an image folder as a :class:`Dataset`.
 
@@ -88,11 +91,23 @@ def _load_digits(seed: int, val_fraction: float) -> Dataset:
 
 
 def _load_npz(path: Path, seed: int, val_fraction: float) -> Dataset:
+    import zipfile
+
+    if path.stat().st_size == 0:
+        raise UsageError(f"'{path}' is empty (0 bytes)", "write it with numpy.savez(x_train=..., ...)")
     try:
         with np.load(path, allow_pickle=False) as f:
+            if not hasattr(f, "files"):
+                raise UsageError(f"'{path}' holds one array, not an .npz archive of named arrays",
+                                 "write it with numpy.savez(x_train=..., ...)")
             arrays = {key: f[key] for key in f.files}
-    except (OSError, ValueError) as e:
-        raise UsageError(f"cannot read '{path}' as .npz ({e})", "write it with numpy.savez(x_train=..., ...)") from e
+    except UsageError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, RuntimeError,
+            NotImplementedError, MemoryError) as e:  # truncated, bit-flipped, pickled or unsupported archives
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise UsageError(f"cannot read '{path}' as .npz ({type(e).__name__}: {first})",
+                         "write it with numpy.savez(x_train=..., ...)") from None
     missing = [key for key in NPZ_REQUIRED if key not in arrays]
     has_val = [key for key in NPZ_OPTIONAL if key in arrays]
     if len(has_val) == 1:
@@ -143,6 +158,10 @@ def _load_image_folder(root: Path, seed: int, val_fraction: float) -> Dataset:
     for f, _ in files:
         try:
             with Image.open(f) as im:
+                if im.width * im.height > MAX_IMAGE_PIXELS:  # the header says so before any pixel is decoded
+                    raise UsageError(f"image '{f}' is {im.width}x{im.height} pixels, over the "
+                                     f"{MAX_IMAGE_PIXELS}-pixel limit (a decompression bomb?)",
+                                     "remove the file or shrink it")
                 if size is None:
                     size, mode = im.size, ("L" if im.mode in ("1", "L", "I", "I;16", "F") else "RGB")
                     log.info(
@@ -150,8 +169,8 @@ def _load_image_folder(root: Path, seed: int, val_fraction: float) -> Dataset:
                     )
                 im = im.convert(mode)
                 images.append(np.asarray(im if im.size == size else im.resize(size, Image.BILINEAR)))
-        except (OSError, UnidentifiedImageError) as e:
-            raise UsageError(f"cannot read image '{f}' ({e})", "remove or replace the file") from e
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError, SyntaxError) as e:
+            raise UsageError(f"cannot read image '{f}' ({str(e)[:160]})", "remove or replace the file") from None
     x = np.stack(images).astype(np.float32) / 255.0
     if x.ndim == 3:
         x = x[..., np.newaxis]
