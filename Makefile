@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint clean
+.PHONY: demo test fuzz install lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,10 @@ demo: $(STAMP)
 	$(BIN)/edgeopt demo --out out/demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q tests -m 'not fuzz_full'
+
+fuzz: $(STAMP)
+	$(BIN)/python -m pytest -q tests/fuzz -m fuzz_full
 
 lint: $(STAMP)
 	$(BIN)/ruff check edgeopt tests benchmarks sample_models

@@ -91,20 +91,18 @@ def _load_digits(seed: int, val_fraction: float) -> Dataset:
 
 
 def _load_npz(path: Path, seed: int, val_fraction: float) -> Dataset:
-    import zipfile
-
     if path.stat().st_size == 0:
         raise UsageError(f"'{path}' is empty (0 bytes)", "write it with numpy.savez(x_train=..., ...)")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            if not hasattr(f, "files"):
-                raise UsageError(f"'{path}' holds one array, not an .npz archive of named arrays",
-                                 "write it with numpy.savez(x_train=..., ...)")
+        f = np.load(path, allow_pickle=False)
+        if not hasattr(f, "files"):  # a .npy: one bare array
+            raise UsageError(f"'{path}' holds one array, not an .npz archive of named arrays",
+                             "write it with numpy.savez(x_train=..., ...)")
+        with f:
             arrays = {key: f[key] for key in f.files}
     except UsageError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, KeyError, RuntimeError,
-            NotImplementedError, MemoryError) as e:  # truncated, bit-flipped, pickled or unsupported archives
+    except Exception as e:  # noqa: BLE001 — truncated, bit-flipped, pickled, unsupported: numpy raises many types
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
         raise UsageError(f"cannot read '{path}' as .npz ({type(e).__name__}: {first})",
                          "write it with numpy.savez(x_train=..., ...)") from None

@@ -114,7 +114,15 @@ def _registered(name: str) -> bool:
 def find_code(p: Path) -> tuple[str, str] | None:
     """('code' | 'custom', what) for the first thing in the model at ``p`` that would run Python on load."""
     allowed_mods = import_custom_modules()
-    for doc in _configs(p):
+    try:
+        docs = list(_configs(p))
+    except UsageError:
+        raise
+    except Exception as e:  # noqa: BLE001 — truncated zip, broken HDF5 or protobuf: the file is not a model
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise UsageError(f"cannot read model {p} ({type(e).__name__}: {first})",
+                         "check that the file is a complete tf_keras model") from None
+    for doc in docs:
         for obj in _walk(doc):
             cls = str(obj.get("class_name"))
             cfg = obj.get("config") if isinstance(obj.get("config"), dict) else {}
