@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shlex
 import shutil
 import time
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 SSH_CONNECTION_ERROR = 255
 RETRY_PAUSE_S = 1.0
+REMOTE_DIR = re.compile(r"^/[A-Za-z0-9._/+-]*/edgeopt\.[A-Za-z0-9]{8}$")  # what `mktemp -d .../edgeopt.XXXXXXXX` prints
 
 
 class DeviceLost(RuntimeError):
@@ -68,8 +70,8 @@ class SSHDevice:
                 "-o", f"StrictHostKeyChecking={'accept-new' if c.accept_new_host_key else 'yes'}",
                 "-o", f"ConnectTimeout={max(1, int(c.connect_timeout_s))}", "-o", "ServerAliveInterval=5",
                 "-o", "ServerAliveCountMax=3", "-o", "LogLevel=ERROR"]
-        if c.known_hosts_file:
-            opts += ["-o", f"UserKnownHostsFile={Path(c.known_hosts_file).expanduser()}"]
+        if c.known_hosts_file:  # ssh splits this option's value on spaces (a list of files) unless it is quoted
+            opts += ["-o", f'UserKnownHostsFile="{Path(c.known_hosts_file).expanduser()}"']
         if c.identity_file:
             opts += ["-i", str(Path(c.identity_file).expanduser()), "-o", "IdentitiesOnly=yes"]
         return opts
@@ -101,17 +103,24 @@ class SSHDevice:
         argv = ["ssh", *self._options(), "-p", str(self.conn.port), "--", self._destination(), command]
         return self._call(argv, timeout_s, what, stdin=stdin, retry=retry)
 
+    def _remote(self, path: str) -> str:
+        """``host:path`` for scp: only paths under the run folder edgeopt made (validated), quoted for the remote shell."""
+        if not self.remote_dir or not (path == self.remote_dir or path.startswith(self.remote_dir + "/")) \
+                or ".." in path.split("/"):
+            raise DeviceLost(f"refusing to copy {path!r}: not inside the run folder edgeopt made")
+        return f"{self._destination()}:{shlex.quote(path)}"
+
     def put(self, files: list[Path], remote_dir: str, timeout_s: float = 300) -> None:
-        argv = ["scp", "-q", *self._options(), "-P", str(self.conn.port), *map(str, files),
-                f"{self._destination()}:{remote_dir}/"]
+        argv = ["scp", "-q", *self._options(), "-P", str(self.conn.port), "--", *map(str, files),
+                self._remote(remote_dir) + "/"]
         proc = self._call(argv, timeout_s, "copying files to the device")
         if proc.returncode != 0:
             raise DeviceLost(f"scp to {self.where} failed: {_last_line(proc.stderr)}")
 
     def get(self, remote_paths: list[str], local_dir: Path, timeout_s: float = 300) -> bool:
         """Fetch files; False (not an error) when one of them does not exist on the device."""
-        argv = ["scp", "-q", *self._options(), "-P", str(self.conn.port),
-                *[f"{self._destination()}:{p}" for p in remote_paths], str(local_dir) + "/"]
+        argv = ["scp", "-q", *self._options(), "-P", str(self.conn.port), "--",
+                *[self._remote(p) for p in remote_paths], str(local_dir) + "/"]
         return self._call(argv, timeout_s, "fetching results").returncode == 0
 
     # --- the verbs -----------------------------------------------------------------------------------
@@ -142,7 +151,11 @@ class SSHDevice:
         if proc.returncode != 0:
             raise UsageError(f"target {self.name}: the device's Python failed: {_last_line(proc.stderr)}",
                              "check connection.python on the target")
-        info = json.loads(proc.stdout.strip().splitlines()[-1])
+        info = _probe_json(proc.stdout)
+        if info is None:
+            first = next((ln.strip() for ln in (proc.stdout or "").splitlines() if ln.strip()), "")
+            raise UsageError(f"target {self.name}: device probe returned no JSON (first line: {first[:120]!r})",
+                             "check that connection.python runs a plain Python there (no shell banner on stdout)")
         if not info["modules"].get("numpy"):
             raise UsageError(f"target {self.name}: numpy is not installed for {c.python} on {self.where}",
                              "on the device: pip install numpy")
@@ -163,11 +176,17 @@ class SSHDevice:
     def open(self, inputs: Path, timeout_s: float = 300) -> str:
         """Make the remote folder and copy the runner and the inputs into it; returns its path."""
         tmp = self.conn.remote_tmp.rstrip("/") or "/tmp"
+        if not re.fullmatch(r"[A-Za-z0-9._/~+-]+", tmp) or ".." in tmp.split("/"):
+            raise UsageError(f"target {self.name}: connection.remote_tmp {tmp!r} has characters edgeopt does not "
+                             "send to a remote shell", "use a path of letters, digits and . _ - / (or ~/...)")
         proc = self.ssh(f"mkdir -p -- {_quote_path(tmp)} && mktemp -d {_quote_path(tmp + '/edgeopt.XXXXXXXX')}",
                         60, "making a folder on the device")
         if proc.returncode != 0 or not proc.stdout.strip():
             raise DeviceLost(f"cannot make a folder under {tmp} on {self.where}: {_last_line(proc.stderr)}")
-        self.remote_dir = proc.stdout.strip().splitlines()[-1]
+        made = proc.stdout.strip().splitlines()[-1].strip()
+        if not REMOTE_DIR.match(made) or ".." in made.split("/"):
+            raise DeviceLost(f"the device named {made[:80]!r} as its new folder, not an edgeopt.XXXXXXXX path")
+        self.remote_dir = made
         local = ship_runner(Path(inputs).parent / f"ship-{self.name}")
         self.put([*sorted(local.iterdir()), Path(inputs)], self.remote_dir, timeout_s)
         return self.remote_dir
@@ -180,15 +199,33 @@ class SSHDevice:
             try:
                 self.open(Path(job.data))
             except (DeviceLost, UsageError) as e:
-                self.lost = f"device lost before the first run: {e}"
+                log.warning("%s: device lost before the first run: %s", self.name, e)
+                self.lost = self.scrub(f"device lost before the first run: {e}")
                 return not_run("failed", self.lost)
         self._jobs += 1
         try:
-            return self._run(job, self._jobs - 1, Path(job.out))
+            raw = self._run(job, self._jobs - 1, Path(job.out))
         except (DeviceLost, UsageError) as e:
-            self.lost = f"device dropped: {e}"
-            log.warning("%s: %s", self.name, self.lost)
+            log.warning("%s: device dropped: %s", self.name, e)
+            self.lost = self.scrub(f"device dropped: {e}")
             return {"status": "failed", "error": self.lost}
+        if isinstance(raw.get("error"), str):
+            raw["error"] = self.scrub(raw["error"])
+        return raw
+
+    def scrub(self, text: str) -> str:
+        """``text`` without the connection's user, host, port or key paths: results go into reports and PR
+        comments, where the target's name is enough (the log on stderr keeps the details)."""
+        c = self.conn
+        secrets = [(str(Path(p).expanduser()), "<key>") for p in (c.identity_file, c.known_hosts_file) if p]
+        secrets += [(str(p), "<key>") for p in (c.identity_file, c.known_hosts_file) if p]
+        secrets += [(self.where, f"target {self.name}"), (self._destination(), f"target {self.name}")]
+        secrets += [(str(c.user), "<user>")] if c.user else []
+        secrets += [(str(c.host), "<host>")]
+        for secret, mark in sorted(secrets, key=lambda sm: -len(sm[0])):
+            if secret:
+                text = text.replace(secret, mark)
+        return re.sub(rf"\bport {re.escape(str(c.port))}\b|-p {re.escape(str(c.port))}\b", "port <port>", text)
 
     def _run(self, job: Job, index: int, local_out: Path) -> dict:
         assert self.remote_dir, "open() first"
@@ -211,7 +248,12 @@ class SSHDevice:
         proc = self.ssh(cmd, job.timeout_s + 30, f"running {artifact.name}")
         fetched = self.get([f"{out}/result.json"], local_out)
         if fetched:
-            raw = json.loads((local_out / "result.json").read_text())
+            try:
+                raw = json.loads((local_out / "result.json").read_text())
+            except (ValueError, UnicodeDecodeError):
+                raw = {"status": "failed", "error": "the device wrote a result.json that is not JSON"}
+            if not isinstance(raw, dict):
+                raw = {"status": "failed", "error": "the device wrote a result.json that is not a JSON object"}
             if raw.get("outputs") and not self.get([f"{out}/{raw['outputs']}"], local_out):
                 raw = {"status": "failed", "error": "the device wrote a result but its outputs could not be fetched"}
         elif proc.returncode == 124:
@@ -227,12 +269,22 @@ class SSHDevice:
         return raw
 
     def close(self) -> None:
-        if self.remote_dir and not self.lost:
+        if self.remote_dir and not self.lost and REMOTE_DIR.match(self.remote_dir):
             try:
                 self.ssh(f"rm -rf -- {shlex.quote(self.remote_dir)}", 60, "removing the run folder", retry=False)
             except (DeviceLost, UsageError) as e:
                 log.warning("could not remove %s on %s: %s", self.remote_dir, self.where, e)
             self.remote_dir = None
+
+
+def _probe_json(stdout: str | None) -> dict | None:
+    """The probe's JSON object (its last line), or None for no output, a shell banner or anything not a dict."""
+    lines = [ln for ln in (stdout or "").strip().splitlines() if ln.strip()]
+    try:
+        info = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        return None
+    return info if isinstance(info, dict) and isinstance(info.get("modules"), dict) else None
 
 
 def _last_line(text: str | None) -> str:
