@@ -17,7 +17,6 @@ from edgeopt.atomic import current_umask
 from edgeopt.errors import UsageError
 
 MANIFEST = "manifest.json"
-_STAGING = re.compile(r"^\.(?P<name>.+)\.edgeopt-(?P<pid>\d+)\.[^.]+$")
 
 
 def _listed(out: Path) -> set[str] | None:
@@ -83,18 +82,24 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_staging(out: Path) -> list[Path]:
-    """Delete staging folders next to ``out`` whose owner process is gone (a kill -9 leaves them)."""
+def remove_dead_owners(parent: Path, prefix: str) -> list[Path]:
+    """Delete the folders ``<prefix><pid>.<anything>`` in ``parent`` whose owner process is gone (a kill -9 leaves
+    them); a live owner's folder, and every other name, stays."""
     removed = []
-    parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         return removed
+    pattern = re.compile(rf"^{re.escape(prefix)}(?P<pid>\d+)\.[^./]+$")
     for p in parent.iterdir():
-        m = _STAGING.match(p.name)
-        if m and m["name"] == out.name and p.is_dir() and not _alive(int(m["pid"])):
+        m = pattern.match(p.name)
+        if m and p.is_dir() and not p.is_symlink() and not _alive(int(m["pid"])):
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p)
     return removed
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Staging folders next to ``out`` whose owner is gone, removed."""
+    return remove_dead_owners(out.parent if str(out.parent) else Path("."), f".{out.name}.edgeopt-")
 
 
 def make_staging(out: Path) -> Path:

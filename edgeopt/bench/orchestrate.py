@@ -29,6 +29,7 @@ from edgeopt.core import metrics
 from edgeopt.core.artifact import Artifact, collect, load_manifest
 from edgeopt.core.report import Latency, Measurement, Report
 from edgeopt.errors import UsageError
+from edgeopt.out_folder import remove_dead_owners
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,8 @@ def benchmark(paths: list[str | Path], targets: list, dataset, out: str | Path |
     report.environment["targets"] = {}
     for folder in map(Path, paths):
         _copy_manifest_sections(report, folder)
-    with tempfile.TemporaryDirectory(prefix="edgeopt-bench-") as tmp:
+    remove_dead_owners(Path(tempfile.gettempdir()), "edgeopt-bench-")  # left by a bench that was kill -9'd
+    with tempfile.TemporaryDirectory(prefix=f"edgeopt-bench-{os.getpid()}.") as tmp:
         run = _Run(report, items, write_inputs(Path(tmp), dataset.x_test), dataset.y_test, Path(tmp), out,
                    on_result, on_start)
         for t in targets:

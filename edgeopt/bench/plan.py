@@ -23,6 +23,7 @@ class RunSettings(BaseModel):
     max_seconds: float = Field(30.0, gt=0)  # stop timing after this even if min_runs is not reached
     max_runs: int = Field(5000, ge=1)  # and after this many samples even if min_seconds is not reached
     timeout_s: float = Field(300.0, gt=0)  # whole worker (load + accuracy + timing) per artifact
+    max_memory_mb: int | None = Field(None, ge=64)  # worker tree's resident memory cap; None: a share of the RAM
 
 
 # The outputs an untimed run needs no more than one call for (reference outputs, emulation).
@@ -45,6 +46,7 @@ class Job:
     timeout_s: float  # the device's limit for the whole worker
     options: dict[str, Any] = field(default_factory=dict)
     skip_timing: bool = False  # outputs only (emulation, reference outputs)
+    max_memory_mb: int | None = None  # RunSettings' cap (local workers; None = default_memory_mb())
 
     @classmethod
     def build(cls, artifact: str | Path, runtime: str, data: str | Path, out: str | Path, threads: int,

@@ -69,10 +69,13 @@ def bench(paths: Annotated[list[Path], typer.Argument(help="Artifacts or compres
           max_seconds: Annotated[float | None, typer.Option(help="Stop timing after this.", min=0.01)] = None,
           max_runs: Annotated[int | None, typer.Option(help="Stop timing after this many runs.", min=1)] = None,
           timeout: Annotated[float | None, typer.Option(help="Per-artifact worker timeout (s).", min=1)] = None,
+          max_memory_mb: Annotated[int | None, typer.Option(
+              help="Per-worker memory cap (MB); over it a result is 'failed: out of memory'.", min=64)] = None,
           ) -> None:
     """Benchmark artifacts on targets; write report.json."""
     report = do_bench(paths, target, data, out, threads=threads, warmup=warmup, min_runs=min_runs,
-                      min_seconds=min_seconds, max_seconds=max_seconds, max_runs=max_runs, timeout_s=timeout)
+                      min_seconds=min_seconds, max_seconds=max_seconds, max_runs=max_runs, timeout_s=timeout,
+                      max_memory_mb=max_memory_mb)
     _print_results(report)
     failed = [m for m in report.results if m.status == "failed"]
     _console().print(f"report: {out}" + (f" ({len(failed)} failed)" if failed else ""))

@@ -24,13 +24,24 @@ def _describe_exit(code: int) -> str:
     return f"worker exited with code {code}"
 
 
+def default_memory_mb() -> int:
+    """Three quarters of this machine's RAM: a runaway model fails its own result instead of the machine."""
+    import psutil
+
+    return int(psutil.virtual_memory().total * 0.75 / 2**20)
+
+
 def run_local(job: Job) -> dict:
     """Run the runner in a fresh interpreter; a crash or a hang becomes a failed result, never an exception."""
     out = Path(job.out)
     out.mkdir(parents=True, exist_ok=True)
     job_path = job.write(out / "job.json")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONWARNINGS="ignore")
-    done = launch([sys.executable, "-m", "edgeopt.bench.ondevice.runner", str(job_path)], job.timeout_s, env=env)
+    cap = job.max_memory_mb or default_memory_mb()
+    done = launch([sys.executable, "-m", "edgeopt.bench.ondevice.runner", str(job_path)], job.timeout_s, env=env,
+                  memory_mb=cap)
+    if done.out_of_memory:
+        return {"status": "failed", "error": f"out of memory (cap {cap} MB; raise run.max_memory_mb in the target)"}
     if done.timed_out:
         return {"status": "failed", "error": f"timed out after {job.timeout_s:g} s (raise run.timeout_s in the target)"}
     result_path = out / "result.json"
