@@ -191,6 +191,8 @@ def main() -> None:
         sys.stderr.write(f"error: {e}\n")
         sys.exit(2)
     except typer.Exit as e:
+        if e.exit_code == 130:  # typer turns a Ctrl-C inside a command into Exit(130), silently
+            sys.stderr.write("interrupted\n")
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt) as e:  # click turns Ctrl-C (and a stray EOFError) into Abort
         if isinstance(e.__context__, EOFError) and not _state["debug"]:
@@ -208,6 +210,8 @@ def main() -> None:
         if _state["debug"]:
             raise
         _internal_error(e)
+    if rc == 130:  # click/typer turn a Ctrl-C inside a command into a returned 130, silently
+        sys.stderr.write("interrupted\n")
     sys.exit(rc if isinstance(rc, int) else 0)
 
 
