@@ -89,12 +89,19 @@ def test_rerun_replaces_previous_output_whole(tmp_path, tiny_model_path, digits)
     out = tmp_path / "out"
     compress(tiny_model_path, digits, out, recipe=Recipe.from_dict({"stages": [{"convert": {"tflite": ["fp32"],
                                                                                             "onnx": []}}]}))
-    (out / "stale.txt").write_text("old")
+    first = {p.name for p in out.iterdir()}
     m = compress(tiny_model_path, digits, out, recipe=Recipe.from_dict({"stages": [{"convert": {"tflite": ["fp16"],
                                                                                                 "onnx": []}}]}))
-    assert not (out / "stale.txt").exists()
     assert [a.precision for a in m.artifacts if a.role == "artifact"] == ["fp16"]
+    assert {p.name for p in out.iterdir()} == {a.path for a in m.artifacts} | {"manifest.json"}  # fp32 file gone
+    assert first != {p.name for p in out.iterdir()}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    (out / "notes.txt").write_text("mine")  # a file the manifest does not list is the user's: never removed
+    with pytest.raises(UsageError, match="--force"):
+        compress(tiny_model_path, digits, out)
+    compress(tiny_model_path, digits, out, recipe=Recipe.from_dict(
+        {"stages": [{"convert": {"tflite": ["fp32"], "onnx": []}}]}), force=True)
+    assert (out / "notes.txt").read_text() == "mine"
 
 
 def test_model_data_mismatch_is_a_usage_error(tiny_model_path):
