@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import edgeopt.cli.verdict as verdict_cli
-from edgeopt.cli import _state, main
+from edgeopt.cli import _state, logs, main
 from edgeopt.errors import UsageError
 
 
@@ -16,6 +16,7 @@ def _run(monkeypatch, capsys, boom: BaseException, debug: bool = False) -> tuple
         raise boom
 
     monkeypatch.setattr(verdict_cli, "do_gate", raise_it)
+    monkeypatch.setattr(logs, "capture_stderr", lambda: None)  # it re-points fd 2: not inside pytest
     monkeypatch.setattr(sys, "argv", ["edgeopt", *(["--debug"] if debug else []), "gate", "r.json", "--budgets",
                                       "b.yaml"])
     monkeypatch.setitem(_state, "debug", False)
