@@ -63,6 +63,6 @@ def quick_report(tmp_path_factory, compressed, digits):
 
     out_dir, _ = compressed
     path = tmp_path_factory.mktemp("report") / "report.json"
-    report = benchmark([out_dir], [load_target("x86-cpu")], digits, path, warmup=2, min_runs=30, min_seconds=0.05,
+    report = benchmark([out_dir], [load_target("x86-cpu")], digits, path, warmup=2, min_runs=30, min_seconds=0.05, launches=2,
                        max_seconds=2)
     return path, report

@@ -23,8 +23,9 @@ import numpy as np
 
 from edgeopt.bench.devices import Device, device_for
 from edgeopt.bench.estimate import estimate_items
-from edgeopt.bench.measurement import skipped, to_measurement
+from edgeopt.bench.measurement import add_launch, skipped, to_measurement
 from edgeopt.bench.plan import REFERENCE, Job, write_inputs
+from edgeopt.bench.schedule import changed_since_manifest, pair_ab, rounds
 from edgeopt.core import metrics
 from edgeopt.core.artifact import Artifact, collect, load_manifest
 from edgeopt.core.report import Latency, Measurement, Report
@@ -75,8 +76,11 @@ class _Run:
         self.report, self.items, self.data, self.labels, self.tmp = report, items, data, labels, tmp
         self.out, self.on_result, self.on_start = out, on_result, on_start
         self.lock = threading.Lock()
-        self.host_outputs: dict[str, np.ndarray] = {}  # artifact name → outputs on this x86 CPU
-        self.pending: list[tuple[Measurement, np.ndarray, str]] = []  # agreement to fill in after the lanes
+        self.host_outputs: dict[int, np.ndarray] = {}  # item index → outputs on this x86 CPU
+        self.pending: list[tuple[Measurement, np.ndarray, str, int]] = []  # agreement to fill in after the lanes
+        self.groups: list[str | None] = [None] * len(items)  # A/B: "new" | "old" per item
+        self.units: list[list[int]] = [[i] for i in range(len(items))]  # measured back to back (A/B twins)
+        self.changed: dict[int, str] = {}  # item index → why its file is not the one its manifest names
 
     def started(self, what: str) -> None:
         if self.on_start:
@@ -96,14 +100,19 @@ class _Run:
 
 def benchmark(paths: list[str | Path], targets: list, dataset, out: str | Path | None = None,
               on_result: Callable[[Measurement], None] | None = None, on_start: Callable[[str], None] | None = None,
-              **overrides) -> Report:
+              against: list[str | Path] | None = None, **overrides) -> Report:
     """Measure every artifact found in ``paths`` on every target; returns (and saves to ``out``) the report.
 
-    ``overrides`` are run settings (threads and the fields of ``plan.RunSettings``).
+    ``against``: A/B mode. The artifacts found there are the old twins of the new ones (paired by name), measured
+    interleaved with them in the same run; each result names its group ("new" | "old"). ``overrides`` are run
+    settings (threads and the fields of ``plan.RunSettings``).
     """
     items = _ordered(collect(list(paths)))
     if not items:
         raise UsageError("no artifacts found in " + ", ".join(map(str, paths)), "pass artifact files or compress folders")
+    groups, units, unpaired = [None] * len(items), [[i] for i in range(len(items))], []
+    if against is not None:
+        items, groups, units, unpaired = pair_ab(items, _ordered(collect(list(against))))
     targets = [t.with_overrides(**overrides) for t in targets]
     names = [t.name for t in targets]
     if len(set(names)) != len(names):
@@ -112,12 +121,15 @@ def benchmark(paths: list[str | Path], targets: list, dataset, out: str | Path |
     report = Report(environment=host_environment())
     report.environment["data"] = dataset.name
     report.environment["targets"] = {}
+    if against is not None:
+        report.environment["ab"] = {"against": [str(p) for p in against], "unpaired_old": unpaired}
     for folder in map(Path, paths):
         _copy_manifest_sections(report, folder)
     remove_dead_owners(Path(tempfile.gettempdir()), "edgeopt-bench-")  # left by a bench that was kill -9'd
     with tempfile.TemporaryDirectory(prefix=f"edgeopt-bench-{os.getpid()}.") as tmp:
         run = _Run(report, items, write_inputs(Path(tmp), dataset.x_test), dataset.y_test, Path(tmp), out,
                    on_result, on_start)
+        run.groups, run.units, run.changed = groups, units, changed_since_manifest(items)
         for t in targets:
             run.target_env(t.name).update({"threads": t.threads, "run": t.run.model_dump(),
                                            "connection": t.connection.kind, "device_type": t.device})
@@ -136,8 +148,8 @@ def benchmark(paths: list[str | Path], targets: list, dataset, out: str | Path |
                 dev.close()
         _fill_agreement(run)
         order = {n: i for i, n in enumerate(names)}
-        arts = {a.name: i for i, (a, _) in enumerate(items)}
-        report.results.sort(key=lambda m: (order.get(m.target, 99), arts.get(m.artifact, 99)))
+        arts = {(a.name, groups[i]): i for i, (a, _) in enumerate(items)}
+        report.results.sort(key=lambda m: (order.get(m.target, 99), arts.get((m.artifact, m.group), 99)))
         for t in targets:
             if t.calibration is not None and devices[t.name].timed:  # next to measurements: a check on the model
                 run.target_env(t.name)["estimates_ms"] = estimate_items(run.items, t)
@@ -168,47 +180,97 @@ def _lane(run: _Run, targets: list, devices: dict[str, Device]) -> None:
 def _measure(run: _Run, target, device: Device) -> None:
     env = run.target_env(target.name)
     label = "" if device.timed else " (emulated)"
-    reference = None  # the source model's outputs on this device, for inline agreement
-    for artifact, path in run.items:
-        run.started(f"{artifact.name} on {target.name}{label}")
-        runtime = _runtime_for(artifact, target)
-        if runtime is None:
-            run.add(skipped(artifact, path, target.name, "-", f"target {target.name} has no runtime for {artifact.format}"))
-            continue
-        if not path.exists():  # deleted since the manifest was written: this one fails, the others still run
-            run.add(skipped(artifact, path, target.name, runtime, f"artifact file {path.name} is missing",
-                            status="failed"))
-            continue
-        with tempfile.TemporaryDirectory(prefix="edgeopt-run-", dir=run.tmp) as tmp:
-            job = Job.for_target(target, path, runtime, run.data, tmp, skip_timing=not device.timed)
-            raw = device.run(job)
-            if raw.get("ran") is False:
-                run.add(skipped(artifact, path, target.name, runtime, raw["error"], status=raw["status"],
-                                threads=job.threads))
+    launches = target.run.launches if device.timed else 1
+    references: dict[str | None, np.ndarray] = {}  # group → its source model's outputs, for inline agreement
+    results: dict[int, Measurement] = {}
+    done: set[int] = set()  # skipped or failed: no further launches
+    for k, order in enumerate(rounds(run.units, launches)):
+        for i in order:
+            if i in done:
                 continue
+            artifact, path = run.items[i]
+            more = f" (launch {k + 1}/{launches})" if launches > 1 else ""
+            run.started(f"{artifact.name} on {target.name}{label}{more}")
+            if k == 0:
+                m = _first_launch(run, i, target, device, env, references)
+                if m.status != "ok" or not device.timed:
+                    done.add(i)
+                    run.add(m)
+                else:
+                    results[i] = m
+                continue
+            m = results[i]
+            with tempfile.TemporaryDirectory(prefix="edgeopt-run-", dir=run.tmp) as tmp:
+                job = Job.for_target(target, path, m.runtime, run.data, tmp, evaluate=False)
+                raw = device.run(job)
             if raw.get("status") != "ok":
-                log.warning("%s on %s/%s failed: %s", artifact.name, target.name, runtime, raw.get("error"))
-            m, outputs = to_measurement(artifact, path, target.name, runtime, raw, Path(tmp), run.labels,
-                                        reference if device.agreement == "inline" else None, job.threads)
-        for section, record in (raw.get("record") or {}).items():
-            env.setdefault(section, {})[artifact.name] = record
-        if device.reports_environment and raw.get("environment") and not env.get("device", {}).get("runtime_version"):
-            env["device"] = {**env.get("device", {}), **raw["environment"]}
-        if not device.timed:  # emulated times and qemu's RSS say nothing about the board
-            m.init_ms = m.first_ms = m.peak_rss_mb = None
-            if m.status == "ok":
-                noted = _set_estimate(m, path, artifact.format, target)
-                for record in (raw.get("record") or {}).values():
-                    record.update(noted)
-        if outputs is not None:
-            if device.agreement == "inline":
-                if artifact.role == "source" and reference is None:
-                    reference = outputs
-                if target.device == "cpu" and target.arch == platform.machine():
-                    run.host_outputs.setdefault(artifact.name, outputs)
-            else:
-                run.pending.append((m, outputs, device.agreement))
-        run.add(m)
+                m.status, m.error = "failed", f"launch {k + 1}/{launches}: {raw.get('error')}"
+                log.warning("%s on %s: %s", artifact.name, target.name, m.error)
+                done.add(i)
+                run.add(m)
+                continue
+            add_launch(m, raw, job.threads, _cores(raw))
+    for i in sorted(set(results) - done):
+        run.add(results[i])
+
+
+def _cores(raw: dict) -> int | None:
+    return (raw.get("environment") or {}).get("cores")
+
+
+def _first_launch(run: _Run, i: int, target, device: Device, env: dict, references: dict) -> Measurement:
+    """Launch 1 of artifact ``i``: it also evaluates the test split (accuracy, agreement, outputs)."""
+    artifact, path = run.items[i]
+    group = run.groups[i]
+    runtime = _runtime_for(artifact, target)
+    if runtime is None:
+        m = skipped(artifact, path, target.name, "-", f"target {target.name} has no runtime for {artifact.format}")
+        m.group = group
+        return m
+    if not path.exists():  # deleted since the manifest was written: this one fails, the others still run
+        m = skipped(artifact, path, target.name, runtime, f"artifact file {path.name} is missing", status="failed")
+        m.group = group
+        return m
+    if i in run.changed:
+        m = skipped(artifact, path, target.name, runtime, run.changed[i], status="failed")
+        m.group = group
+        return m
+    with tempfile.TemporaryDirectory(prefix="edgeopt-run-", dir=run.tmp) as tmp:
+        job = Job.for_target(target, path, runtime, run.data, tmp, skip_timing=not device.timed)
+        raw = device.run(job)
+        if raw.get("ran") is False:
+            m = skipped(artifact, path, target.name, runtime, raw["error"], status=raw["status"], threads=job.threads)
+            m.group = group
+            return m
+        if raw.get("status") != "ok":
+            log.warning("%s on %s/%s failed: %s", artifact.name, target.name, runtime, raw.get("error"))
+        inline = device.agreement == "inline"
+        m, outputs = to_measurement(artifact, path, target.name, runtime, raw, Path(tmp), run.labels,
+                                    references.get(group) if inline else None, job.threads)
+    m.group = group
+    if m.samples_ms:
+        m.samples_ms = []
+        add_launch(m, raw, job.threads, _cores(raw))
+    for section, record in (raw.get("record") or {}).items():
+        env.setdefault(section, {})[artifact.name] = record
+    if device.reports_environment and raw.get("environment") and not env.get("device", {}).get("runtime_version"):
+        env["device"] = {**env.get("device", {}), **raw["environment"]}
+    if not device.timed:  # emulated times and qemu's RSS say nothing about the board
+        m.init_ms = m.first_ms = m.peak_rss_mb = m.eval_peak_rss_mb = None
+        m.launches = []
+        if m.status == "ok":
+            noted = _set_estimate(m, path, artifact.format, target)
+            for record in (raw.get("record") or {}).values():
+                record.update(noted)
+    if outputs is not None:
+        if inline:
+            if artifact.role == "source" and group not in references:
+                references[group] = outputs
+            if target.device == "cpu" and target.arch == platform.machine():
+                run.host_outputs.setdefault(i, outputs)
+        else:
+            run.pending.append((m, outputs, device.agreement, i))
+    return m
 
 
 def _set_estimate(m: Measurement, path: Path, fmt: str, target) -> dict:
@@ -236,13 +298,12 @@ def _fill_agreement(run: _Run) -> None:
     source model), computed on this machine after the timed lanes so it cannot disturb them."""
     if not run.pending:
         return
-    source = next(((a, p) for a, p in run.items if a.role == "source"), None)
-    for m, outputs, against in run.pending:
-        ref_item = source if against == "source" else next(((a, p) for a, p in run.items if a.name == m.artifact),
-                                                            None)
-        if ref_item is None:
+    for m, outputs, against, i in run.pending:
+        ref_i = i if against != "source" else next((j for j, (a, _) in enumerate(run.items)
+                                                    if a.role == "source" and run.groups[j] == run.groups[i]), None)
+        if ref_i is None:
             continue
-        ref = _host_outputs(run, ref_item)
+        ref = _host_outputs(run, ref_i)
         if ref is not None and ref.shape == outputs.shape:
             m.agreement = metrics.agreement(outputs, ref)
             m.max_abs_diff = metrics.max_abs_diff(outputs, ref)
@@ -250,12 +311,12 @@ def _fill_agreement(run: _Run) -> None:
         run.report.save(run.out)
 
 
-def _host_outputs(run: _Run, item) -> np.ndarray | None:
+def _host_outputs(run: _Run, i: int) -> np.ndarray | None:
     from edgeopt.bench.devices.local import run_local
     from edgeopt.runtimes import for_format
 
-    artifact, path = item
-    if artifact.name not in run.host_outputs:
+    artifact, path = run.items[i]
+    if i not in run.host_outputs:
         run.started(f"{artifact.name} on this x86 CPU (reference outputs)")
         with tempfile.TemporaryDirectory(prefix="edgeopt-ref-", dir=run.tmp) as tmp:
             job = Job.build(path, for_format(artifact.format), run.data, tmp, min(2, os.cpu_count() or 1), REFERENCE,
@@ -264,8 +325,8 @@ def _host_outputs(run: _Run, item) -> np.ndarray | None:
             if raw.get("status") != "ok" or not raw.get("outputs"):
                 log.warning("no x86 reference outputs for %s: %s", artifact.name, raw.get("error"))
                 return None
-            run.host_outputs[artifact.name] = np.load(Path(tmp) / raw["outputs"])
-    return run.host_outputs[artifact.name]
+            run.host_outputs[i] = np.load(Path(tmp) / raw["outputs"])
+    return run.host_outputs[i]
 
 
 def _copy_manifest_sections(report: Report, folder: Path) -> None:

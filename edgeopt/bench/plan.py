@@ -20,14 +20,17 @@ class RunSettings(BaseModel):
     warmup: int = Field(10, ge=0)
     min_runs: int = Field(50, ge=1)
     min_seconds: float = Field(1.0, ge=0)
-    max_seconds: float = Field(30.0, gt=0)  # stop timing after this even if min_runs is not reached
-    max_runs: int = Field(5000, ge=1)  # and after this many samples even if min_seconds is not reached
-    timeout_s: float = Field(300.0, gt=0)  # whole worker (load + accuracy + timing) per artifact
+    max_seconds: float = Field(30.0, gt=0)  # the one hard stop: timing ends here whatever min_runs/min_seconds say
+    max_runs: int = Field(5000, ge=1)  # samples KEPT per launch (a uniform subset past it); timing still lasts min_seconds
+    timeout_s: float = Field(300.0, gt=0)  # whole worker (load + accuracy + timing) per launch
+    # independent worker launches per artifact, interleaved round-robin across the run's artifacts: the
+    # statistics and the baseline comparison work on launch-level figures (between-launch variance)
+    launches: int = Field(5, ge=1)
     max_memory_mb: int | None = Field(None, ge=64)  # worker tree's resident memory cap; None: a share of the RAM
 
 
 # The outputs an untimed run needs no more than one call for (reference outputs, emulation).
-REFERENCE = RunSettings(warmup=0, min_runs=1, min_seconds=0, max_seconds=1, max_runs=1, timeout_s=600)
+REFERENCE = RunSettings(warmup=0, min_runs=1, min_seconds=0, max_seconds=1, max_runs=1, timeout_s=600, launches=1)
 
 
 @dataclass(frozen=True)
@@ -47,21 +50,25 @@ class Job:
     options: dict[str, Any] = field(default_factory=dict)
     skip_timing: bool = False  # outputs only (emulation, reference outputs)
     max_memory_mb: int | None = None  # RunSettings' cap (local workers; None = default_memory_mb())
+    evaluate: bool = True  # run the eval split after timing (one launch per artifact does; the others only time)
 
     @classmethod
     def build(cls, artifact: str | Path, runtime: str, data: str | Path, out: str | Path, threads: int,
-              run: RunSettings, options: dict | None = None, skip_timing: bool = False) -> Job:
+              run: RunSettings, options: dict | None = None, skip_timing: bool = False, evaluate: bool = True) -> Job:
         from edgeopt.runtimes import get
 
+        settings = run.model_dump()
+        settings.pop("launches")  # the orchestrator's business: a job is one launch
         return cls(artifact=str(artifact), runtime=runtime, module=get(runtime).file, data=str(data), out=str(out),
-                   threads=threads, options=dict(options or {}), skip_timing=skip_timing, **run.model_dump())
+                   threads=threads, options=dict(options or {}), skip_timing=skip_timing, evaluate=evaluate,
+                   **settings)
 
     @classmethod
     def for_target(cls, target, artifact: str | Path, runtime: str, data: str | Path, out: str | Path,
-                   skip_timing: bool = False) -> Job:
+                   skip_timing: bool = False, evaluate: bool = True) -> Job:
         """A job with the target's threads, run settings and options for ``runtime``."""
         return cls.build(artifact, runtime, data, out, target.threads, target.run,
-                         target.runtime_options.get(runtime, {}), skip_timing)
+                         target.runtime_options.get(runtime, {}), skip_timing, evaluate)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,13 +79,14 @@ class Job:
 
 
 def write_inputs(folder: Path, x_eval: np.ndarray) -> Path:
-    """The data file a runner reads: a pool of distinct samples for timing and the full eval split."""
+    """The data file a runner reads: one sample (the memory phase), a pool of distinct samples for timing and the
+    full eval split; the runner reads each array only when it needs it."""
     x_eval = np.ascontiguousarray(x_eval, dtype=np.float32)
     pool = x_eval[: min(POOL_SIZE, len(x_eval))]
     if not np.any(pool):
         raise ValueError("the timing inputs are all zeros; pass real data")
     path = folder / "inputs.npz"
-    np.savez(path, x_pool=pool, x_eval=x_eval)
+    np.savez(path, x_one=pool[:1], x_pool=pool, x_eval=x_eval)
     return path
 
 

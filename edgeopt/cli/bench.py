@@ -27,7 +27,8 @@ def _check_labels(items, dataset) -> None:
                 return
 
 
-def do_bench(paths: list[Path], targets: list[str], data: str, out: Path, **overrides):
+def do_bench(paths: list[Path], targets: list[str], data: str, out: Path, against: list[Path] | None = None,
+             **overrides):
     from edgeopt.atomic import check_writable
     from edgeopt.bench.orchestrate import benchmark
     from edgeopt.bench.targets import load_target
@@ -39,10 +40,10 @@ def do_bench(paths: list[Path], targets: list[str], data: str, out: Path, **over
     dataset = load_dataset(data)
     items = collect(list(paths))
     _check_labels(items, dataset)
-    n = len(items) * len(target_objs)
+    n = (len(items) + (len(collect(list(against))) if against else 0)) * len(target_objs)
     with _progress() as progress:
         task = progress.add_task("bench", total=n)
-        report = benchmark(paths, target_objs, dataset, out,
+        report = benchmark(paths, target_objs, dataset, out, against=against,
                            on_start=lambda what: progress.update(task, description=f"bench: {what}"),
                            on_result=lambda m: progress.advance(task), **overrides)
         progress.update(task, description="bench: done")
@@ -68,14 +69,25 @@ def bench(paths: Annotated[list[Path], typer.Argument(help="Artifacts or compres
           min_seconds: Annotated[float | None, typer.Option(help="Minimum timed seconds.", min=0)] = None,
           max_seconds: Annotated[float | None, typer.Option(help="Stop timing after this.", min=0.01)] = None,
           max_runs: Annotated[int | None, typer.Option(help="Stop timing after this many runs.", min=1)] = None,
-          timeout: Annotated[float | None, typer.Option(help="Per-artifact worker timeout (s).", min=1)] = None,
+          timeout: Annotated[float | None, typer.Option(help="Per-launch worker timeout (s).", min=1)] = None,
           max_memory_mb: Annotated[int | None, typer.Option(
               help="Per-worker memory cap (MB); over it a result is 'failed: out of memory'.", min=64)] = None,
+          launches: Annotated[int | None, typer.Option(help="Worker launches per artifact (target default 5).",
+                                                       min=1)] = None,
+          against: Annotated[list[Path] | None, typer.Option(
+              help="A/B: old artifacts or compress folders (repeatable), paired by name with PATHS and measured "
+                   "interleaved with them; `edgeopt gate` then judges each new one against its old twin.")] = None,
+          allow_failures: Annotated[bool, typer.Option(help="Exit 0 even when an artifact failed.")] = False,
           ) -> None:
-    """Benchmark artifacts on targets; write report.json."""
-    report = do_bench(paths, target, data, out, threads=threads, warmup=warmup, min_runs=min_runs,
+    """Benchmark artifacts on targets; write report.json. Exit 1 when an artifact failed (see --allow-failures)."""
+    report = do_bench(paths, target, data, out, against=against, threads=threads, warmup=warmup, min_runs=min_runs,
                       min_seconds=min_seconds, max_seconds=max_seconds, max_runs=max_runs, timeout_s=timeout,
-                      max_memory_mb=max_memory_mb)
+                      max_memory_mb=max_memory_mb, launches=launches)
     _print_results(report)
     failed = [m for m in report.results if m.status == "failed"]
     _console().print(f"report: {out}" + (f" ({len(failed)} failed)" if failed else ""))
+    if failed and not allow_failures:
+        _console().print(f"[red]{len(failed)} artifact(s) failed[/]: " + "; ".join(f"{m.artifact}: {m.error}"
+                                                                                  for m in failed[:3])
+                         + " (pass --allow-failures to exit 0 anyway)")
+        raise typer.Exit(1)

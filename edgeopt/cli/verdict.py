@@ -14,7 +14,7 @@ from edgeopt.cli.compress import _print_manifest, do_compress
 
 
 def do_gate(report: Path, budgets: Path | None = None, baseline: Path | None = None, junit: Path | None = None,
-            markdown: Path | None = None, json_out: Path | None = None, console=None) -> int:
+            markdown: Path | None = None, json_out: Path | None = None, console=None, strict: bool = False) -> int:
     """Load the inputs, judge them, print the verdict, write the files asked for; the exit code (0 or 1)."""
     from edgeopt import atomic
     from edgeopt.errors import UsageError
@@ -24,13 +24,14 @@ def do_gate(report: Path, budgets: Path | None = None, baseline: Path | None = N
     from edgeopt.verdict.gate import check
     from edgeopt.verdict.inputs import load_inputs
 
-    if budgets is None and baseline is None:
-        raise UsageError("nothing to gate against", "pass --budgets budgets.yaml and/or --baseline old_report.json")
     for flag, path in (("--junit", junit), ("--markdown", markdown), ("--json", json_out)):
         if path is not None:
             atomic.check_writable(path, flag)
     rep, limits, old = load_inputs(report, budgets, baseline)
-    verdict = check(rep, limits, old)
+    if limits is None and old is None and not rep.is_ab:
+        raise UsageError("nothing to gate against", "pass --budgets budgets.yaml and/or --baseline old_report.json, "
+                                                    "or gate an A/B report (`edgeopt bench NEW --against OLD`)")
+    verdict = check(rep, limits, old, strict=strict)
     console = console or _console()
     for part in verdict_view(verdict):
         console.print(part)
@@ -56,10 +57,13 @@ def gate(report: Annotated[Path, typer.Argument(help="report.json from `edgeopt 
          junit: Annotated[Path | None, typer.Option(help="Write JUnit XML here.")] = None,
          markdown: Annotated[Path | None, typer.Option(help="Write a PR-comment Markdown here.")] = None,
          json_out: Annotated[Path | None, typer.Option("--json", help="Write the verdict as JSON here.")] = None,
+         strict: Annotated[bool, typer.Option(help="Exit 1 when a comparison is inconclusive (noise above its "
+                                                   "threshold) too.")] = False,
          ) -> None:
-    """Check a report against budgets and/or a baseline. Exit 0 pass, 1 violated, 2 bad input."""
+    """Check a report against budgets and/or a baseline (an A/B report: each new artifact against its old twin).
+    Exit 0 pass (or inconclusive, unless --strict), 1 violated, 2 bad input."""
     raise typer.Exit(do_gate(report, budgets, baseline, junit=junit, markdown=markdown, json_out=json_out,
-                             console=_console()))
+                             console=_console(), strict=strict))
 
 
 def do_report(report: Path, html: Path | None = None, markdown: Path | None = None,
@@ -76,7 +80,7 @@ def do_report(report: Path, html: Path | None = None, markdown: Path | None = No
     rep, limits, old = load_inputs(report, budgets, baseline)
     if not rep.results:
         raise UsageError(f"report {report} has no results", "run `edgeopt bench` on at least one artifact")
-    verdict = check(rep, limits, old) if old is not None or limits is not None else None
+    verdict = check(rep, limits, old) if old is not None or limits is not None or rep.is_ab else None
     if html is None and markdown is None:
         html = Path(report).with_suffix(".html")
     written: list[Path] = []
@@ -105,7 +109,8 @@ def report(report: Annotated[Path, typer.Argument(help="report.json from `edgeop
 
 @app.command()
 def demo(out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out/demo"),
-         min_seconds: Annotated[float | None, typer.Option(help="Minimum timed seconds per artifact.")] = None,
+         min_seconds: Annotated[float | None, typer.Option(help="Minimum timed seconds per launch.")] = None,
+         launches: Annotated[int | None, typer.Option(help="Worker launches per artifact.", min=1)] = None,
          ) -> None:
     """Compress the bundled digits teacher, benchmark it on x86-cpu, render and gate the report."""
     model = SAMPLE_DIR / "digits_cnn.keras"
@@ -116,7 +121,7 @@ def demo(out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out/d
     _print_manifest(manifest, out / "artifacts")
     console.rule("2/4 bench on x86-cpu")
     report_path = out / "report.json"
-    rep = do_bench([out / "artifacts"], ["x86-cpu"], "digits", report_path, min_seconds=min_seconds)
+    rep = do_bench([out / "artifacts"], ["x86-cpu"], "digits", report_path, min_seconds=min_seconds, launches=launches)
     _print_results(rep)
     console.rule("3/4 report")
     written = do_report(report_path, html=out / "report.html", markdown=out / "report.md", budgets=budgets)

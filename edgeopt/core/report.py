@@ -17,14 +17,16 @@ from pydantic.json_schema import GenerateJsonSchema
 
 from edgeopt import atomic
 from edgeopt.core.safe_yaml import load_json
-from edgeopt.core.stats import Latency
+from edgeopt.core.stats import Latency, Launch
 from edgeopt.errors import Invalid, UsageError, validation_error
 
-__all__ = ["SCHEMA_VERSION", "STATUSES", "Latency", "Measurement", "Report", "load_report", "schema_path"]
+__all__ = ["SCHEMA_VERSION", "STATUSES", "Latency", "Launch", "Measurement", "Report", "load_report", "schema_path"]
 
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "skipped", "failed")
 REQUIRED_IN_FILE = ("schema_version", "environment", "results")
+_ADDED = {"eval_peak_rss_mb": None, "launches": [], "group": None}  # result keys added later: omitted when empty
+_ADDED_LATENCY = ("launches", "noise")
 
 _Count = Annotated[int, Field(ge=0)]
 _Ms = Annotated[float, Field(ge=0)]
@@ -61,7 +63,14 @@ class Measurement(BaseModel):
     samples_ms: list[_Ms] = Field([], description="Raw single-inference latencies; every statistic derives from these.")
     init_ms: _Ms | None = None
     first_ms: _Ms | None = None
-    peak_rss_mb: _Ms | None = None
+    peak_rss_mb: _Ms | None = Field(None, description="Load + one batch-1 inference in a fresh worker (VmHWM, before any "
+                                                       "evaluation; the largest over launches): what budgets use")
+    eval_peak_rss_mb: _Ms | None = Field(None, description="The worker's VmHWM after the eval split (batched): not "
+                                                            "what one inference needs")
+    launches: list[Launch] = Field([], description="One record per worker launch, in order; samples_ms is their "
+                                                   "samples one after another")
+    group: Literal["new", "old"] | None = Field(None, description="A/B runs (bench --against): new artifact or its "
+                                                                  "old twin, paired by artifact name")
     threads: Annotated[int, Field(ge=1)] | None = None
     estimated: bool = Field(False, description="true: latency_ms comes from the cost model, not a run")
 
@@ -73,7 +82,7 @@ class Measurement(BaseModel):
 
     @property
     def latency_ms(self) -> Latency | None:
-        return Latency.from_samples(self.samples_ms) if self.samples_ms else self.stored_latency
+        return Latency.from_samples(self.samples_ms, self.launches) if self.samples_ms else self.stored_latency
 
     @latency_ms.setter
     def latency_ms(self, value: Latency | None) -> None:
@@ -87,6 +96,12 @@ class Measurement(BaseModel):
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.artifact, self.target, self.runtime)
+
+    def launch_samples(self) -> list[list[float]]:
+        """Each launch's raw samples (one list for a result without launch records)."""
+        from edgeopt.core.stats import split
+
+        return split(self.samples_ms, self.launches)
 
 
 def _document_schema(schema: dict[str, Any]) -> None:
@@ -124,17 +139,37 @@ class Report(BaseModel):
         self.extra.update(sections)
 
     def to_json(self) -> str:
-        return json.dumps(self.model_dump(by_alias=True), indent=2) + "\n"
+        data = self.model_dump(by_alias=True)
+        for r in data["results"]:  # keys added after schema_version 1 are written only when they hold something
+            for key, empty in _ADDED.items():
+                if key in r and r[key] == empty:
+                    del r[key]
+            for key in _ADDED_LATENCY:
+                if (r.get("latency_ms") or {}).get(key, 0) is None:
+                    del r["latency_ms"][key]
+        return json.dumps(data, indent=2) + "\n"
 
     def save(self, path: str | Path) -> Path:
         return atomic.write_text(path, self.to_json())
 
     def source_for(self, m: Measurement) -> Measurement | None:
-        """The source-model result on the same target that ``m`` is compared against, if any."""
+        """The source-model result on the same target (and A/B group) that ``m`` is compared against, if any."""
         for r in self.results:
-            if r.role == "source" and r.target == m.target and r.status == "ok":
+            if r.role == "source" and r.target == m.target and r.status == "ok" and r.group == m.group:
                 return r
         return None
+
+    @property
+    def is_ab(self) -> bool:
+        """Written by ``bench --against``: new artifacts and their old twins, measured interleaved."""
+        return any(r.group == "old" for r in self.results)
+
+    def split_ab(self) -> tuple[Report, Report]:
+        """(new, old): an A/B report as two reports of the same run, for the gate to compare."""
+        def part(group: str) -> Report:
+            return Report(environment=self.environment, results=[r for r in self.results if r.group == group])
+
+        return part("new"), part("old")
 
 
 def load_report(path: str | Path) -> Report:

@@ -19,9 +19,11 @@ def to_junit(verdict: Verdict, suite: str = "edgeopt.gate") -> str:
     """One testcase per check. Errors are failures; warnings pass with a note in system-out; notes skip."""
     import xml.etree.ElementTree as ET
 
-    counts = {o: len(verdict.by_outcome(o)) for o in ("fail", "note")}
-    attrs = {"name": suite, "tests": str(len(verdict.checks)), "failures": str(counts["fail"]), "errors": "0",
-             "skipped": str(counts["note"])}
+    counts = {o: len(verdict.by_outcome(o)) for o in ("fail", "note", "inconclusive")}
+    strict = verdict.strict and counts["inconclusive"]  # --strict: an inconclusive check fails the gate
+    attrs = {"name": suite, "tests": str(len(verdict.checks)),
+             "failures": str(counts["fail"] + (counts["inconclusive"] if strict else 0)), "errors": "0",
+             "skipped": str(counts["note"] + (0 if strict else counts["inconclusive"]))}
     root = ET.Element("testsuites", attrs)
     ts = ET.SubElement(root, "testsuite", attrs)
     for c in verdict.checks:
@@ -31,9 +33,11 @@ def to_junit(verdict: Verdict, suite: str = "edgeopt.gate") -> str:
             name = f"{c.artifact} [{c.runtime}] {c.metric}" if c.runtime else f"{c.artifact} {c.metric}"
         tc = ET.SubElement(ts, "testcase", {"classname": _xml_text(f"{suite}.{c.target}"), "name": _xml_text(name)})
         msg = _xml_text(c.message)
-        if c.outcome == "fail":
+        if c.outcome == "fail" or (c.outcome == "inconclusive" and strict):
             failure = ET.SubElement(tc, "failure", {"message": msg, "type": c.metric})
             failure.text = msg
+        elif c.outcome == "inconclusive":
+            ET.SubElement(tc, "skipped", {"message": f"INCONCLUSIVE: {msg}"})
         elif c.outcome == "note":
             ET.SubElement(tc, "skipped", {"message": msg})
         elif c.outcome == "warn":

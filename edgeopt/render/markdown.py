@@ -66,6 +66,10 @@ def to_markdown(report: Report, verdict: Verdict | None = None, limit: int = GIT
             out += ["#### Failing checks" if any(c.outcome == "fail" for c in bad) else "#### Warnings", "",
                     _md_table(FAILING_HEADERS, [[icon(c.outcome), *failing_row(c)] for c in bad]),
                     ""]
+        unsure = verdict.by_outcome("inconclusive")
+        if unsure:
+            out += ["#### Inconclusive (the run's noise is above the threshold: neither a pass nor a fail)", ""]
+            out += [f"- {ICON['inconclusive']} {md_cell(c.message)}" for c in unsure] + [""]
         moved = [c for c in verdict.comparisons if c.regressed or c.verdict in ("missing", "improved")]
         if moved:
             out += ["#### What changed against the baseline", "",

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from edgeopt.core.report import Report
     from edgeopt.verdict.gate import Verdict
 
-STYLE = {"fail": "bold red", "warn": "yellow", "note": "dim", "pass": "green",
+STYLE = {"fail": "bold red", "inconclusive": "magenta", "warn": "yellow", "note": "dim", "pass": "green",
          "regressed": "bold red", "improved": "green", "missing": "yellow", "not compared": "dim", "unchanged": ""}
 CHECK_COLUMNS = ("verdict", "target", "artifact", "runtime", "check", "measured", "limit", "level")
 
@@ -47,6 +47,8 @@ def verdict_view(verdict: Verdict) -> list[Any]:
             t.add_column(col, justify="right" if col in ("old", "new", "change", "p-value") else "left")
         for c in verdict.comparisons:
             *cells, shown = comparison_row(c)
+            if c.verdict == "inconclusive" and c.note:
+                shown = f"{shown} ({c.note.split(';')[0]})"
             t.add_row(*map(Text, cells),
                       Text(shown, style="dim" if c.role == "source" else STYLE.get(c.verdict, "")))
         out.append(t)

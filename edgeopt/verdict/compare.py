@@ -1,9 +1,16 @@
 """Baseline comparison: which results got slower, bigger or less accurate than in an older report.
 
-Latency is flagged only when the change is both significant (two-sided Mann-Whitney U on the raw
-samples, p < alpha) and large (relative p50 change above a minimum): with a few hundred samples a
-test alone calls a 1% wobble significant, and a threshold alone cries wolf on a noisy run.
-Estimated latencies are a deterministic model, so they are compared with estimated ones only, by p50.
+Results measured in several worker launches are compared on launch-level figures (each launch's median):
+samples within one process are correlated, so thousands of them prove nothing about the next process. The
+change is the ratio of the launches' medians (A/B twins: the median of the paired launches' ratios, which
+cancels drift that hits both); the noise floor is half the range of the launch-level figures (unpaired:
+both sides' combined). A change is a regression only when it exceeds the threshold (the effect size), the
+noise floor does not, and the launches do not overlap; a noise floor above the threshold makes the
+comparison inconclusive, never a pass or a fail. With a stored baseline, contended launches are left out.
+
+Results without launch records (one process, older reports) keep the old rule: significant (two-sided
+Mann-Whitney U on the raw samples, p < alpha) and large. Estimated latencies are a deterministic model,
+so they are compared with estimated ones only, by p50.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from edgeopt.errors import UsageError
 from edgeopt.verdict.budgets import RegressionRules
 
 REGRESSED, IMPROVED, UNCHANGED, NOT_COMPARED, MISSING = "regressed", "improved", "unchanged", "not compared", "missing"
+INCONCLUSIVE = "inconclusive"
 _EPS = 1e-9  # float slack so a drop of exactly the tolerance is not flagged by rounding
 
 
@@ -32,9 +40,10 @@ class Comparison:
     change: float | None  # relative for p50_ms and size_bytes, absolute (new - old) for accuracy
     p_value: float | None
     threshold: float | None
-    verdict: str  # regressed | improved | unchanged | not compared | missing
+    verdict: str  # regressed | improved | unchanged | inconclusive | not compared | missing
     note: str = ""
     role: str = "artifact"  # "source": the reference model; its changes are reported, never a regression
+    noise: float | None = None  # the comparison's relative noise floor (launch-level), when measured
 
     @property
     def regressed(self) -> bool:
@@ -49,8 +58,10 @@ class Comparison:
         return asdict(self)
 
 
-def compare(report: Report, baseline: Report, rules: RegressionRules | None = None) -> list[Comparison]:
-    """Compare every (artifact, target, runtime) present in both reports, plus what disappeared."""
+def compare(report: Report, baseline: Report, rules: RegressionRules | None = None,
+            paired: bool = False) -> list[Comparison]:
+    """Compare every (artifact, target, runtime) present in both reports, plus what disappeared. ``paired``: the
+    two are the new and old halves of one A/B run (launch k of each twin ran back to back)."""
     if report.schema_version != baseline.schema_version:
         raise UsageError(f"baseline has schema_version {baseline.schema_version}, the report has "
                          f"{report.schema_version}", "re-run `edgeopt bench` with the same edgeopt for both reports")
@@ -66,7 +77,7 @@ def compare(report: Report, baseline: Report, rules: RegressionRules | None = No
             verdict = REGRESSED if new.status == "failed" else NOT_COMPARED
             out.append(_cmp(new, "status", "ok", new.status, None, None, None, verdict, new.error or ""))
             continue
-        out += [c for c in (compare_latency(old, new, rules), compare_size(old, new, rules),
+        out += [c for c in (compare_latency(old, new, rules, paired), compare_size(old, new, rules),
                             compare_accuracy(old, new, rules)) if c is not None]
     for old in baseline.results:
         if old.key not in new_keys and old.status == "ok":
@@ -75,7 +86,8 @@ def compare(report: Report, baseline: Report, rules: RegressionRules | None = No
     return out
 
 
-def compare_latency(old: Measurement, new: Measurement, rules: RegressionRules) -> Comparison | None:
+def compare_latency(old: Measurement, new: Measurement, rules: RegressionRules,
+                    paired: bool = False) -> Comparison | None:
     if old.latency_ms is None:
         return None
     if new.latency_ms is None:
@@ -89,13 +101,55 @@ def compare_latency(old: Measurement, new: Measurement, rules: RegressionRules) 
     if new.estimated:
         verdict = _by_threshold(change, rules.p50)
         return _cmp(new, "p50_ms", old_p50, new_p50, change, None, rules.p50, verdict, "estimated: compared by p50")
+    if len(old.launches) >= 2 and len(new.launches) >= 2:
+        return compare_launches(old, new, rules, paired)
     if len(old.samples_ms) < 2 or len(new.samples_ms) < 2:
         return _cmp(new, "p50_ms", old_p50, new_p50, change, None, rules.p50, NOT_COMPARED,
                     "raw samples missing: cannot tell noise from change")
     p_value = mann_whitney_p(old.samples_ms, new.samples_ms)
     verdict = _by_threshold(change, rules.p50) if p_value < rules.alpha else UNCHANGED
     note = "" if p_value < rules.alpha else f"not significant at alpha {rules.alpha:g}"
+    note = "; ".join(x for x in (note, "one launch per side: between-launch noise unknown") if x)
     return _cmp(new, "p50_ms", old_p50, new_p50, change, p_value, rules.p50, verdict, note)
+
+
+def compare_launches(old: Measurement, new: Measurement, rules: RegressionRules, paired: bool) -> Comparison:
+    """p50 on launch-level figures (see the module docstring)."""
+    import numpy as np
+
+    from edgeopt.core.stats import launch_p50s, relative_spread
+
+    threshold = rules.p50
+    o, n = launch_p50s(old.samples_ms, old.launches, not paired), launch_p50s(new.samples_ms, new.launches, not paired)
+    rests = (f"{len(n)} vs {len(o)} launches ({len(new.samples_ms)} vs {len(old.samples_ms)} samples)"
+             + (", paired" if paired else ""))
+    old_p50 = float(np.median(o)) if o else _p50(old)
+    new_p50 = float(np.median(n)) if n else _p50(new)
+    if len(o) < 2 or len(n) < 2:
+        quiet = f"{len(n)} of {len(new.launches)} new and {len(o)} of {len(old.launches)} baseline launches"
+        return _cmp(new, "p50_ms", old_p50, new_p50, None, None, threshold, INCONCLUSIVE,
+                    f"too few uncontended launches ({quiet}): rerun on a quiet machine or in A/B mode (--against)")
+    if paired:
+        ratios = [a / b for a, b in zip(n, o, strict=False) if b > 0]
+        change = float(np.median(ratios)) - 1
+        noise = relative_spread(ratios) or 0.0
+        separated = all(r > 1 for r in ratios) if change > 0 else all(r < 1 for r in ratios)
+    else:
+        change = new_p50 / old_p50 - 1 if old_p50 else 0.0
+        noise = float(np.hypot(relative_spread(o) or 0.0, relative_spread(n) or 0.0))
+        separated = min(n) > max(o) if change > 0 else max(n) < min(o)
+    floor = f"noise floor ±{noise:.1%}"
+    if noise > threshold + _EPS:
+        verdict, note = INCONCLUSIVE, f"{floor} is above the {threshold:.0%} threshold: this run cannot tell"
+    elif change > threshold + _EPS and not separated:
+        verdict, note = INCONCLUSIVE, f"{floor}, but the launches overlap"
+    elif abs(change) > threshold + _EPS and not separated:
+        verdict, note = UNCHANGED, f"{floor}; the launches overlap"
+    else:
+        verdict, note = _by_threshold(change, threshold), floor
+    c = _cmp(new, "p50_ms", old_p50, new_p50, change, None, threshold, verdict, f"{note}; {rests}")
+    c.noise = noise
+    return c
 
 
 def compare_size(old: Measurement, new: Measurement, rules: RegressionRules) -> Comparison | None:

@@ -5,7 +5,9 @@ prints and writes what it returns (render/*).
 
 Every limit that applies to a result becomes a Check; so does every baseline comparison, every failed
 or skipped result under a budget, and every budget that matched nothing (a typo must not pass
-silently). Error-level failures fail the gate (exit 1); warnings and notes never do.
+silently). Error-level failures fail the gate (exit 1); warnings and notes never do. A baseline
+comparison whose noise floor is above its threshold is inconclusive: never a pass, never a fail (exit 0,
+or 1 with ``strict``). An A/B report (``bench --against``) judges each new artifact against its old twin.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from typing import Any
 from edgeopt.core.report import Measurement, Report
 from edgeopt.errors import UsageError, nearest
 from edgeopt.verdict.budgets import ALL_TARGETS, LIMIT_KEYS, Budgets, RegressionRules, selector_matches
-from edgeopt.verdict.compare import MISSING, NOT_COMPARED, REGRESSED, Comparison, compare
+from edgeopt.verdict.compare import INCONCLUSIVE, MISSING, NOT_COMPARED, REGRESSED, Comparison, compare
 from edgeopt.verdict.text import fmt_change, fmt_ms, fmt_value, one_line
 
-OUTCOMES = ("fail", "warn", "note", "pass")
+OUTCOMES = ("fail", "inconclusive", "warn", "note", "pass")
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,12 @@ class Check:
     passed: bool
     message: str
     source: str = ""  # where the limit came from: "targets.x86-cpu.artifacts.*_int8", "regression.p50"
+    inconclusive: bool = False  # the run's noise floor is above the threshold: it cannot tell
 
     @property
     def outcome(self) -> str:
+        if self.inconclusive:
+            return "inconclusive"
         if self.level == "info":
             return "note"
         if self.passed:
@@ -82,7 +87,8 @@ class Check:
 
 @dataclass
 class Recommendation:
-    """The artifact to ship on one target: meets every budget, lowest p90, then smallest."""
+    """The artifact to ship on one target: meets every budget, lowest p90 (ties inside the noise: smallest, then
+    most accurate)."""
 
     target: str
     artifact: str | None
@@ -91,13 +97,15 @@ class Recommendation:
     size_bytes: int | None = None
     estimated: bool = False
     reason: str = ""
+    tied_with: list[str] = field(default_factory=list)  # latencies inside the measured noise of this one's
 
     def describe(self) -> str:
         if self.artifact is None:
             return f"{self.target}: nothing to ship — {self.reason}"
         size = f", {self.size_bytes / 1024:,.1f} KB" if self.size_bytes is not None else ""
         est = " (estimated)" if self.estimated else ""
-        return f"{self.target}: ship {self.artifact} with {self.runtime} — p90 {fmt_ms(self.p90_ms)}{est}{size}"
+        why = f" ({self.reason})" if self.reason else ""
+        return f"{self.target}: ship {self.artifact} with {self.runtime} — p90 {fmt_ms(self.p90_ms)}{est}{size}{why}"
 
 
 @dataclass
@@ -105,6 +113,7 @@ class Verdict:
     checks: list[Check] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
     recommendations: list[Recommendation] = field(default_factory=list)
+    strict: bool = False  # an inconclusive check fails the gate too
 
     def by_outcome(self, outcome: str) -> list[Check]:
         return [c for c in self.checks if c.outcome == outcome]
@@ -119,7 +128,7 @@ class Verdict:
 
     @property
     def passed(self) -> bool:
-        return not self.failures
+        return not self.failures and not (self.strict and self.by_outcome("inconclusive"))
 
     @property
     def exit_code(self) -> int:
@@ -128,9 +137,12 @@ class Verdict:
     def summary(self) -> str:
         counts = {o: len(self.by_outcome(o)) for o in OUTCOMES}
         parts = [f"{counts['fail']} failed", _plural(counts["warn"], "warning"), f"{counts['pass']} passed"]
+        if counts["inconclusive"]:
+            parts.insert(1, f"{counts['inconclusive']} inconclusive")
         if counts["note"]:
             parts.append(_plural(counts["note"], "note"))
-        return f"{'PASS' if self.passed else 'FAIL'} — {', '.join(parts)} ({len(self.checks)} checks)"
+        head = "FAIL" if self.failures else "INCONCLUSIVE" if counts["inconclusive"] else "PASS"
+        return f"{head} — {', '.join(parts)} ({len(self.checks)} checks)"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -144,17 +156,26 @@ class Verdict:
         }
 
 
-def check(report: Report, budgets: Budgets | None = None, baseline: Report | None = None) -> Verdict:
-    """Judge one report against budgets and/or a baseline report. Pure: reads no file, prints, writes nothing."""
+def check(report: Report, budgets: Budgets | None = None, baseline: Report | None = None,
+          strict: bool = False) -> Verdict:
+    """Judge one report against budgets and/or a baseline report. Pure: reads no file, prints, writes nothing.
+
+    An A/B report (``bench --against``) is judged as its new half against its old half (paired launches);
+    budgets apply to the new artifacts. A ``baseline`` given as well replaces the old half."""
     if not report.results:
         raise UsageError("the report has no results", "run `edgeopt bench` on at least one artifact first")
+    paired = False
+    if report.is_ab:
+        report, old = report.split_ab()
+        if baseline is None:
+            baseline, paired = old, True
     checks = budget_checks(report, budgets) if budgets is not None else []
     comparisons: list[Comparison] = []
     if baseline is not None:
         rules = budgets.regression if budgets is not None else RegressionRules()
-        comparisons = compare(report, baseline, rules)
+        comparisons = compare(report, baseline, rules, paired=paired)
         checks += [comparison_check(c, rules) for c in comparisons]
-    return Verdict(checks=checks, comparisons=comparisons, recommendations=recommend(report, checks))
+    return Verdict(checks=checks, comparisons=comparisons, recommendations=recommend(report, checks), strict=strict)
 
 
 # --- budgets ------------------------------------------------------------------------------------------
@@ -269,27 +290,68 @@ def comparison_check(c: Comparison, rules: RegressionRules) -> Check:
         text += f", p={c.p_value:.2g})" if c.p_value is not None else ")"
     note = f"; {c.note}" if c.note else ""
     limit = {"p50_ms": "p50", "size_bytes": "size", "accuracy": "accuracy"}.get(c.metric)
-    return Check.about(c, f"regression_{c.metric}", c.change, c.threshold, level, passed,
-                       f"{text} vs baseline: {c.verdict}{note}", f"regression.{limit}" if limit else "baseline")
+    chk = Check.about(c, f"regression_{c.metric}", c.change, c.threshold, level, passed,
+                      f"{text} vs baseline: {c.verdict}{note}", f"regression.{limit}" if limit else "baseline")
+    chk.inconclusive = c.verdict == INCONCLUSIVE and c.role != "source"
+    return chk
 
 
 # --- recommendation -----------------------------------------------------------------------------------
 
 def recommend(report: Report, checks: list[Check]) -> list[Recommendation]:
-    bad = {(c.artifact, c.target, c.runtime) for c in checks if c.outcome in ("fail", "warn")}
+    """Per target, the artifact to ship: only one that passes every check on it. Latencies inside the measured
+    noise (the launches' spread) are ties, broken by size, then accuracy. When none passes: which budget the
+    closest candidates miss."""
+    bad: dict[tuple[str, str, str], list[Check]] = {}
+    for c in checks:
+        if c.outcome in ("fail", "warn"):
+            bad.setdefault((c.artifact, c.target, c.runtime), []).append(c)
     out = []
     for target in dict.fromkeys(m.target for m in report.results):
         pool = [m for m in report.results if m.target == target and m.role != "source" and m.status == "ok"]
         lat = [(m, measured_value(report, m, "p90_ms")[0]) for m in pool]
         ok = [(m, p90) for m, p90 in lat if p90 is not None and m.key not in bad]
         if not ok:
-            reason = "no artifact with a latency meets every budget" if pool else "no ok artifact result"
-            out.append(Recommendation(target, None, reason=reason))
+            out.append(Recommendation(target, None, reason=_none_passes(pool, bad)))
             continue
-        best, p90 = min(ok, key=lambda t: (t[1], t[0].size_bytes if t[0].size_bytes is not None else float("inf"),
-                                           t[0].artifact))
-        out.append(Recommendation(target, best.artifact, best.runtime, p90, best.size_bytes, best.estimated))
+        fastest, best = min(ok, key=lambda t: t[1])
+        ties = [(m, p90) for m, p90 in ok if p90 <= best * (1 + max(_noise(fastest), _noise(m))) + 1e-12]
+        pick, p90 = min(ties, key=lambda t: (t[0].size_bytes if t[0].size_bytes is not None else float("inf"),
+                                             -(t[0].accuracy if t[0].accuracy is not None else -1), t[1],
+                                             t[0].artifact))
+        others = [m.artifact for m, _ in ties if m is not pick]
+        reason = ""
+        if others:
+            noise = max(_noise(m) for m, _ in ties)
+            reason = (f"p90 within the measured noise (±{noise:.0%}) of {', '.join(others)}: the smallest, then most "
+                      "accurate, of them")
+        out.append(Recommendation(target, pick.artifact, pick.runtime, p90, pick.size_bytes, pick.estimated,
+                                  reason=reason, tied_with=others))
     return out
+
+
+def _noise(m: Measurement) -> float:
+    lat = m.latency_ms
+    return lat.noise if lat is not None and lat.noise is not None else 0.0
+
+
+def _none_passes(pool: list[Measurement], bad: dict[tuple[str, str, str], list[Check]]) -> str:
+    if not pool:
+        return "no ok artifact result"
+    def miss(c: Check) -> float:
+        if isinstance(c.measured, (int, float)) and isinstance(c.limit, (int, float)) and c.limit:
+            return abs(c.measured - c.limit) / abs(c.limit)
+        return float("inf")
+
+    failing = [(m, bad.get(m.key, [])) for m in pool]
+    failing = [(m, cs) for m, cs in failing if cs] or [(m, []) for m in pool]
+    failing.sort(key=lambda t: (len(t[1]), sum(miss(c) for c in t[1]), t[0].artifact))
+    parts = []
+    for m, cs in failing[:3]:
+        misses = "; ".join(f"{c.metric} {fmt_value(c.metric, c.measured)} vs {fmt_value(c.metric, c.limit)}"
+                           f" [{c.source or c.metric}]" for c in cs) or "no latency measured"
+        parts.append(f"{m.artifact} misses {misses}")
+    return "no artifact passes every budget; closest: " + " | ".join(parts)
 
 
 def _plural(n: int, word: str) -> str:

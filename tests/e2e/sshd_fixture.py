@@ -36,7 +36,7 @@ class Sshd:
                 "python": sys.executable, "connect_timeout_s": 5, "remote_tmp": str(self.folder / "remote")}
         conn.update(connection)
         spec = {"name": name, "arch": "x86_64", "cores": 2, "threads": 1, "runtimes": ["litert", "onnxruntime"],
-                "run": {"warmup": 1, "min_runs": 5, "min_seconds": 0.05, "max_seconds": 1, "timeout_s": 120},
+                "run": {"warmup": 1, "min_runs": 5, "min_seconds": 0.05, "max_seconds": 1, "timeout_s": 120, "launches": 2},
                 "connection": conn}
         path.write_text(yaml.safe_dump(spec))
         return path

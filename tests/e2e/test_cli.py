@@ -74,7 +74,7 @@ def test_compress_then_bench_then_report_then_gate(tmp_path, tiny_model_path):
                                                                 "tiny_int8.tflite", "tiny_source.keras"]
     report = tmp_path / "report.json"
     proc = run("bench", out / "tiny_int8.tflite", out / "tiny_fp32.onnx", "--data", "digits", "--out", report,
-               "--threads", "1", "--min-runs", "20", "--min-seconds", "0", "--warmup", "2")
+               "--threads", "1", "--min-runs", "20", "--min-seconds", "0", "--warmup", "2", "--launches", "2")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(report.read_text())
     assert [r["status"] for r in data["results"]] == ["ok", "ok"]

@@ -20,7 +20,7 @@ def demo(tmp_path_factory):
         pytest.fail("sample_models/digits_cnn.keras is missing: run python sample_models/build.py")
     out = tmp_path_factory.mktemp("demo") / "demo"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", COLUMNS="200")
-    proc = subprocess.run([sys.executable, "-m", "edgeopt.cli", "demo", "--out", str(out), "--min-seconds", "0.3"],
+    proc = subprocess.run([sys.executable, "-m", "edgeopt.cli", "demo", "--out", str(out), "--min-seconds", "0.3", "--launches", "2"],
                           capture_output=True, text=True, env=env, timeout=900)
     return out, proc
 

@@ -28,7 +28,7 @@ def test_bench_x86_and_emulated_rpi4_in_one_report(compressed, tmp_path):
     report_path = tmp_path / "report.json"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", COLUMNS="200")
     proc = subprocess.run([*EDGEOPT, "bench", str(out), "--data", "digits", "--target", "x86-cpu", "--target",
-                           "rpi4-emulated", "--out", str(report_path), "--min-seconds", "0.05", "--max-seconds", "0.5",
+                           "rpi4-emulated", "--out", str(report_path), "--min-seconds", "0.05", "--max-seconds", "0.5", "--launches", "2",
                            "--warmup", "1", "--min-runs", "5"], capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     data = json.loads(report_path.read_text())

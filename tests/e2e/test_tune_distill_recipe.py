@@ -65,7 +65,7 @@ def test_tune_distill_convert_then_bench(tmp_path, teacher):
 
     report = tmp_path / "report.json"
     proc = run("bench", out, "--data", "digits", "--out", report, "--warmup", "1", "--min-runs", "5",
-               "--min-seconds", "0", "--max-seconds", "1")
+               "--min-seconds", "0", "--max-seconds", "1", "--launches", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     rep = json.loads(report.read_text())
     assert rep["tuning"][out.name]["best_trial"] == tuning["best_trial"]

@@ -85,36 +85,79 @@ def peak_rss_mb() -> float:
     return round(kb / 1024 if sys.platform != "darwin" else kb / 2**20, 1)
 
 
+def _cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _busy_jiffies() -> tuple[int, int] | None:
+    """(busy, total) jiffies of the whole machine from /proc/stat, or None where there is none."""
+    line = (_read("/proc/stat") or "").split("\n", 1)[0].split()
+    if not line or line[0] != "cpu":
+        return None
+    vals = [int(v) for v in line[1:]]
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+    return sum(vals) - idle, sum(vals)
+
+
 def time_runs(bind, invoke, pool: list, warmup: int, min_runs: int, min_seconds: float, max_seconds: float,
-              max_runs: int = 5000) -> list:
-    """Single-sample latencies (ms) until both min_runs and min_seconds are reached, capped by max_seconds
-    and max_runs (a 10 µs model would otherwise keep hundreds of thousands of samples).
+              max_runs: int = 5000, stats: dict | None = None) -> list:
+    """Single-sample latencies (ms) until both min_runs and min_seconds are reached, capped by max_seconds.
+
+    ``max_runs`` caps how many samples are KEPT, never how long timing lasts: past it, timing goes on until
+    min_seconds and the kept samples are a uniform random subset (reservoir sampling, seeded) of every timed
+    run, so a 10 us model is timed for min_seconds without keeping hundreds of thousands of samples.
+    ``max_seconds`` is the one hard stop (a slow or hung model), below min_seconds too when set lower.
+    ``stats`` (a dict) receives the timed runs, the timed seconds, and the worker's CPU time / wall time and
+    the rest of the machine's busy cores during timing (how contended the launch was).
 
     Inputs cycle through ``pool`` so no run sees the same cached sample twice in a row; ``bind`` sets each
     one outside the timed region and only ``invoke`` (the runtime's inference call) is timed.
     """
+    import random
+
     n = len(pool)
     for i in range(warmup):
         bind(pool[i % n])
         invoke()
-    samples = []
+    rng = random.Random(0)
+    samples: list = []
     clock = time.perf_counter_ns
+    cpu0, busy0 = _cpu_s(), _busy_jiffies()
     start = clock()
     i = 0
     while True:
         elapsed_s = (clock() - start) / 1e9
-        done = len(samples) >= min_runs and elapsed_s >= min_seconds
-        if done or elapsed_s >= max_seconds or len(samples) >= max_runs:
+        done = i >= min_runs and elapsed_s >= min_seconds
+        if done or elapsed_s >= max_seconds:
             break
         bind(pool[i % n])
         t0 = clock()
         invoke()
-        samples.append((clock() - t0) / 1e6)
+        ms = (clock() - t0) / 1e6
+        if len(samples) < max_runs:
+            samples.append(ms)
+        else:
+            j = rng.randrange(i + 1)
+            if j < max_runs:
+                samples[j] = ms
         i += 1
+    wall_s = (clock() - start) / 1e9
+    if stats is not None:
+        cpu_s = _cpu_s() - cpu0
+        stats.update(runs=i, timed_s=round(wall_s, 4), cpu_ratio=round(cpu_s / wall_s, 3) if wall_s > 0 else None,
+                     load_1m=round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None, other_cpu=None)
+        busy1 = _busy_jiffies()
+        if busy0 and busy1 and busy1[1] > busy0[1]:
+            cores = os.cpu_count() or 1
+            busy_cores = (busy1[0] - busy0[0]) / (busy1[1] - busy0[1]) * cores
+            stats["other_cpu"] = round(max(0.0, busy_cores - cpu_s / wall_s), 2) if wall_s > 0 else None
     return samples
 
 
 def run_job(job: dict) -> dict:
+    """One launch: load + one batch-1 inference first (``peak_rss_mb``: the worker's VmHWM before anything
+    else touched memory), then timing, then, when ``evaluate``, the eval split (``eval_peak_rss_mb``)."""
     out_dir = job["out"]
     os.makedirs(out_dir, exist_ok=True)
     result: dict = {"status": "ok", "error": None}
@@ -122,32 +165,39 @@ def run_job(job: dict) -> dict:
         mod = runtime_module(job["module"])
         rt_version = mod.version()  # imports the runtime package outside the timed init
         result["environment"] = environment(rt_version)
-        data = np.load(job["data"])
-        x_pool, x_eval = data["x_pool"], data["x_eval"]
+        data = np.load(job["data"])  # lazy: each array is read when first used
+        x_one = data["x_one"] if "x_one" in data.files else data["x_pool"][:1]
         t0 = time.perf_counter()
         sess = mod.load(job["artifact"], threads=job["threads"], options=job["options"])
         result["init_ms"] = (time.perf_counter() - t0) * 1e3
         for attr in ("params", "nonzero_params", "providers"):
             if hasattr(sess, attr):
                 result[attr] = getattr(sess, attr)
-        pool = [sess.prepare(x_pool[i : i + 1]) for i in range(len(x_pool))]
+        first = sess.prepare(x_one[:1])
         t0 = time.perf_counter()
-        sess.invoke_prepared(pool[0])
+        sess.invoke_prepared(first)
         result["first_ms"] = (time.perf_counter() - t0) * 1e3
+        result["peak_rss_mb"] = peak_rss_mb()  # load + one inference: what a device needs to run the model
         if not job["skip_timing"]:
+            x_pool = data["x_pool"]
+            pool = [sess.prepare(x_pool[i : i + 1]) for i in range(len(x_pool))]
+            stats: dict = {}
             result["samples_ms"] = time_runs(sess.bind, sess.invoke, pool, int(job["warmup"]), int(job["min_runs"]),
                                              float(job["min_seconds"]), float(job["max_seconds"]),
-                                             int(job["max_runs"]))
-        outputs = sess.run(x_eval)
-        if not np.all(np.isfinite(outputs)):
-            raise FloatingPointError("the model produced NaN or Inf outputs on the test split")
-        np.save(os.path.join(out_dir, "outputs.npy"), outputs.astype(np.float32))
-        result["outputs"] = "outputs.npy"
+                                             int(job["max_runs"]), stats)
+            result["timing"] = stats
+        if job.get("evaluate", True):
+            outputs = sess.run(data["x_eval"])
+            if not np.all(np.isfinite(outputs)):
+                raise FloatingPointError("the model produced NaN or Inf outputs on the test split")
+            np.save(os.path.join(out_dir, "outputs.npy"), outputs.astype(np.float32))
+            result["outputs"] = "outputs.npy"
+            result["eval_peak_rss_mb"] = peak_rss_mb()
     except BaseException as e:  # noqa: BLE001 — the host needs a result, whatever happened
         result["status"] = "failed"
         result["error"] = f"{type(e).__name__}: {e}".splitlines()[0][:500]
         result["traceback"] = traceback.format_exc()[-4000:]
-    result["peak_rss_mb"] = peak_rss_mb()
+    result.setdefault("peak_rss_mb", peak_rss_mb())
     tmp = os.path.join(out_dir, ".result.json.tmp")
     with open(tmp, "w") as f:
         json.dump(result, f)

@@ -54,7 +54,7 @@ def test_a_broken_artifact_fails_alone(tmp_path, compressed, digits):
     bad = tmp_path / "broken.tflite"
     bad.write_bytes(b"TFL3" + b"\x00" * 64)
     report = benchmark([bad, good], [load_target("x86-cpu")], digits, tmp_path / "r.json", warmup=1, min_runs=5,
-                       min_seconds=0, max_seconds=1)
+                       min_seconds=0, max_seconds=1, launches=2)
     by = {m.artifact: m for m in report.results}
     assert by["broken.tflite"].status == "failed" and by["broken.tflite"].error
     assert by[good.name].status == "ok"

@@ -18,7 +18,8 @@ def test_job_carries_the_target_settings_and_nothing_else(tmp_path):
     assert (job.threads, job.warmup, job.min_runs, job.timeout_s) == (1, 3, target.run.min_runs, target.run.timeout_s)
     assert job.module == "onnxrt" and job.options == {"providers": ["CPUExecutionProvider"]}
     timing = {f.name for f in dataclasses.fields(Job)} & set(RunSettings.model_fields)
-    assert timing == set(RunSettings.model_fields)  # every run setting reaches the worker
+    assert timing == set(RunSettings.model_fields) - {"launches"}  # every run setting reaches the worker
+    assert target.run.launches == 5  # ... but launches: a job is one launch; the orchestrator runs K of them
     written = json.loads(job.write(tmp_path / "job.json").read_text())
     assert Job(**written) == job
 
@@ -27,7 +28,9 @@ def test_run_setting_defaults_have_one_definition(tmp_path):
     """A target without a run: section gets RunSettings' defaults, and so does its job."""
     (tmp_path / "t.yaml").write_text("name: bare\ncores: 1\nthreads: 1\n")
     job = Job.for_target(load_target(tmp_path / "t.yaml"), "m.tflite", "litert", "d.npz", "out")
-    assert {k: getattr(job, k) for k in RunSettings.model_fields} == RunSettings().model_dump()
+    defaults = RunSettings().model_dump()
+    assert defaults.pop("launches") == 5
+    assert {k: getattr(job, k) for k in defaults} == defaults
 
 
 def test_all_zero_inputs_are_refused(tmp_path):
@@ -42,5 +45,5 @@ def test_every_run_setting_is_a_bench_flag():
     from edgeopt.cli import app
 
     bench = typer.main.get_command(app).commands["bench"]
-    flags = {p.name for p in bench.params} - {"paths", "data", "out", "target"}
+    flags = {p.name for p in bench.params} - {"paths", "data", "out", "target", "against", "allow_failures"}
     assert flags == {"threads", "timeout", *RunSettings.model_fields} - {"timeout_s"}

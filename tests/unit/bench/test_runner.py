@@ -36,8 +36,16 @@ def test_time_runs_min_seconds_keeps_going_past_min_runs():
     assert len(samples) > 1
 
 
+def test_max_runs_caps_the_samples_kept_never_the_time_timed():
+    stats = {}
+    t0 = time.perf_counter()
+    samples = time_runs(lambda x: None, lambda: None, [0], 0, 1, 0.2, max_seconds=60, max_runs=123, stats=stats)
+    assert time.perf_counter() - t0 >= 0.2 and stats["timed_s"] >= 0.2  # min_seconds of timing, whatever max_runs
+    assert len(samples) == 123 < stats["runs"]  # a uniform subset of every timed run
+    assert stats["cpu_ratio"] > 0 and stats["other_cpu"] is not None and stats["load_1m"] is not None
+
+
 def test_time_runs_caps():
-    assert len(time_runs(lambda x: None, lambda: None, [0], 0, 10**9, 10, max_seconds=60, max_runs=123)) == 123
     t0 = time.perf_counter()
     time_runs(lambda x: None, lambda: time.sleep(0.01), [0], 0, 10**9, 100, max_seconds=0.1)
     assert time.perf_counter() - t0 < 1.0
