@@ -94,6 +94,12 @@ class _Run:
         if self.on_result:
             self.on_result(m)
 
+    def save(self) -> None:
+        """Save again after a result grew (another launch)."""
+        if self.out:
+            with self.lock:
+                self.report.save(self.out)
+
     def target_env(self, name: str) -> dict:
         return self.report.environment["targets"].setdefault(name, {})
 
@@ -193,11 +199,10 @@ def _measure(run: _Run, target, device: Device) -> None:
             run.started(f"{artifact.name} on {target.name}{label}{more}")
             if k == 0:
                 m = _first_launch(run, i, target, device, env, references)
+                results[i] = m
                 if m.status != "ok" or not device.timed:
                     done.add(i)
-                    run.add(m)
-                else:
-                    results[i] = m
+                run.add(m)  # in the report (and saved) from its first launch on: a crash keeps it
                 continue
             m = results[i]
             with tempfile.TemporaryDirectory(prefix="edgeopt-run-", dir=run.tmp) as tmp:
@@ -207,11 +212,9 @@ def _measure(run: _Run, target, device: Device) -> None:
                 m.status, m.error = "failed", f"launch {k + 1}/{launches}: {raw.get('error')}"
                 log.warning("%s on %s: %s", artifact.name, target.name, m.error)
                 done.add(i)
-                run.add(m)
-                continue
-            add_launch(m, raw, job.threads, _cores(raw))
-    for i in sorted(set(results) - done):
-        run.add(results[i])
+            else:
+                add_launch(m, raw, job.threads, _cores(raw))
+            run.save()
 
 
 def _cores(raw: dict) -> int | None:
