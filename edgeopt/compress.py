@@ -14,11 +14,16 @@ from edgeopt.recipe import Recipe, load_recipe, run
 from edgeopt.stages import StageContext
 
 
-def check_compatible(model, dataset) -> None:
-    in_shape = tuple(int(d) for d in model.input_shape[1:] if d is not None)
-    if tuple(in_shape) != tuple(dataset.input_shape):
-        raise UsageError(f"the model takes inputs of shape {in_shape} but data '{dataset.name}' has {dataset.input_shape}",
+def check_compatible(model, dataset, labels: bool = True) -> None:
+    in_shape = tuple(None if d is None else int(d) for d in model.input_shape[1:])
+    fits = len(in_shape) == len(dataset.input_shape) and all(
+        d is None or d == n for d, n in zip(in_shape, dataset.input_shape, strict=True))  # None: any length
+    if not fits:
+        shown = tuple("None" if d is None else d for d in in_shape)
+        raise UsageError(f"the model takes inputs of shape {shown} but data '{dataset.name}' has {dataset.input_shape}",
                          "pass the data set the model was trained on")
+    if not labels:
+        return
     import numpy as np
 
     out = np.asarray(model(dataset.x_test[:2], training=False))
@@ -39,22 +44,32 @@ def _copy_source(model_path: Path, staging: Path, base: str) -> Artifact:
 
 
 def compress(model_path, data, out, recipe: Recipe | str | Path | None = None,
-             progress: Callable[[str], None] | None = None, force: bool = False) -> Manifest:
+             progress: Callable[[str], None] | None = None, force: bool = False,
+             signature: str | None = None) -> Manifest:
     """Run ``recipe`` on the model at ``model_path`` with ``data``; write ``out``/manifest.json.
 
     A stage the accuracy guard stops ends the run early, not with an exception: ``out`` then holds what was made
     before it and the manifest's ``guard`` section has ``verdict: stopped`` (the CLI exits 1 on it). ``out`` must
     be new, empty or an earlier edgeopt output (``force``: one that also holds other files, which stay); see
-    edgeopt.out_folder."""
+    edgeopt.out_folder. ``signature``: the signature of a plain SavedModel to compress (default: serving_default,
+    or the only one)."""
     from edgeopt.data.loaders import load_dataset
     from edgeopt.models.load import check_model_path, load_model
+    from edgeopt.models.saved_model import describe
 
     model_path = check_model_path(model_path)
     out = check_out(out, model_path, force)
     rec = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     rec = rec.with_default_convert()
     dataset = data if hasattr(data, "x_test") else load_dataset(data)
-    model = load_model(model_path, sample=dataset.x_val[:64])  # a bridged Keras 3 model is checked on real data
+    # a bridged Keras 3 model is checked on real data
+    model = load_model(model_path, sample=dataset.x_val[:64], signature=signature)
+    check_compatible(model, dataset, labels=False)
+    labelled = getattr(dataset, "labelled", True)
+    if not labelled:  # no labels: the source's own top-1 stands in for them (scores are fidelity)
+        from edgeopt.stages.convert import predict
+
+        dataset = dataset.labelled_by(lambda x: predict(model, x))
     check_compatible(model, dataset)
     base = model_path.stem if model_path.is_file() else model_path.name
     staging = make_staging(out)
@@ -64,7 +79,8 @@ def compress(model_path, data, out, recipe: Recipe | str | Path | None = None,
                            parent=source.name, progress=progress or (lambda m: None))
         artifacts = [source, *run(rec, model, ctx)]
         manifest = Manifest(source={"path": str(model_path.resolve()), "name": base, "data": dataset.name,
-                                    "recipe": rec.to_dict()},
+                                    "labels": "data" if labelled else "none: scored by agreement with the source model",
+                                    "recipe": rec.to_dict(), "model": describe(model)},
                             artifacts=artifacts, extra=dict(ctx.notes))
         manifest.save(staging)
         out = check_out(out, model_path, force)  # again: the folder may have changed while the stages ran

@@ -42,7 +42,8 @@ def to_measurement(artifact: Artifact, path: Path, target_name: str, runtime: st
         if len(outputs) != len(labels):
             m.status, m.error = "failed", f"runner returned {len(outputs)} outputs for {len(labels)} samples"
             return m, None
-        m.accuracy = metrics.accuracy(outputs, labels)
+        if len(labels) and labels.min() >= 0:  # -1 marks a data set without labels
+            m.accuracy = metrics.accuracy(outputs, labels)
         if reference is not None and reference.shape == outputs.shape:
             m.agreement = metrics.agreement(outputs, reference)
             m.max_abs_diff = metrics.max_abs_diff(outputs, reference)

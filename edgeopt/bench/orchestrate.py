@@ -113,9 +113,12 @@ def benchmark(paths: list[str | Path], targets: list, dataset, out: str | Path |
     interleaved with them in the same run; each result names its group ("new" | "old"). ``overrides`` are run
     settings (threads and the fields of ``plan.RunSettings``).
     """
-    items = _ordered(collect(list(paths)))
-    if not items:
+    found = collect(list(paths))
+    if not found:
         raise UsageError("no artifacts found in " + ", ".join(map(str, paths)), "pass artifact files or compress folders")
+    # a manifest entry compress could not build has no file: reported as skipped, with compress's reason
+    unbuilt = [(a, p) for a, p in found if a.status == "failed"]
+    items = _ordered([(a, p) for a, p in found if a.status != "failed"])
     groups, units, unpaired = [None] * len(items), [[i] for i in range(len(items))], []
     if against is not None:
         items, groups, units, unpaired = pair_ab(items, _ordered(collect(list(against))))
@@ -126,6 +129,8 @@ def benchmark(paths: list[str | Path], targets: list, dataset, out: str | Path |
                          "pass each --target once")
     report = Report(environment=host_environment())
     report.environment["data"] = dataset.name
+    if not getattr(dataset, "labelled", True):
+        report.environment["labels"] = "none: agreement with the source model only"
     report.environment["targets"] = {}
     if against is not None:
         report.environment["ab"] = {"against": [str(p) for p in against], "unpaired_old": unpaired}
@@ -133,7 +138,9 @@ def benchmark(paths: list[str | Path], targets: list, dataset, out: str | Path |
         _copy_manifest_sections(report, folder)
     remove_dead_owners(Path(tempfile.gettempdir()), "edgeopt-bench-")  # left by a bench that was kill -9'd
     with tempfile.TemporaryDirectory(prefix=f"edgeopt-bench-{os.getpid()}.") as tmp:
-        run = _Run(report, items, write_inputs(Path(tmp), dataset.x_test), dataset.y_test, Path(tmp), out,
+        # -1: no label (a data set without y_*): results carry agreement with the source, no accuracy
+        labels = dataset.y_test if getattr(dataset, "labelled", True) else np.full(len(dataset.x_test), -1)
+        run = _Run(report, items, write_inputs(Path(tmp), dataset.x_test), labels, Path(tmp), out,
                    on_result, on_start)
         run.groups, run.units, run.changed = groups, units, changed_since_manifest(items)
         for t in targets:
@@ -153,6 +160,9 @@ def benchmark(paths: list[str | Path], targets: list, dataset, out: str | Path |
             for dev in devices.values():
                 dev.close()
         _fill_agreement(run)
+        for t in targets:
+            for a, p in unbuilt:
+                run.add(skipped(a, p, t.name, "-", f"not built by compress: {a.error}"))
         order = {n: i for i, n in enumerate(names)}
         arts = {(a.name, groups[i]): i for i, (a, _) in enumerate(items)}
         report.results.sort(key=lambda m: (order.get(m.target, 99), arts.get((m.artifact, m.group), 99)))

@@ -1,6 +1,6 @@
 """`edgeopt compress`: run a recipe on a model, show the artifacts it wrote with every model's top-1 and its drop
 from the source model; exit 1 when the accuracy guard stopped the pipeline or an int8 artifact missed its
-tolerance (``--allow-drop`` keeps 0 for the latter)."""
+tolerance (``--allow-drop`` keeps 0 for the latter) or an artifact asked for could not be built."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import typer
 from edgeopt.cli import _console, _fmt, _progress, app
 
 
-def do_compress(model: Path, data: str, out: Path, recipe: Path | None, force: bool = False):
+def do_compress(model: Path, data: str, out: Path, recipe: Path | None, force: bool = False,
+                signature: str | None = None):
     from edgeopt.compress import compress
     from edgeopt.data.loaders import load_dataset
     from edgeopt.models.load import check_model_path
@@ -31,7 +32,7 @@ def do_compress(model: Path, data: str, out: Path, recipe: Path | None, force: b
             progress.update(task, description=f"compress: {msg}")
             progress.advance(task)
 
-        manifest = compress(model, data, out, recipe=rec, progress=step, force=force)
+        manifest = compress(model, data, out, recipe=rec, progress=step, force=force, signature=signature)
         progress.update(task, completed=total, description="compress: done")
     return manifest
 
@@ -47,6 +48,10 @@ def _note(a, guard: dict) -> str:
     par = a.info.get("parity") or {}
     if a.role == "source":
         return "source"
+    if a.status == "failed":
+        return f"FAILED: {a.error}"
+    if a.info.get("requires") == "flex":
+        return "requires flex (Select TF ops)" + ("" if "accuracy" in par else f"; not run here: {par.get('error')}")
     if par.get("within_tolerance") is False:
         return "TOLERANCE NOT MET"
     if a.info.get("no_size_win"):
@@ -64,6 +69,15 @@ def _print_manifest(manifest, out: Path) -> None:
     from rich.table import Table
 
     guard = manifest.extra.get("guard") or {}
+    found = manifest.source.get("model") or {}
+    if found:
+        def side(ts):
+            return ", ".join(f"{t['name']} {t['dtype']} {tuple(t['shape'] or ())}" for t in ts) or "?"
+
+        sig = (f" (signature {found['signature']}; has {', '.join(found['signatures'])})"
+               if found.get("signature") else "")
+        _console().print(f"model: {found.get('kind')}{sig}: {side(found.get('inputs', []))} → "
+                         f"{side(found.get('outputs', []))}")
     t = Table(title=f"artifacts in {out}")
     cols = ("artifact", "format", "precision", "size KB", "val top-1", "val Δ src", "test top-1", "test Δ src",
             "agreement", "note")
@@ -76,7 +90,8 @@ def _print_manifest(manifest, out: Path) -> None:
             val = {"accuracy": src_val, "drop": 0.0 if src_val is not None else None}
             ref = (guard.get("reference") or {}).get("test")
             test = {"accuracy": ref, "drop": 0.0 if ref is not None else None}
-        t.add_row(a.name, a.format, a.precision, f"{a.size_bytes / 1024:.1f}", _fmt(val.get("accuracy"), ".4f"),
+        size = "-" if a.status == "failed" else f"{a.size_bytes / 1024:.1f}"
+        t.add_row(a.name, a.format, a.precision, size, _fmt(val.get("accuracy"), ".4f"),
                   _drop(val.get("drop")), _fmt(test["accuracy"], ".4f"), _drop(test["drop"]),
                   _fmt((a.info.get("parity") or {}).get("agreement"), ".4f"), _note(a, guard))
     _console().print(t)
@@ -91,9 +106,11 @@ def verdict_lines(manifest, allow_drop: bool = False) -> list[str]:
     guard = manifest.extra.get("guard") or {}
     if guard.get("verdict") == "stopped":
         return [f"{guard['message']} — {guard['fix']}"]
+    # an artifact asked for but not built: the run said so in the manifest, and the verdict is no
+    failed = [f"{a.name} was not built: {a.error}" for a in manifest.artifacts if a.status == "failed"]
     if allow_drop:
-        return []
-    return [f"{a.name}: {a.info['parity']['verdict']} — raise convert.max_accuracy_drop, fine-tune (quantize: "
+        return failed
+    return failed + [f"{a.name}: {a.info['parity']['verdict']} — raise convert.max_accuracy_drop, fine-tune (quantize: "
             "{qat: true}), or pass --allow-drop to keep exit 0" for a in manifest.artifacts
             if (a.info.get("parity") or {}).get("within_tolerance") is False]
 
@@ -108,9 +125,11 @@ def compress(model: Annotated[Path, typer.Argument(help="tf_keras .keras/.h5 fil
              force: Annotated[bool, typer.Option(
                  "--force", help="--out is an earlier edgeopt output that also holds other files: replace only "
                                  "the files its manifest lists (the others stay).")] = False,
+             signature: Annotated[str | None, typer.Option(
+                 help="SavedModel signature to use (default: serving_default, or the only one).")] = None,
              ) -> None:
     """Compress MODEL with a recipe and write artifacts + manifest.json to --out."""
-    manifest = do_compress(model, data, out, recipe, force)
+    manifest = do_compress(model, data, out, recipe, force, signature=signature)
     _print_manifest(manifest, out)
     _console().print(f"manifest: {out / 'manifest.json'}")
     problems = verdict_lines(manifest, allow_drop)

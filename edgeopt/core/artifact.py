@@ -117,6 +117,8 @@ class Artifact:
     stages: tuple[str, ...] = ()
     parent: str | None = None
     role: str = "artifact"  # "source": the input model, copied for reference runs
+    status: str = "ok"  # "failed": asked for but could not be built; no file, ``error`` says why
+    error: str | None = None
     info: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)  # parity, sensitivity, ...
     facts: FileFacts | None = field(default=None, compare=False, hash=False, repr=False)  # set by collect; not saved
 

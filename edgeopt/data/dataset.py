@@ -7,7 +7,7 @@ no NaN/Inf. Imports no TensorFlow.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,6 +32,9 @@ class Dataset:
     y_test: np.ndarray
     num_classes: int
     class_names: tuple[str, ...]
+    # False: the source had no labels (an .npz without y_* keys); y holds placeholders until ``labelled_by`` fills
+    # it with a model's own top-1, and scores are then fidelity to that model (agreement), never accuracy
+    labelled: bool = True
 
     @classmethod
     def from_arrays(
@@ -47,7 +50,13 @@ class Dataset:
         num_classes: int | None = None,
         class_names: tuple[str, ...] | list[str] | None = None,
     ) -> Dataset:
-        """Convert and check arrays from anywhere (float32 x, int64 y, one-hot → ids, no NaN/Inf)."""
+        """Convert and check arrays from anywhere (float32 x, int64 y, one-hot → ids, no NaN/Inf).
+
+        Every y None: a data set without labels (fidelity only)."""
+        labelled = not (y_train is None and y_val is None and y_test is None)
+        if not labelled:
+            y_train, y_val, y_test = (np.zeros(len(np.asarray(x)), np.int64) for x in (x_train, x_val, x_test))
+            num_classes = num_classes or 1
         splits = {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
         xs, ys = {}, {}
         onehot_classes = 0
@@ -90,7 +99,19 @@ class Dataset:
                 f"data set '{name}': {len(class_names)} class names for {n} classes",
                 "give one name per class",
             )
-        return cls(name, xs["train"], ys["train"], xs["val"], ys["val"], xs["test"], ys["test"], n, class_names)
+        return cls(name, xs["train"], ys["train"], xs["val"], ys["val"], xs["test"], ys["test"], n, class_names,
+                   labelled)
+
+    def labelled_by(self, predict) -> Dataset:
+        """An unlabelled data set's splits labelled with ``predict(x)``'s top-1 (the source model's own answers):
+        what compress scores fidelity and fine-tunes against. A labelled data set is returned as it is."""
+        if self.labelled:
+            return self
+        ys = [np.argmax(np.asarray(predict(x)).reshape(len(x), -1), axis=1).astype(np.int64) if len(x)
+              else np.zeros(0, np.int64) for x in (self.x_train, self.x_val, self.x_test)]
+        width = int(np.asarray(predict(self.x_test[:1])).reshape(1, -1).shape[1])
+        return replace(self, y_train=ys[0], y_val=ys[1], y_test=ys[2], num_classes=width,
+                       class_names=tuple(str(i) for i in range(width)))
 
     def check_labels(self, num_classes: int, source: str) -> None:
         """Every label is a class id in [0, num_classes) — the class count of the model (``source``) — else a
@@ -118,6 +139,7 @@ class Dataset:
     def __repr__(self) -> str:
         return (
             f"Dataset({self.name!r}, input_shape={self.input_shape}, num_classes={self.num_classes}, "
+            f"{'' if self.labelled else 'unlabelled, '}"
             f"train={len(self.x_train)}, val={len(self.x_val)}, test={len(self.x_test)})"
         )
 

@@ -106,6 +106,8 @@ def _load_npz(path: Path, seed: int, val_fraction: float) -> Dataset:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
         raise UsageError(f"cannot read '{path}' as .npz ({type(e).__name__}: {first})",
                          "write it with numpy.savez(x_train=..., ...)") from None
+    if not any(key.startswith("y_") for key in arrays):
+        return _load_unlabelled_npz(path, arrays, seed, val_fraction)
     missing = [key for key in NPZ_REQUIRED if key not in arrays]
     has_val = [key for key in NPZ_OPTIONAL if key in arrays]
     if len(has_val) == 1:
@@ -137,6 +139,25 @@ def _load_npz(path: Path, seed: int, val_fraction: float) -> Dataset:
         path.stem, x_train, y_train, x_val, y_val, arrays["x_test"], arrays["y_test"], class_names=class_names
     )
     log.info("loaded %r from %s", ds, path)
+    return ds
+
+
+def _load_unlabelled_npz(path: Path, arrays: dict, seed: int, val_fraction: float) -> Dataset:
+    """An .npz without y_* keys: inputs only; compress and bench then score fidelity to the source model."""
+    missing = [key for key in ("x_train", "x_test") if key not in arrays]
+    if missing:
+        raise UsageError(f"'{path}' lacks {', '.join(missing)} (it has: {', '.join(sorted(arrays)) or 'nothing'}; "
+                         "with no y_train, y_test it is read as inputs without labels)",
+                         f"save the keys {', '.join(NPZ_REQUIRED)} and optionally {', '.join(NPZ_OPTIONAL)} "
+                         "(without y_* keys: inputs only, scored by agreement with the source model)")
+    x_train = np.asarray(arrays["x_train"])
+    if "x_val" in arrays:
+        x_val = arrays["x_val"]
+    else:
+        val, train = _split_indices(np.zeros(len(x_train), np.int64), seed, (val_fraction,), path.stem)
+        x_train, x_val = x_train[train], x_train[val]
+    ds = Dataset.from_arrays(path.stem, x_train, None, x_val, None, arrays["x_test"], None)
+    log.info("loaded %r from %s (no y_* keys: no labels, fidelity only)", ds, path)
     return ds
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from edgeopt.errors import UsageError
 from edgeopt.models.safety import check_safe, unsafe_allowed
+from edgeopt.models.saved_model import SavedModelAsKeras, is_keras_saved_model, load_saved_model
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,11 @@ def check_model_path(path: str | Path) -> Path:
     return p
 
 
-def load_model(path: str | Path, sample=None):
+def load_model(path: str | Path, sample=None, signature: str | None = None):
     """Load a tf_keras model (.keras, .h5), a SavedModel, or a Keras 3 .keras (bridged into tf_keras).
 
     ``sample``: inputs to compare a bridged Keras 3 model with the original on (random inputs when None).
+    ``signature``: which signature of a plain SavedModel to use (models/saved_model.py chooses otherwise).
     Errors name the file and the fix."""
     use_legacy_keras()
     p = check_model_path(path)
@@ -64,12 +66,14 @@ def load_model(path: str | Path, sample=None):
             return load_keras3(p, sample)
     try:
         if p.is_dir():
-            try:
-                return tf_keras.models.load_model(p, compile=False)
-            except (ValueError, OSError, KeyError):
-                import tensorflow as tf
-
-                return _SavedModelAsKeras(tf.saved_model.load(str(p)), path=p)
+            # tf_keras reads only its own SavedModels (keras_metadata.pb); a tf.Module export loads there as a
+            # bare _UserObject and a TF1 one raises IndexError, so the others never reach it
+            if is_keras_saved_model(p) and signature is None:
+                try:
+                    return tf_keras.models.load_model(p, compile=False)
+                except (ValueError, OSError, KeyError, IndexError, AttributeError):
+                    log.info("%s: not loadable as tf_keras; reading its signatures", p)
+            return load_saved_model(p, signature)
         if _mentions_qat(p):
             return _load_qat(p)
         return tf_keras.models.load_model(p, compile=False, **(unsafe if p.suffix.lower() == ".keras" else {}))
@@ -172,39 +176,7 @@ def _load_qat(p: Path):
     return model
 
 
-class _SavedModelAsKeras:
-    """A plain TF SavedModel (not Keras) wrapped as a one-input, one-output callable model."""
-
-    def __init__(self, loaded, path: Path | None = None) -> None:
-        self._loaded = loaded
-        self.path = path
-        self.trackable = loaded  # what the TFLite converter must keep alive
-        self.name = "saved_model"
-        self.bridge_error = "it is a plain TensorFlow SavedModel, not a Keras model"
-        sig = loaded.signatures.get("serving_default")
-        if sig is None:
-            raise UsageError("SavedModel has no serving_default signature", "export it with a serving signature")
-        self._sig = sig
-        specs = list(sig.structured_input_signature[1].values())
-        if len(specs) != 1:
-            raise UsageError(f"SavedModel takes {len(specs)} inputs", "edgeopt handles one-input classifiers")
-        self._in_name = list(sig.structured_input_signature[1].keys())[0]
-        self.input_shape = tuple(specs[0].shape.as_list())
-        self.saved_model = loaded
-
-    def __call__(self, x, training: bool = False):
-        out = self._sig(**{self._in_name: x})
-        return next(iter(out.values()))
-
-    def saved_model_dir(self) -> str:
-        """Where the TFLite converter reads it from (variables frozen by the converter, not by us)."""
-        return str(self.path)
-
-    def count_params(self) -> int:
-        return int(sum(v.shape.num_elements() for v in self._loaded.variables if v.trainable))
-
-    def get_weights(self):
-        return [v.numpy() for v in self._loaded.variables]
+_SavedModelAsKeras = SavedModelAsKeras  # the name before models/saved_model.py
 
 
 class Keras3Model:

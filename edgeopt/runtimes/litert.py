@@ -101,18 +101,26 @@ class Session:
         """Copy a prepared input into the input tensor (outside the timed region)."""
         if xq.shape[0] != self._batch:
             self._resize(xq.shape[0])
+        if tuple(xq.shape[1:]) != self.input_shape:  # a dynamic non-batch dimension (sequence length)
+            self._interp.resize_tensor_input(self.input["index"], list(xq.shape))
+            self._interp.allocate_tensors()
+            self._refresh()
         self._interp.set_tensor(self.input["index"], xq)
 
     def invoke_prepared(self, xq: np.ndarray) -> np.ndarray:
         self.bind(xq)
+        # variable tensors (a fused LSTM's state) persist between invokes: each batch starts from zero state
+        self._interp.reset_all_variables()
         self._interp.invoke()
         return self._interp.get_tensor(self.output["index"])
 
     def _resize(self, batch: int) -> None:
         if batch != self._batch:
+            # set first: a graph whose state has a static batch (fused LSTM) fails to allocate, and the
+            # one-at-a-time fallback must then resize back to 1
+            self._batch = batch
             self._interp.resize_tensor_input(self.input["index"], [batch, *self.input_shape])
             self._interp.allocate_tensors()
-            self._batch = batch
             self._refresh()
 
     def run(self, x: np.ndarray, chunk: int = 64) -> np.ndarray:

@@ -71,7 +71,10 @@ class Session:
         inp = self._sess.get_inputs()[0]
         self._input_name = inp.name
         self._shape = tuple(inp.shape)
-        self._dtype = np.float32 if "float" in inp.type else np.int8 if "int8" in inp.type else np.float32
+        # "tensor(float)", "tensor(int8)", "tensor(int32)" (token ids), ...: feed the dtype the graph takes
+        kinds = {"float": np.float32, "float16": np.float16, "int8": np.int8, "uint8": np.uint8, "int32": np.int32,
+                 "int64": np.int64}
+        self._dtype = kinds.get(inp.type.removeprefix("tensor(").rstrip(")"), np.float32)
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -20,7 +20,14 @@ from edgeopt import atomic
 from edgeopt.core import metrics
 from edgeopt.core.artifact import Artifact
 from edgeopt.stages.convert.onnx import int8_bytes, onnx_bytes
-from edgeopt.stages.convert.tflite import check_calibration, int8_tflite, strip_strings, tflite_bytes
+from edgeopt.stages.convert.tflite import (
+    check_calibration,
+    flex_bytes,
+    input_dtype,
+    int8_tflite,
+    strip_strings,
+    tflite_bytes,
+)
 
 if TYPE_CHECKING:
     from edgeopt.stages import StageContext
@@ -48,13 +55,14 @@ class ConvertConfig(BaseModel):
     strip_strings: bool = False
 
 
-def parity(path: Path, fmt: str, x: np.ndarray, y: np.ndarray, reference: np.ndarray) -> dict:
-    """Run the artifact in its runtime on the test split and compare with the source model's outputs."""
+def parity(path: Path, fmt: str, x: np.ndarray, y: np.ndarray | None, reference: np.ndarray) -> dict:
+    """Run the artifact in its runtime on the test split and compare with the source model's outputs
+    (``y`` None: a data set without labels, no accuracy)."""
     from edgeopt.runtimes import evaluate
 
     outputs = evaluate.outputs(path, fmt, x)
     return {
-        "accuracy": round(metrics.accuracy(outputs, y), 6),
+        "accuracy": None if y is None else round(metrics.accuracy(outputs, y), 6),
         "agreement": round(metrics.agreement(outputs, reference), 6),
         "max_abs_diff": float(f"{metrics.max_abs_diff(outputs, reference):.6g}"),
         "samples": int(len(x)),
@@ -73,10 +81,13 @@ def predict(model, x: np.ndarray) -> np.ndarray:
 def apply(model, ctx: StageContext, cfg: ConvertConfig) -> list[Artifact]:
     ds = ctx.dataset
     x_test, y_test = ds.x_test, ds.y_test
+    # unlabelled data come labelled with the source's top-1 (compress): val scores are then agreement
+    labelled = getattr(ds, "labelled", True)
     x_val, y_val = (ds.x_val, ds.y_val) if len(ds.x_val) else (x_test, y_test)
     wants_int = any(p in ("int8", "int16x8") for p in cfg.tflite) or "int8" in cfg.onnx
     # refused here, before any conversion, so a bad calibration set never leaves half the artifacts behind
-    calibration = check_calibration(ds.representative(cfg.calibration_samples)) if wants_int else None
+    dtype = input_dtype(model)
+    calibration = check_calibration(ds.representative(cfg.calibration_samples), dtype) if wants_int else None
     reference = predict(model, x_test)
     ref_acc = metrics.accuracy(reference, y_test)
     float_val_acc = metrics.accuracy(predict(model, x_val), y_val) if wants_int else None
@@ -94,25 +105,34 @@ def apply(model, ctx: StageContext, cfg: ConvertConfig) -> list[Artifact]:
         ctx.progress(f"{fmt} {precision}")
         path = ctx.out_dir / f"{ctx.base_name}_{precision}.{fmt}"
         info: dict = {}
-        if fmt == "tflite" and precision == "int8":
-            result = int8()
-            data, info["int8"] = result.data, result.info
-        elif fmt == "tflite":
-            data = tflite_bytes(float_model, precision, calibration, cfg.int8_io)
-        elif precision == "int8":
-            data, info["onnx_int8"] = int8_bytes(cfg.onnx_int8, lambda: int8().float_io(), fp32_onnx,
-                                                      calibration, x_val, y_val, cfg.opset)
-        else:
-            data = fp32_onnx()
-        if fmt == "tflite" and cfg.strip_strings:
-            data = strip_strings(data)
-        atomic.write_bytes(path, data)
-        par = parity(path, fmt, x_test, y_test, reference)
-        par["source_accuracy"] = round(source_test, 6)  # the model compress was given
-        par["input_accuracy"] = round(ref_acc, 6)  # the model this stage converted (the last stage's result)
-        par["accuracy_drop"] = round(source_test - par["accuracy"], 6)
+        try:
+            data = _build(fmt, precision, model, float_model, cfg, calibration, int8, fp32_onnx, x_val, y_val, info)
+            atomic.write_bytes(path, data)
+        except Exception as e:  # noqa: BLE001 — one format failing never aborts the others
+            artifacts.append(failed(ctx, path, fmt, precision, e, info))
+            continue
+        try:
+            par = parity(path, fmt, x_test, y_test if labelled else None, reference)
+        except Exception as e:  # noqa: BLE001
+            if info.get("requires") != "flex":
+                path.unlink(missing_ok=True)
+                artifacts.append(failed(ctx, path, fmt, precision, e, info))
+                continue
+            # built, but this machine's runtime cannot run Select TF ops: kept, said so; bench tells per target
+            par = {"error": f"{type(e).__name__}: {_first_line(e)}", "samples": 0}
+            log.warning("%s %s needs the Flex delegate; no parity check here: %s", fmt, precision, par["error"])
+            info["parity"] = par
+            artifacts.append(Artifact.from_file(path, name=path.name, precision=precision,
+                                                stages=(*ctx.stages_done, "convert"), parent=ctx.parent,
+                                                info=info, relative_to=ctx.out_dir))
+            continue
+        # without labels y holds the source's own top-1 (source_test is 1.0): the drop is then 1 - agreement
+        score = par["accuracy"] if labelled else par["agreement"]
+        par["source_accuracy"] = round(source_test, 6) if labelled else None  # the model compress was given
+        par["input_accuracy"] = round(ref_acc, 6) if labelled else None  # the model this stage converted
+        par["accuracy_drop"] = round(source_test - score, 6)
         if precision in ("int8", "int16x8"):
-            _tolerance(par, cfg, f"{fmt} {precision}")
+            _tolerance(par, cfg, f"{fmt} {precision}", labelled)
         info["parity"] = par
         artifacts.append(Artifact.from_file(path, name=path.name, precision=precision,
                                             stages=(*ctx.stages_done, "convert"), parent=ctx.parent,
@@ -120,11 +140,60 @@ def apply(model, ctx: StageContext, cfg: ConvertConfig) -> list[Artifact]:
     return _against_fp32(artifacts)
 
 
-def _tolerance(par: dict, cfg: ConvertConfig, what: str) -> None:
+def _build(fmt: str, precision: str, model, float_model, cfg: ConvertConfig, calibration, int8, fp32_onnx, x_val,
+           y_val, info: dict) -> bytes:
+    """One artifact's bytes; ``info`` gains what the build learned (int8 search, ONNX int8 choice, flex).
+    ``float_model``: what the float TFLite files come from (a QAT model's float twin, else the model)."""
+    if fmt == "tflite" and precision == "int8":
+        result = int8()
+        data, info["int8"] = result.data, result.info
+    elif fmt == "tflite":
+        try:
+            data = tflite_bytes(float_model, precision, calibration, cfg.int8_io)
+        except Exception as e:  # noqa: BLE001 — builtins could not express it: Select TF ops, said in the manifest
+            if precision not in ("fp32", "fp16", "dynamic"):
+                raise
+            log.warning("%s: TFLite builtins cannot express this model; converting with Select TF ops (flex)",
+                        precision)
+            try:
+                data = flex_bytes(float_model, precision)
+            except Exception:  # noqa: BLE001 — flex did not help either: the builtins' reason is the one to give
+                raise e from None
+            info["requires"] = "flex"
+            info["builtins_error"] = _first_line(e)
+    elif precision == "int8":
+        data, info["onnx_int8"] = int8_bytes(cfg.onnx_int8, lambda: int8().float_io(), fp32_onnx,
+                                             calibration, x_val, y_val, cfg.opset)
+    else:
+        data = fp32_onnx()
+    if fmt == "tflite" and cfg.strip_strings:
+        data = strip_strings(data)
+    return data
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    # the converter's message starts with source locations; its first "error:" line says what went wrong
+    errors = [ln.split("error:", 1)[1].strip() for ln in lines if "error:" in ln]
+    return ((errors[-1] if errors else lines[0]) if lines else type(e).__name__)[:300]
+
+
+def failed(ctx: StageContext, path: Path, fmt: str, precision: str, e: BaseException, info: dict) -> Artifact:
+    """The manifest entry of an artifact that could not be built or checked: status failed, with the reason."""
+    reason = f"{type(e).__name__}: {_first_line(e)}"
+    log.warning("%s %s failed: %s", fmt, precision, reason)
+    return Artifact(name=path.name, path=path.name, format=fmt, precision=precision, size_bytes=0, sha256="",
+                    stages=(*ctx.stages_done, "convert"), parent=ctx.parent, info=info, status="failed",
+                    error=reason)
+
+
+def _tolerance(par: dict, cfg: ConvertConfig, what: str, labelled: bool = True) -> None:
     drop = par["accuracy_drop"]
     par["within_tolerance"] = bool(drop <= cfg.max_accuracy_drop)
     if drop > cfg.max_accuracy_drop:
-        par["verdict"] = (f"TOLERANCE NOT MET: {what} is {100 * drop:.2f} points of top-1 under the source model "
+        score = "top-1" if labelled else "top-1 agreement"
+        par["verdict"] = (f"TOLERANCE NOT MET: {what} is {100 * drop:.2f} points of {score} under the source model "
                           f"on the test split (allowed {100 * cfg.max_accuracy_drop:.2f})")
         log.warning("%s", par["verdict"])
 
@@ -135,7 +204,7 @@ def _against_fp32(artifacts: list[Artifact]) -> list[Artifact]:
     fp32 = {a.format: a for a in artifacts if a.precision == "fp32"}
     for a in artifacts:
         base = fp32.get(a.format)
-        if a.precision == "fp32" or base is None or not base.size_bytes:
+        if a.precision == "fp32" or a.status == "failed" or base is None or not base.size_bytes:
             continue
         ratio = round(a.size_bytes / base.size_bytes, 4)
         a.info["size_vs_fp32"] = ratio

@@ -31,8 +31,10 @@ def onnx_bytes(model, opset: int = 17) -> bytes:
     import tf2onnx
     import tf_keras
 
-    shape = (None, *[int(d) for d in model.input_shape[1:]])
-    spec = (tf.TensorSpec(shape, tf.float32, name="input"),)
+    from edgeopt.stages.convert.tflite import input_dtype
+
+    shape = (None, *[None if d is None else int(d) for d in model.input_shape[1:]])
+    spec = (tf.TensorSpec(shape, tf.as_dtype(input_dtype(model)), name="input"),)
     if isinstance(model, tf_keras.Model):
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
     else:

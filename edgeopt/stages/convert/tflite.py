@@ -15,23 +15,88 @@ if TYPE_CHECKING:
     from edgeopt.stages.convert import ConvertConfig
 
 
-def check_calibration(samples: np.ndarray) -> np.ndarray:
+RECURRENT = ("LSTM", "GRU", "SimpleRNN")
+
+
+def check_calibration(samples: np.ndarray, dtype: str = "float32") -> np.ndarray:
+    """Finite, non-empty samples in the model's input dtype (token ids stay integers for an int input)."""
     samples = np.asarray(samples, dtype=np.float32)
     if samples.size == 0:
         raise UsageError("the calibration set is empty", "pass a data set with training samples")
     if not np.all(np.isfinite(samples)):
         raise UsageError("the calibration set contains NaN or Inf values", "clean the training data before int8 conversion")
-    return samples
+    return samples.astype(dtype) if np.dtype(dtype) != np.float32 else samples
+
+
+def input_dtype(model) -> str:
+    """numpy name of the model's (first) input dtype: float32 for images and features, int32/int64 for token ids."""
+    inputs = getattr(model, "inputs", None)
+    if inputs:
+        return str(np.dtype(inputs[0].dtype.as_numpy_dtype))
+    return str(getattr(model, "input_dtype", "float32"))
+
+
+def recurrent_kinds(model) -> set[str]:
+    """Class names of the recurrent layers (LSTM, GRU, SimpleRNN) in a tf_keras model, also inside wrappers."""
+    found: set[str] = set()
+    for layer in getattr(model, "layers", []):
+        inner = getattr(layer, "forward_layer", None) or getattr(layer, "layer", None)  # Bidirectional, TimeDistributed
+        for candidate in (layer, inner):
+            name = type(candidate).__name__
+            if name in RECURRENT and not getattr(candidate, "unroll", False):
+                found.add(name)
+        if hasattr(layer, "layers"):
+            found |= recurrent_kinds(layer)
+    return found
+
+
+def unrolled(model):
+    """The same tf_keras model with every recurrent layer unrolled over its (static) time steps, weights copied:
+    no TensorList/While ops, so GRU and SimpleRNN lower to TFLite builtins (TF's recommended path for them)."""
+    import tf_keras
+
+    def set_unroll(config):
+        if isinstance(config, dict):
+            return {k: True if k == "unroll" else set_unroll(v) for k, v in config.items()}
+        if isinstance(config, list):
+            return [set_unroll(v) for v in config]
+        return config
+
+    for t in model.inputs:
+        if len(t.shape) >= 3 and t.shape[1] is None:
+            raise ValueError(f"the sequence length is not fixed (input shape {tuple(t.shape)}): GRU and SimpleRNN "
+                             "lower to TFLite builtins only unrolled over a fixed number of time steps")
+
+    def clone(layer):
+        return type(layer).from_config(set_unroll(layer.get_config()))
+
+    try:
+        copy = tf_keras.models.clone_model(model, clone_function=clone)
+    except ValueError as e:  # "Cannot unroll a RNN if the time dimension is undefined", subclassed models
+        raise ValueError(f"cannot unroll the recurrent layers ({str(e).splitlines()[0][:160]}): give the model a "
+                         "fixed sequence length") from None
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def converter_for(model):
-    """TFLiteConverter for a tf_keras model, or for any callable model wrapper (SavedModel, Keras 3)."""
+    """TFLiteConverter for a tf_keras model, or for any callable model wrapper (SavedModel, Keras 3).
+
+    Recurrent tf_keras models: LSTM-only ones convert from a concrete function of batch 1 (TFLite's fused
+    UNIDIRECTIONAL_SEQUENCE_LSTM needs a static batch; LiteRT then runs one sample at a time); models with GRU or
+    SimpleRNN are unrolled first. Both stay TFLite builtins, so int8 works as for any model."""
     import tensorflow as tf
     import tf_keras
 
     if isinstance(model, tf_keras.Model):
-        return tf.lite.TFLiteConverter.from_keras_model(model)
-    return tf.lite.TFLiteConverter.from_saved_model(model.saved_model_dir())
+        kinds = recurrent_kinds(model)
+        if kinds and kinds <= {"LSTM"}:
+            specs = [tf.TensorSpec((1, *t.shape[1:]), t.dtype) for t in model.inputs]
+            fn = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False))
+            return tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function(*specs)], model)
+        return tf.lite.TFLiteConverter.from_keras_model(unrolled(model) if kinds else model)
+    return tf.lite.TFLiteConverter.from_saved_model(model.saved_model_dir(),
+                                                    signature_keys=getattr(model, "signature_keys", None))
 
 
 def tflite_bytes(model, precision: str, calibration: np.ndarray | None = None, int8_io: str = "int8",
@@ -48,7 +113,7 @@ def tflite_bytes(model, precision: str, calibration: np.ndarray | None = None, i
     elif precision in ("int8", "int16x8"):
         if calibration is None:
             raise ValueError(f"{precision} conversion needs calibration samples")
-        samples = check_calibration(calibration)
+        samples = check_calibration(calibration, calibration.dtype)
 
         def representative():
             for i in range(len(samples)):
@@ -70,6 +135,23 @@ def tflite_bytes(model, precision: str, calibration: np.ndarray | None = None, i
             ]
     elif precision != "fp32":
         raise ValueError(f"unknown TFLite precision {precision!r}")
+    return converter.convert()
+
+
+def flex_bytes(model, precision: str) -> bytes:
+    """The float flatbuffer with Select TF ops allowed (needs a runtime linked with the Flex delegate): the
+    fallback when builtins cannot express the graph, e.g. a recurrent layer over a variable-length sequence."""
+    import tensorflow as tf
+    import tf_keras
+
+    plain = isinstance(model, tf_keras.Model)  # as it is: the graph builtins could not express
+    converter = tf.lite.TFLiteConverter.from_keras_model(model) if plain else converter_for(model)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    converter._experimental_lower_tensor_list_ops = False
+    if precision in ("fp16", "dynamic"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if precision == "fp16":
+            converter.target_spec.supported_types = [tf.float16]
     return converter.convert()
 
 

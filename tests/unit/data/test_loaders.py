@@ -284,3 +284,25 @@ def test_import_does_not_pull_in_tensorflow():
     code = "import sys, edgeopt.data.dataset; print(sorted(m for m in ('tensorflow', 'tf_keras', 'keras') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_npz_without_y_keys_is_unlabelled_and_labelled_by_a_model(tmp_path):
+    x, _ = _arrays()
+    ds = load_dataset(_npz(tmp_path, x_train=x, x_test=x[:10]))
+    assert not ds.labelled and len(ds.x_val) > 0 and len(ds.x_train) + len(ds.x_val) == len(x)
+    assert "unlabelled" in repr(ds)
+
+    def predict(batch):  # a stand-in model: class = brightest of three quarters
+        return np.stack([batch[:, :2, :2].mean((1, 2, 3)), batch[:, 2:, :2].mean((1, 2, 3)),
+                         batch[:, :2, 2:].mean((1, 2, 3))], axis=1)
+
+    labelled = ds.labelled_by(predict)
+    assert not labelled.labelled and labelled.num_classes == 3  # still says the labels are the model's own
+    np.testing.assert_array_equal(labelled.y_test, predict(ds.x_test).argmax(1))
+    assert ds.labelled_by(predict) is not ds and load_dataset("digits").labelled_by(predict).labelled
+
+
+def test_npz_without_y_keys_still_needs_x_test(tmp_path):
+    x, _ = _arrays()
+    with pytest.raises(UsageError, match="lacks x_test.*without labels"):
+        load_dataset(_npz(tmp_path, x_train=x))

@@ -61,20 +61,47 @@ def test_calibration_with_nan_is_refused():
         check_calibration(bad)
 
 
+def test_one_format_failing_leaves_the_others(tmp_path, tiny_model_path, digits, monkeypatch):
+    """A conversion that fails becomes a `failed` manifest entry with its reason; the other formats are built."""
+    from edgeopt.compress import compress
+    from edgeopt.core.artifact import load_manifest
+    from edgeopt.recipe import Recipe
+    from edgeopt.stages import convert
+
+    real = convert.tflite_bytes
+
+    def flaky(model, precision, *a, **k):
+        if precision == "fp16":
+            raise RuntimeError("converter blew up")
+        return real(model, precision, *a, **k)
+
+    def no_flex(*a, **k):
+        raise RuntimeError("flex did not help")
+
+    monkeypatch.setattr(convert, "tflite_bytes", flaky)
+    monkeypatch.setattr(convert, "flex_bytes", no_flex)
+    out = tmp_path / "out"
+    recipe = Recipe.from_dict({"stages": [{"convert": {"tflite": ["fp32", "fp16"], "onnx": ["fp32"]}}]})
+    compress(tiny_model_path, digits, out, recipe=recipe)
+    by_name = {a.name: a for a in load_manifest(out).artifacts}
+    bad = by_name["tiny_fp16.tflite"]
+    assert bad.status == "failed" and "converter blew up" in bad.error and bad.size_bytes == 0
+    assert not (out / bad.path).exists()
+    for name in ("tiny_fp32.tflite", "tiny_fp32.onnx"):
+        assert by_name[name].status == "ok" and by_name[name].error is None and (out / name).is_file()
+        assert by_name[name].info["parity"]["agreement"] > 0.99
+    saved = (out / "manifest.json").read_text()
+    assert '"status": "failed"' in saved and '"status": "ok"' in saved
+
+
 def test_failed_compress_leaves_nothing_behind(tmp_path, tiny_model_path, digits, monkeypatch):
     from edgeopt.compress import compress
     from edgeopt.stages import convert
 
-    calls = {"n": 0}
-    real = convert.tflite_bytes
+    def broken(*a, **k):
+        raise RuntimeError("model blew up")
 
-    def flaky(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise RuntimeError("converter blew up")
-        return real(*a, **k)
-
-    monkeypatch.setattr(convert, "tflite_bytes", flaky)
+    monkeypatch.setattr(convert, "predict", broken)  # before any format: the whole stage fails
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="blew up"):
         compress(tiny_model_path, digits, out)
