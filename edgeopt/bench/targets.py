@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from edgeopt import bundled
 from edgeopt.bench.estimate import Calibration
 from edgeopt.bench.plan import RunSettings
 from edgeopt.core.safe_yaml import load_yaml
@@ -86,7 +87,7 @@ class Target:
 
 def search_dirs() -> list[Path]:
     dirs = [Path(p) for p in os.environ.get("EDGEOPT_TARGETS_PATH", "").split(os.pathsep) if p]
-    dirs += [Path.cwd() / "targets", Path(__file__).resolve().parents[2] / "targets"]
+    dirs += [Path.cwd() / "targets", bundled.folder("targets")]  # then the checkout's or the wheel's own
     seen, out = set(), []
     for d in dirs:
         if d.is_dir() and d.resolve() not in seen:

@@ -15,6 +15,8 @@ from typing import Annotated
 import typer
 import typer.main
 
+from edgeopt import bundled
+
 HELP = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False, context_settings=HELP,
                   help="Compress a trained Keras model for a device, benchmark it there, and gate the release.")
@@ -23,7 +25,7 @@ app.add_typer(targets_app, name="targets")
 
 log = logging.getLogger("edgeopt.cli")  # not __name__: that is "__main__" under `python -m edgeopt.cli`
 _state = {"debug": False}
-SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_models"
+SAMPLE_DIR = bundled.folder("sample_models")  # the demo's teacher and budgets: the checkout's, or the wheel's copy
 
 
 def _console(stderr: bool = False):
