@@ -27,16 +27,16 @@ def digits():
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory, digits) -> Path:
     """A small Conv-BN-ReLU digits classifier, trained for a few seconds (well above chance)."""
-    import tensorflow as tf
     import tf_keras as keras
 
-    tf.random.set_seed(0)
+    keras.utils.set_random_seed(0)  # Python, NumPy and TF: the same model whichever test builds it first
     inp = keras.layers.Input(digits.input_shape)
-    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(inp)
-    x = keras.layers.BatchNormalization()(x)
-    x = keras.layers.ReLU()(x)
-    x = keras.layers.Flatten()(x)
-    x = keras.layers.Dense(digits.num_classes)(x)
+    # named: tests pick layers by these names, whatever models the session built before this one
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False, name="conv2d")(inp)
+    x = keras.layers.BatchNormalization(name="batch_normalization")(x)
+    x = keras.layers.ReLU(name="re_lu")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(digits.num_classes, name="dense")(x)
     out = keras.layers.Activation("softmax", name="softmax")(x)
     model = keras.Model(inp, out, name="tiny")
     model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])

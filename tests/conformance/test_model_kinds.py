@@ -40,7 +40,16 @@ def _fit(model, x, y):
 
 
 def _build(kind: str, folder: Path) -> tuple[Path, Path]:
-    """(model path, data .npz) of one kind."""
+    """(model path, data .npz) of one kind; Keras's layer-name counters are reset after, as they were before."""
+    import tf_keras as K
+
+    try:
+        return _make(kind, folder)
+    finally:
+        K.backend.clear_session()
+
+
+def _make(kind: str, folder: Path) -> tuple[Path, Path]:
     import tensorflow as tf
     import tf_keras as K
 
