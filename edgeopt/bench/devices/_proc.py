@@ -41,6 +41,27 @@ class Finished:
     def timed_out(self) -> bool:
         return self.returncode is None
 
+    def how_it_ended(self) -> str:
+        """``killed by SIGSEGV`` / ``exited with code 1`` (for a failed result's message)."""
+        code = self.returncode
+        if code is not None and code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exited with code {code}"
+
+    def last_line(self, skip: str | None = None) -> str:
+        """The last non-blank line of its stderr (see ``last_line``)."""
+        return last_line(self.stderr, skip)
+
+
+def last_line(text: str | None, skip: str | None = None) -> str:
+    """The last non-blank line of ``text`` (at most 300 characters), ignoring lines that contain ``skip``:
+    what a failed command's message quotes."""
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip() and not (skip and skip in ln)]
+    return lines[-1][:300] if lines else ""
+
 
 def kill_tree(pid: int) -> None:
     """Kill ``pid`` and every descendant (a runner's own children, ssh's proxies) and reap them."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -13,15 +12,6 @@ from edgeopt.bench.devices._proc import launch
 from edgeopt.bench.plan import Job
 
 log = logging.getLogger(__name__)
-
-
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"worker killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"worker killed by signal {-code}"
-    return f"worker exited with code {code}"
 
 
 def default_memory_mb() -> int:
@@ -47,8 +37,7 @@ def run_local(job: Job) -> dict:
     result_path = out / "result.json"
     if result_path.is_file():
         return json.loads(result_path.read_text())
-    tail = done.stderr.strip().splitlines()[-1:] or [""]
-    return {"status": "failed", "error": f"{_describe_exit(done.returncode)} {tail[0][:300]}".strip()}
+    return {"status": "failed", "error": f"worker {done.how_it_ended()} {done.last_line()}".strip()}
 
 
 class LocalDevice:

@@ -36,9 +36,8 @@ def run_emulated(job: Job, root: Path, qemu_cpu: str | None = None) -> dict:
     if result_path.is_file():
         raw = json.loads(result_path.read_text())
     else:
-        tail = [ln for ln in proc.stderr.strip().splitlines() if "cpuid_info" not in ln][-1:] or [""]
-        how = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exited with code {proc.returncode}"
-        raw = {"status": "failed", "error": f"emulated runner {how} {tail[0][:300]}".strip()}
+        tail = proc.last_line(skip="cpuid_info")  # qemu's note about the host CPU, not the runner's error
+        raw = {"status": "failed", "error": f"emulated runner {proc.how_it_ended()} {tail}".strip()}
     raw["emulated_wall_s"] = round(proc.wall_s, 2)
     return raw
 

@@ -19,7 +19,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from edgeopt.bench.devices._proc import Finished, launch
+from edgeopt.bench.devices._proc import Finished, last_line, launch
 from edgeopt.bench.ondevice import RUNNER, probe_spec, ship_runner
 from edgeopt.bench.plan import Job, not_run
 from edgeopt.errors import UsageError
@@ -89,7 +89,7 @@ class SSHDevice:
             else:
                 if proc.returncode != SSH_CONNECTION_ERROR:
                     return proc
-                reason = f"{what} on {self.where}: {_last_line(proc.stderr) or 'connection failed'}"
+                reason = f"{what} on {self.where}: {proc.last_line() or 'connection failed'}"
                 if _is_config_error(proc.stderr):
                     raise UsageError(*_explain(proc.stderr, self))
             if not retry or attempt == 2:
@@ -115,7 +115,7 @@ class SSHDevice:
                 self._remote(remote_dir) + "/"]
         proc = self._call(argv, timeout_s, "copying files to the device")
         if proc.returncode != 0:
-            raise DeviceLost(f"scp to {self.where} failed: {_last_line(proc.stderr)}")
+            raise DeviceLost(f"scp to {self.where} failed: {proc.last_line()}")
 
     def get(self, remote_paths: list[str], local_dir: Path, timeout_s: float = 300) -> bool:
         """Fetch files; False (not an error) when one of them does not exist on the device."""
@@ -149,7 +149,7 @@ class SSHDevice:
             raise UsageError(f"target {self.name}: no Python at '{c.python}' on {self.where}",
                              "install python3 there or set connection.python to its interpreter")
         if proc.returncode != 0:
-            raise UsageError(f"target {self.name}: the device's Python failed: {_last_line(proc.stderr)}",
+            raise UsageError(f"target {self.name}: the device's Python failed: {proc.last_line()}",
                              "check connection.python on the target")
         info = _probe_json(proc.stdout)
         if info is None:
@@ -182,7 +182,7 @@ class SSHDevice:
         proc = self.ssh(f"mkdir -p -- {_quote_path(tmp)} && mktemp -d {_quote_path(tmp + '/edgeopt.XXXXXXXX')}",
                         60, "making a folder on the device")
         if proc.returncode != 0 or not proc.stdout.strip():
-            raise DeviceLost(f"cannot make a folder under {tmp} on {self.where}: {_last_line(proc.stderr)}")
+            raise DeviceLost(f"cannot make a folder under {tmp} on {self.where}: {proc.last_line()}")
         made = proc.stdout.strip().splitlines()[-1].strip()
         if not REMOTE_DIR.match(made) or ".." in made.split("/"):
             raise DeviceLost(f"the device named {made[:80]!r} as its new folder, not an edgeopt.XXXXXXXX path")
@@ -260,7 +260,7 @@ class SSHDevice:
             raw = {"status": "failed", "error": f"timed out on the device after {limit} s (raise run.timeout_s)"}
         else:
             raw = {"status": "failed", "error": f"runner on {self.where} exited {proc.returncode}: "
-                                                f"{_last_line(proc.stderr) or 'no result'}"}
+                                                f"{proc.last_line() or 'no result'}"}
         try:  # the result is in hand: a failed clean-up must not lose it (the next run finds out if the device is gone)
             self.ssh(f"rm -rf -- {shlex.quote(out)} {shlex.quote(f'{rdir}/{name}')} "
                      f"{shlex.quote(f'{rdir}/{job_file.name}')}", 60, "cleaning up", retry=False)
@@ -287,11 +287,6 @@ def _probe_json(stdout: str | None) -> dict | None:
     return info if isinstance(info, dict) and isinstance(info.get("modules"), dict) else None
 
 
-def _last_line(text: str | None) -> str:
-    lines = [ln.strip() for ln in (text or "").strip().splitlines() if ln.strip()]
-    return lines[-1][:300] if lines else ""
-
-
 _CONFIG_MARKERS = ("Permission denied", "Host key verification failed", "REMOTE HOST IDENTIFICATION HAS CHANGED",
                    "No ED25519 host key is known", "host key is known", "Could not resolve hostname",
                    "Connection refused", "No route to host", "Name or service not known")
@@ -313,7 +308,7 @@ def _explain(stderr: str, dev: SSHDevice) -> tuple[str, str]:
         return (f"target {dev.name}: the host key of {where} is not in {kh}",
                 f"check and add it (ssh-keyscan -p {c.port} {c.host} >> {kh}) or set accept_new_host_key: true")
     if "Permission denied" in stderr:
-        return (f"target {dev.name}: {where} refused the key ({_last_line(stderr)})",
+        return (f"target {dev.name}: {where} refused the key ({last_line(stderr)})",
                 "add your public key to ~/.ssh/authorized_keys on the device or set connection.identity_file")
-    return (f"target {dev.name}: cannot reach {where} ({_last_line(stderr)})",
+    return (f"target {dev.name}: cannot reach {where} ({last_line(stderr)})",
             "check the host, port and network, and that sshd runs there")
