@@ -268,7 +268,10 @@ def write_schema(path: str | Path | None = None) -> Path:
     return atomic.write_text(path or schema_path(), schema_text())
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the maintainers' command that regenerates the shipped schema file
+    import logging
+
     if sys.argv[1:] != ["--write-schema"]:
         sys.exit("usage: python -m edgeopt.core.report --write-schema")
-    print(write_schema())
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("edgeopt.core.report").info("wrote %s", write_schema())
