@@ -72,15 +72,16 @@ def _runtime_for(artifact: Artifact, target) -> str | None:
 class _Run:
     """What the lanes share: the report (under a lock), the inputs, callbacks, x86 outputs per artifact."""
 
-    def __init__(self, report: Report, items, data: Path, labels: np.ndarray, tmp: Path, out, on_result, on_start):
+    def __init__(self, report: Report, items, data: Path, labels: np.ndarray, tmp: Path, out, on_result, on_start,
+                 groups: list[str | None], units: list[list[int]], changed: dict[int, str]):
         self.report, self.items, self.data, self.labels, self.tmp = report, items, data, labels, tmp
         self.out, self.on_result, self.on_start = out, on_result, on_start
         self.lock = threading.Lock()
         self.host_outputs: dict[int, np.ndarray] = {}  # item index → outputs on this x86 CPU
         self.pending: list[tuple[Measurement, np.ndarray, str, int]] = []  # agreement to fill in after the lanes
-        self.groups: list[str | None] = [None] * len(items)  # A/B: "new" | "old" per item
-        self.units: list[list[int]] = [[i] for i in range(len(items))]  # measured back to back (A/B twins)
-        self.changed: dict[int, str] = {}  # item index → why its file is not the one its manifest names
+        self.groups = groups  # A/B: "new" | "old" per item (None outside A/B)
+        self.units = units  # item indices measured back to back (A/B twins; else one item each)
+        self.changed = changed  # item index → why its file is not the one its manifest names
 
     def started(self, what: str) -> None:
         if self.on_start:
@@ -141,8 +142,7 @@ def benchmark(paths: list[str | Path], targets: list, dataset, out: str | Path |
         # -1: no label (a data set without y_*): results carry agreement with the source, no accuracy
         labels = dataset.y_test if getattr(dataset, "labelled", True) else np.full(len(dataset.x_test), -1)
         run = _Run(report, items, write_inputs(Path(tmp), dataset.x_test), labels, Path(tmp), out,
-                   on_result, on_start)
-        run.groups, run.units, run.changed = groups, units, changed_since_manifest(items)
+                   on_result, on_start, groups, units, changed_since_manifest(items))
         for t in targets:
             run.target_env(t.name).update({"threads": t.threads, "run": t.run.model_dump(),
                                            "connection": t.connection.kind, "device_type": t.device})
