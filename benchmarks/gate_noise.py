@@ -14,7 +14,9 @@ pairs it with the original. Each pair of the schedule:
 
 The burner is one process spinning on one core, with its own deadline, started and killed (by PID) here.
 The issue asks for the two runs of a pair to be >= 10 minutes apart; --gap-s sets the pause between pairs
-(default 0: the runs of a pair follow each other), and the result file says what was run.
+(default 0: the runs of a pair follow each other). With a gap, two more modes judge every later pair against
+the FIRST pair's quiet run, stored >= gap seconds earlier: the unchanged artifacts (false alarms) and the slower
+MobileNetV2 (caught?); those results go to gate_noise_gap.{json,md}, beside the back-to-back gate_noise ones.
 
     python benchmarks/gate_noise.py [--pairs 5] [--launches 5] [--min-seconds 0.3] [--gap-s 0] [--threads N]
 """
@@ -153,6 +155,7 @@ def main() -> None:
     ap.add_argument("--min-seconds", type=float, default=0.3)
     ap.add_argument("--gap-s", type=float, default=0.0, help="pause between pairs")
     ap.add_argument("--threads", type=int, default=None, help="worker threads (default: the x86-cpu target's)")
+    ap.add_argument("--machine", default="", help="what else ran on the machine meanwhile (written to the results)")
     args = ap.parse_args()
     from edgeopt.data.loaders import load_dataset
 
@@ -165,7 +168,7 @@ def main() -> None:
         digits, base, slow, demo = built["digits"], built["base"], built["slow"], built["demo"]
         print(f"built: {built['built']}", flush=True)
         burn_s = 600.0  # the burner's own deadline: it never outlives a run even if this script is killed
-        pairs = []
+        pairs, first_quiet = [], None
         for i in range(args.pairs):
             if i and args.gap_s:
                 time.sleep(args.gap_s)
@@ -182,6 +185,11 @@ def main() -> None:
                    "ab_quiet": judge(ab_quiet), "ab_burner": judge(ab_busy),
                    "contended_launches": {"quiet": contended(quiet), "burner": contended(busy),
                                           "ab_quiet": contended(ab_quiet), "ab_burner": contended(ab_busy)}}
+            if first_quiet is None:
+                first_quiet = quiet
+            else:  # the first pair's quiet run as the stored baseline, i x (gap + a pair's run time) older
+                row.update(stored_later=judge(quiet, first_quiet), stored_slower_later=judge(slower, first_quiet),
+                           baseline_age_s=round(time.time() - t_start, 1))
             pairs.append(row)
             print(row, flush=True)
     slow_name = base.name
@@ -189,28 +197,33 @@ def main() -> None:
     payload = {"schedule": {"pairs": args.pairs, "launches": args.launches, "min_seconds": args.min_seconds,
                             "threads": args.threads or "x86-cpu default",
                             "gap_between_pairs_s": args.gap_s, "total_s": round(time.time() - t_start, 1),
-                            "note": "runs of a pair follow each other (not >= 10 minutes apart); the machine was "
-                                    "shared with other work throughout"},
+                            "note": ("runs of a pair follow each other; the stored_later modes compare each later "
+                                     "pair's runs with the first pair's quiet run, >= gap_between_pairs_s older"
+                                     if args.gap_s else "runs of a pair follow each other (not >= 10 minutes apart)"),
+                            "machine": args.machine},
                "built": built["built"], "counts": counts, "pairs": pairs}
     rows = [[k, v["false_alarms"], v["inconclusive_unchanged"], v.get("caught", "-"), v.get("inconclusive_slow", "-"),
              v["comparisons"]] for k, v in counts.items()]
     md = ("# gate noise\n\n" + md_table(["mode", "false alarms", "inconclusive (same)", "caught (slower)",
                                           "inconclusive (slower)", "comparisons"], rows))
-    j, m = write_results("gate_noise", payload, md)
+    j, m = write_results("gate_noise_gap" if args.gap_s else "gate_noise", payload, md)
     print(md)
     print(f"wrote {j} and {m}")
 
 
 def tally(pairs: list[dict], slow_name: str) -> dict:
     out = {}
-    for mode in ("stored_burner", "stored_slower_quiet", "ab_quiet", "ab_burner"):
+    for mode in ("stored_burner", "stored_slower_quiet", "ab_quiet", "ab_burner", "stored_later",
+                 "stored_slower_later"):
+        if not any(mode in p for p in pairs):
+            continue
         c = {"false_alarms": 0, "inconclusive_unchanged": 0, "comparisons": 0}
-        if mode != "stored_burner":
+        if mode not in ("stored_burner", "stored_later"):
             c.update(caught=0, inconclusive_slow=0)
         for p in pairs:
-            for art, r in p[mode].items():
+            for art, r in p.get(mode, {}).items():
                 c["comparisons"] += 1
-                if art == slow_name and mode != "stored_burner":
+                if art == slow_name and "caught" in c:
                     c["caught"] += r["verdict"] == "regressed"
                     c["inconclusive_slow"] += r["verdict"] == "inconclusive"
                 else:
