@@ -16,15 +16,22 @@ def compress(model, data, out, recipe=None, **kwargs):
     return _compress(model, data, out, recipe=recipe, **kwargs)
 
 
-def benchmark(paths, target="x86-cpu", data="digits", out=None, **overrides):
-    """Benchmark artifacts (files or compress folders) on one or more targets; returns the Report."""
+def benchmark(paths, target="x86-cpu", data="digits", out=None, num_classes=None, scale=None, **overrides):
+    """Benchmark artifacts (files or compress folders) on one or more targets; returns the Report. ``num_classes``
+    and ``scale`` as bench's ``--num-classes`` and ``--scale`` (scale: default from the compress outputs'
+    manifests for an image folder)."""
+    from os import PathLike
+
     from edgeopt.bench.orchestrate import benchmark as _benchmark
     from edgeopt.bench.targets import load_target
-    from edgeopt.data.loaders import load_dataset
+    from edgeopt.data.classes import manifest_scale
+    from edgeopt.data.loaders import is_image_folder, load_dataset
 
     targets = [load_target(t) for t in ([target] if isinstance(target, str) else target)]
-    return _benchmark(paths if isinstance(paths, list | tuple) else [paths], targets, load_dataset(data), out,
-                      **overrides)
+    paths = list(paths) if isinstance(paths, list | tuple) else [paths]
+    if scale is None and isinstance(data, str | PathLike) and is_image_folder(data):
+        scale = manifest_scale(paths)
+    return _benchmark(paths, targets, load_dataset(data, num_classes=num_classes, scale=scale), out, **overrides)
 
 
 def gate(report, budgets=None, baseline=None):

@@ -34,6 +34,17 @@ def check_compatible(model, dataset, labels: bool = True) -> None:
                          f"{dataset.num_classes} classes", "edgeopt compresses classifiers: pass matching data")
 
 
+def fit_classes(model, dataset):
+    """The data's class count from --num-classes or the model's output width (never from the labels present), and
+    its class order from the model's class names where it carries them (edgeopt.data.classes)."""
+    from edgeopt.data.classes import fit_to_model, model_class_names, output_width
+
+    if not hasattr(dataset, "info"):  # a data set object from elsewhere: taken as it is
+        return dataset
+    width = output_width(model(dataset.x_test[:2], training=False))
+    return fit_to_model(dataset, width, "the model's output", model_class_names(model))
+
+
 def _copy_source(model_path: Path, staging: Path, base: str) -> Artifact:
     dest = staging / (f"{base}_source" if model_path.is_dir() else f"{base}_source{model_path.suffix}")
     if model_path.is_dir():
@@ -45,14 +56,15 @@ def _copy_source(model_path: Path, staging: Path, base: str) -> Artifact:
 
 def compress(model_path, data, out, recipe: Recipe | str | Path | None = None,
              progress: Callable[[str], None] | None = None, force: bool = False,
-             signature: str | None = None) -> Manifest:
+             signature: str | None = None, num_classes: int | None = None, scale: str | None = None) -> Manifest:
     """Run ``recipe`` on the model at ``model_path`` with ``data``; write ``out``/manifest.json.
 
     A stage the accuracy guard stops ends the run early, not with an exception: ``out`` then holds what was made
     before it and the manifest's ``guard`` section has ``verdict: stopped`` (the CLI exits 1 on it). ``out`` must
     be new, empty or an earlier edgeopt output (``force``: one that also holds other files, which stay); see
     edgeopt.out_folder. ``signature``: the signature of a plain SavedModel to compress (default: serving_default,
-    or the only one)."""
+    or the only one). ``num_classes``, ``scale``: as ``--num-classes``, ``--scale`` (see edgeopt.data.loaders)."""
+    from edgeopt.data.classes import describe as describe_data
     from edgeopt.data.loaders import load_dataset
     from edgeopt.models.load import check_model_path, load_model
     from edgeopt.models.saved_model import describe
@@ -61,7 +73,16 @@ def compress(model_path, data, out, recipe: Recipe | str | Path | None = None,
     out = check_out(out, model_path, force)
     rec = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     rec = rec.with_default_convert()
-    dataset = data if hasattr(data, "x_test") else load_dataset(data)
+    if hasattr(data, "x_test"):
+        dataset = data
+        if scale is not None:
+            raise UsageError(f"scale={scale!r} with a Dataset object", "scale applies when data names an image folder")
+        if num_classes is not None:
+            from edgeopt.data.classes import with_num_classes
+
+            dataset = with_num_classes(dataset, num_classes)
+    else:
+        dataset = load_dataset(data, num_classes=num_classes, scale=scale)
     # a bridged Keras 3 model is checked on real data
     model = load_model(model_path, sample=dataset.x_val[:64], signature=signature)
     check_compatible(model, dataset, labels=False)
@@ -70,6 +91,7 @@ def compress(model_path, data, out, recipe: Recipe | str | Path | None = None,
         from edgeopt.stages.convert import predict
 
         dataset = dataset.labelled_by(lambda x: predict(model, x))
+    dataset = fit_classes(model, dataset)
     check_compatible(model, dataset)
     base = model_path.stem if model_path.is_file() else model_path.name
     staging = make_staging(out)
@@ -80,7 +102,8 @@ def compress(model_path, data, out, recipe: Recipe | str | Path | None = None,
         artifacts = [source, *run(rec, model, ctx)]
         manifest = Manifest(source={"path": str(model_path.resolve()), "name": base, "data": dataset.name,
                                     "labels": "data" if labelled else "none: scored by agreement with the source model",
-                                    "recipe": rec.to_dict(), "model": describe(model)},
+                                    "recipe": rec.to_dict(), "model": describe(model),
+                                    "dataset": describe_data(dataset) if hasattr(dataset, "info") else None},
                             artifacts=artifacts, extra=dict(ctx.notes))
         manifest.save(staging)
         out = check_out(out, model_path, force)  # again: the folder may have changed while the stages ran

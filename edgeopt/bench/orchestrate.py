@@ -130,6 +130,10 @@ def benchmark(paths: list[str | Path], targets: list, dataset, out: str | Path |
                          "pass each --target once")
     report = Report(environment=host_environment())
     report.environment["data"] = dataset.name
+    if hasattr(dataset, "info"):  # how the data was read: kind, classes and their order, pixel scale, caps
+        from edgeopt.data.classes import describe
+
+        report.environment["dataset"] = describe(dataset)
     if not getattr(dataset, "labelled", True):
         report.environment["labels"] = "none: agreement with the source model only"
     report.environment["targets"] = {}

@@ -25,6 +25,10 @@ app.add_typer(targets_app, name="targets")
 
 log = logging.getLogger("edgeopt.cli")  # not __name__: that is "__main__" under `python -m edgeopt.cli`
 _state = {"debug": False}
+DATA_HELP = ("digits, shapes, a .npz, an image folder (one sub-folder per class, alphabetical unless it holds "
+             "classes.txt) or module:function (returns the arrays or tf.data.Datasets).")
+NUM_CLASSES_HELP = "Class count (default: the model's output width; never the labels present)."
+SCALE_HELP = "Image folders: pixels to 0-1 (default), -1-1 or none (0..255); bench: default from the manifest."
 SAMPLE_DIR = bundled.folder("sample_models")  # the demo's teacher and budgets: the checkout's, or the wheel's copy
 
 

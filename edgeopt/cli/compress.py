@@ -9,11 +9,11 @@ from typing import Annotated
 
 import typer
 
-from edgeopt.cli import _console, _fmt, _progress, app
+from edgeopt.cli import DATA_HELP, NUM_CLASSES_HELP, SCALE_HELP, _console, _fmt, _progress, app
 
 
 def do_compress(model: Path, data: str, out: Path, recipe: Path | None, force: bool = False,
-                signature: str | None = None):
+                signature: str | None = None, num_classes: int | None = None, scale: str | None = None):
     from edgeopt.compress import compress
     from edgeopt.data.loaders import load_dataset
     from edgeopt.models.load import check_model_path
@@ -23,7 +23,7 @@ def do_compress(model: Path, data: str, out: Path, recipe: Path | None, force: b
 
     check_out(out, check_model_path(model), force)  # before any work: never over a user's files
     rec = load_recipe(recipe)
-    data = load_dataset(data)  # bad names fail here, before any progress is drawn
+    data = load_dataset(data, num_classes=num_classes, scale=scale)  # bad names fail here, before any progress is drawn
     total = len(rec.stages) - 1 + sum(len(plan(cfg)) for name, cfg in rec.stages if name == "convert")
     with _progress() as progress:
         task = progress.add_task("compress", total=total)
@@ -68,7 +68,11 @@ def _drop(v) -> str:
 def _print_manifest(manifest, out: Path) -> None:
     from rich.table import Table
 
+    from edgeopt.data.classes import one_line
+
     guard = manifest.extra.get("guard") or {}
+    if manifest.source.get("dataset"):
+        _console().print(one_line(manifest.source["dataset"]), highlight=False, markup=False, soft_wrap=True)
     found = manifest.source.get("model") or {}
     if found:
         def side(ts):
@@ -117,7 +121,7 @@ def verdict_lines(manifest, allow_drop: bool = False) -> list[str]:
 
 @app.command()
 def compress(model: Annotated[Path, typer.Argument(help="tf_keras .keras/.h5 file or SavedModel folder.")],
-             data: Annotated[str, typer.Option(help="digits, shapes, a .npz or an image folder.")],
+             data: Annotated[str, typer.Option(help=DATA_HELP)],
              out: Annotated[Path, typer.Option(help="Output folder (manifest.json + artifacts).")],
              recipe: Annotated[Path | None, typer.Option(help="Recipe YAML; default: convert to all formats.")] = None,
              allow_drop: Annotated[bool, typer.Option("--allow-drop", help="Exit 0 even when an int8 artifact "
@@ -127,9 +131,12 @@ def compress(model: Annotated[Path, typer.Argument(help="tf_keras .keras/.h5 fil
                                  "the files its manifest lists (the others stay).")] = False,
              signature: Annotated[str | None, typer.Option(
                  help="SavedModel signature to use (default: serving_default, or the only one).")] = None,
+             num_classes: Annotated[int | None, typer.Option(help=NUM_CLASSES_HELP)] = None,
+             scale: Annotated[str | None, typer.Option(help=SCALE_HELP)] = None,
              ) -> None:
     """Compress MODEL with a recipe and write artifacts + manifest.json to --out."""
-    manifest = do_compress(model, data, out, recipe, force, signature=signature)
+    manifest = do_compress(model, data, out, recipe, force, signature=signature, num_classes=num_classes,
+                           scale=scale)
     _print_manifest(manifest, out)
     _console().print(f"manifest: {out / 'manifest.json'}")
     problems = verdict_lines(manifest, allow_drop)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from edgeopt.cli import _console, _progress, app
+from edgeopt.cli import DATA_HELP, _console, _progress, app
 
 
 class _TuneBars:
@@ -38,7 +38,7 @@ class _TuneBars:
 
 @app.command()
 def tune(model: Annotated[Path | None, typer.Argument(help="Teacher model (needed with distill).")] = None,
-         data: Annotated[str, typer.Option(help="digits, shapes, a .npz or an image folder.")] = ...,
+         data: Annotated[str, typer.Option(help=DATA_HELP)] = ...,
          recipe: Annotated[Path | None, typer.Option(help="Recipe YAML; its first tune stage is the search.")] = None,
          out: Annotated[Path, typer.Option(help="Folder for <name>_tuned.keras and tuning.json.")] = Path("out/tune"),
          zoo: Annotated[str | None, typer.Option(help="Zoo builder to search (small_cnn, mobilenet_v2_like, mlp).")] = None,

@@ -7,7 +7,7 @@ no NaN/Inf. Imports no TensorFlow.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -35,6 +35,9 @@ class Dataset:
     # False: the source had no labels (an .npz without y_* keys); y holds placeholders until ``labelled_by`` fills
     # it with a model's own top-1, and scores are then fidelity to that model (agreement), never accuracy
     labelled: bool = True
+    # where the data came from and how it was read (kind, class order, pixel scale, sample caps): what the manifest
+    # and the report record as ``dataset`` (see edgeopt.data.classes.describe)
+    info: dict = field(default_factory=dict)
 
     @classmethod
     def from_arrays(
@@ -149,7 +152,7 @@ class Dataset:
 
 def _as_x(x, split: str, name: str) -> np.ndarray:
     x = np.asarray(x)
-    if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+    if x.dtype == object or np.iscomplexobj(x) or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         raise UsageError(f"data set '{name}': x_{split} has dtype {x.dtype}", "give x as a numeric array")
     if x.ndim < 2:
         raise UsageError(
@@ -169,10 +172,13 @@ def as_y(y, split: str, name: str) -> tuple[np.ndarray, int]:
     width = 0
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
+    elif y.ndim == 2 and y.shape[1] == 0:
+        raise UsageError(f"data set '{name}': y_{split} has shape {y.shape}", "give y as class ids (N,) or one-hot "
+                         "(N, classes)")
     elif y.ndim == 2:
         width = int(y.shape[1])
         y = np.argmax(y, axis=1)
-    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+    if y.ndim != 1 or np.iscomplexobj(y) or not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
         raise UsageError(
             f"data set '{name}': y_{split} has shape {y.shape} and dtype {y.dtype}",
             "give y as integer class ids (N,) or one-hot (N, classes)",

@@ -1,7 +1,8 @@
 """The loaders: a data set named on the command line (``digits``, ``shapes``, an ``.npz`` file or an image
 folder with one sub-folder per class) becomes a :class:`~edgeopt.data.dataset.Dataset`.
 
-Where a source has no split of its own, it is split here, stratified and seeded. Imports no TensorFlow;
+Where a source has no split of its own, it is split (edgeopt.data.arrays), stratified and seeded; `module:function`
+is read by edgeopt.data.from_code. Imports no TensorFlow;
 scikit-learn and Pillow are imported only by the loaders that need them.
 """
 
@@ -9,69 +10,87 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from edgeopt.data.dataset import Dataset, as_y, stratified_order
+from edgeopt.data.arrays import TEST_FRACTION, from_named_arrays
+from edgeopt.data.arrays import from_pool as _from_pool
+from edgeopt.data.dataset import Dataset
 from edgeopt.data.shapes import SHAPES_CLASSES, SHAPES_TEST, SHAPES_TRAIN, SHAPES_VAL, generate_shapes
 from edgeopt.errors import UsageError, nearest
 
 log = logging.getLogger(__name__)
 
 BUILTIN: tuple[str, ...] = ("digits", "shapes")
-NPZ_REQUIRED: tuple[str, ...] = ("x_train", "y_train", "x_test", "y_test")
-NPZ_OPTIONAL: tuple[str, ...] = ("x_val", "y_val")
-TEST_FRACTION = 0.2  # share of all samples that goes to test where we split (digits, image folders)
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
 
 MAX_IMAGE_PIXELS = 1 << 25  # 32 M pixels: ~100 MB decoded; data sets here are thumbnails
 
 
-def load_dataset(spec: str | os.PathLike, *, seed: int = 0, val_fraction: float = 0.1) -> Dataset:
-    """Load a builtin name, an ``.npz`` file or an image folder as a :class:`Dataset`.
+SCALES: dict[str, tuple[float, float]] = {"0-1": (1 / 255.0, 0.0), "-1-1": (1 / 127.5, -1.0), "none": (1.0, 0.0)}
+DEFAULT_SCALE = "0-1"
+CLASSES_FILE = "classes.txt"  # in an image folder: the class order, one name per line (else alphabetical)
+
+
+def load_dataset(spec: str | os.PathLike, *, seed: int = 0, val_fraction: float = 0.1, scale: str | None = None,
+                 num_classes: int | None = None, max_samples: int | None = None) -> Dataset:
+    """Load a builtin name, an ``.npz`` file, an image folder or ``module:function`` as a :class:`Dataset`.
 
     ``seed`` fixes every split (and the generated ``shapes`` images). ``val_fraction`` is the share the
     validation split takes where it is carved: of all samples for ``digits`` and image folders, of the
-    train split for an ``.npz`` without ``x_val``/``y_val``. ``shapes`` has fixed split sizes.
+    train split for an ``.npz`` without ``x_val``/``y_val``. ``shapes`` has fixed split sizes. ``scale``
+    (image folders only): pixels to ``0-1`` (default), ``-1-1`` or ``none`` (0..255 as they are). ``num_classes``:
+    the class count (else the model's output width decides, see edgeopt.data.classes). ``max_samples``: the cap
+    per split on what a ``module:function``'s tf.data.Dataset yields.
     """
     if not 0.0 < val_fraction < 1.0 - TEST_FRACTION:
         raise UsageError(f"val_fraction={val_fraction}", f"use a value between 0 and {1.0 - TEST_FRACTION} (exclusive)")
-    seed = int(seed)
+    if scale is not None and scale not in SCALES:
+        raise UsageError(f"--scale {scale!r}{nearest(str(scale), tuple(SCALES))}",
+                         f"use one of {', '.join(SCALES)} (pixels to [0, 1], [-1, 1], or 0..255 as they are)")
+    if scale is not None and not is_image_folder(spec):
+        raise UsageError(f"--scale {scale} applies to image folders only, not '{spec}'",
+                         "leave --scale out: .npz arrays, builtin sets and module:function data are taken as they are")
+    ds = _load(spec, int(seed), val_fraction, scale or DEFAULT_SCALE, max_samples)
+    if num_classes is not None:
+        from edgeopt.data.classes import with_num_classes
+
+        ds = with_num_classes(ds, num_classes)
+    return ds
+
+
+def is_image_folder(spec) -> bool:
+    """Whether ``spec`` names an image folder (where --scale applies)."""
+    return not (isinstance(spec, str) and spec in BUILTIN) and Path(spec).is_dir()
+
+
+def _load(spec, seed: int, val_fraction: float, scale: str, max_samples: int | None) -> Dataset:
+    from edgeopt.data.from_code import CODE_SPEC, load_from_code
+
     if isinstance(spec, str) and spec in BUILTIN:
-        return _load_digits(seed, val_fraction) if spec == "digits" else _load_shapes(seed)
+        ds = _load_digits(seed, val_fraction) if spec == "digits" else _load_shapes(seed)
+        return replace(ds, info={"kind": "builtin", **ds.info})
     path = Path(spec)
     if path.is_dir():
-        return _load_image_folder(path, seed, val_fraction)
+        return _load_image_folder(path, seed, val_fraction, scale)
     if path.is_file() and path.suffix.lower() == ".npz":
         return _load_npz(path, seed, val_fraction)
     if path.is_file():
         raise UsageError(
             f"data file '{path}' is not a .npz", "save the arrays with numpy.savez, or give an image folder"
         )
+    if isinstance(spec, str) and CODE_SPEC.fullmatch(spec):
+        return load_from_code(spec, seed, val_fraction, max_samples)
     if path.suffix or len(path.parts) > 1:
         raise UsageError(f"no file or folder '{path}'", "check the path, or use a builtin data set: digits, shapes")
     raise UsageError(
         f"unknown data set '{spec}'{nearest(str(spec), BUILTIN)}",
-        "use digits, shapes, a .npz file (x_train, y_train, x_test, y_test) or an image folder (one sub-folder per class)",
+        "use digits, shapes, a .npz file (x_train, y_train, x_test, y_test), an image folder (one sub-folder per "
+        "class) or module:function (a function that returns the arrays)",
     )
-
-
-def _split_indices(y: np.ndarray, seed: int, fractions: tuple[float, ...], name: str) -> list[np.ndarray]:
-    """Stratified, seeded split: one index array per fraction, then the rest. Each part non-empty."""
-    n = len(y)
-    sizes = [max(1, round(n * f)) for f in fractions]
-    if sum(sizes) >= n:
-        raise UsageError(f"data set '{name}' has only {n} samples to split", f"give at least {sum(sizes) + 1}")
-    order = stratified_order(y, np.random.default_rng(seed))
-    bounds = np.cumsum([0, *sizes, n - sum(sizes)])
-    return [np.sort(order[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-
-
-def _from_pool(name: str, x, y, seed: int, val_fraction: float, class_names=None) -> Dataset:
-    test, val, train = _split_indices(np.asarray(y), seed, (TEST_FRACTION, val_fraction), name)
-    return Dataset.from_arrays(name, x[train], y[train], x[val], y[val], x[test], y[test], class_names=class_names)
 
 
 # --- builtin: digits --------------------------------------------------------------------------------------
@@ -106,71 +125,24 @@ def _load_npz(path: Path, seed: int, val_fraction: float) -> Dataset:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
         raise UsageError(f"cannot read '{path}' as .npz ({type(e).__name__}: {first})",
                          "write it with numpy.savez(x_train=..., ...)") from None
-    if not any(key.startswith("y_") for key in arrays):
-        return _load_unlabelled_npz(path, arrays, seed, val_fraction)
-    missing = [key for key in NPZ_REQUIRED if key not in arrays]
-    has_val = [key for key in NPZ_OPTIONAL if key in arrays]
-    if len(has_val) == 1:
-        missing += [key for key in NPZ_OPTIONAL if key not in arrays]
-    if missing:
-        raise UsageError(
-            f"'{path}' lacks {', '.join(missing)} (it has: {', '.join(sorted(arrays)) or 'nothing'})",
-            f"save the keys {', '.join(NPZ_REQUIRED)} and optionally {', '.join(NPZ_OPTIONAL)}",
-        )
-    names = arrays.get("class_names")
-    class_names = [str(c) for c in names] if names is not None else None
-    x_train, y_train = arrays["x_train"], arrays["y_train"]
-    if has_val:
-        x_val, y_val = arrays["x_val"], arrays["y_val"]
-    else:
-        # convert y first, so one-hot labels stratify by class and train/val stay aligned
-        ids, _ = as_y(y_train, "train", path.stem)
-        if len(np.asarray(x_train)) != len(ids):
-            raise UsageError(
-                f"'{path}': x_train has {len(np.asarray(x_train))} samples but y_train has {len(ids)}",
-                "give x_train and y_train the same first dimension",
-            )
-        val, train = _split_indices(ids, seed, (val_fraction,), path.stem)
-        y_train = np.asarray(y_train)
-        x_train, x_val = np.asarray(x_train)[train], np.asarray(x_train)[val]
-        y_train, y_val = y_train[train], y_train[val]
-        log.info("%s: no x_val/y_val, carved %d of %d train samples (seed %d)", path, len(val), len(ids), seed)
-    ds = Dataset.from_arrays(
-        path.stem, x_train, y_train, x_val, y_val, arrays["x_test"], arrays["y_test"], class_names=class_names
-    )
+    ds = from_named_arrays(path.stem, arrays, seed, val_fraction, f"'{path}'", "save the keys")
     log.info("loaded %r from %s", ds, path)
-    return ds
+    return replace(ds, info={"kind": "npz", **ds.info})
 
 
-def _load_unlabelled_npz(path: Path, arrays: dict, seed: int, val_fraction: float) -> Dataset:
-    """An .npz without y_* keys: inputs only; compress and bench then score fidelity to the source model."""
-    missing = [key for key in ("x_train", "x_test") if key not in arrays]
-    if missing:
-        raise UsageError(f"'{path}' lacks {', '.join(missing)} (it has: {', '.join(sorted(arrays)) or 'nothing'}; "
-                         "with no y_train, y_test it is read as inputs without labels)",
-                         f"save the keys {', '.join(NPZ_REQUIRED)} and optionally {', '.join(NPZ_OPTIONAL)} "
-                         "(without y_* keys: inputs only, scored by agreement with the source model)")
-    x_train = np.asarray(arrays["x_train"])
-    if "x_val" in arrays:
-        x_val = arrays["x_val"]
-    else:
-        val, train = _split_indices(np.zeros(len(x_train), np.int64), seed, (val_fraction,), path.stem)
-        x_train, x_val = x_train[train], x_train[val]
-    ds = Dataset.from_arrays(path.stem, x_train, None, x_val, None, arrays["x_test"], None)
-    log.info("loaded %r from %s (no y_* keys: no labels, fidelity only)", ds, path)
-    return ds
-
-
-def _load_image_folder(root: Path, seed: int, val_fraction: float) -> Dataset:
-    """One sub-folder per class (sorted names); images resized to the first one's size, scaled to [0, 1]."""
+def _load_image_folder(root: Path, seed: int, val_fraction: float, scale: str = DEFAULT_SCALE) -> Dataset:
+    """One sub-folder per class; class ids in alphabetical order of the folder names, or in the order of the
+    folder's classes.txt (one name per line: classes may then be missing from the folder); images resized to the
+    first one's size; pixels scaled by ``scale`` (see SCALES)."""
     from PIL import Image, UnidentifiedImageError
 
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    files = [(f, c) for c, name in enumerate(classes) for f in sorted((root / name).iterdir())
-             if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]  # fmt: skip
+    folders = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    classes, order = _class_order(root, folders)
+    files = [(f, c) for c, name in enumerate(classes) if (root / name).is_dir()
+             for f in sorted((root / name).iterdir()) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES]  # fmt: skip
     if not classes or not files:
         raise UsageError(
-            f"image folder '{root}' has {len(classes)} class sub-folders and {len(files)} images",
+            f"image folder '{root}' has {len(folders)} class sub-folders and {len(files)} images",
             f"put images ({', '.join(sorted(IMAGE_SUFFIXES))}) in one sub-folder per class, e.g. {root}/cat/1.png",
         )
     images, size, mode = [], None, None
@@ -190,11 +162,36 @@ def _load_image_folder(root: Path, seed: int, val_fraction: float) -> Dataset:
                 images.append(np.asarray(im if im.size == size else im.resize(size, Image.BILINEAR)))
         except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError, SyntaxError) as e:
             raise UsageError(f"cannot read image '{f}' ({str(e)[:160]})", "remove or replace the file") from None
-    x = np.stack(images).astype(np.float32) / 255.0
+    factor, offset = SCALES[scale]
+    x = np.stack(images).astype(np.float32) * np.float32(factor) + np.float32(offset)
     if x.ndim == 3:
         x = x[..., np.newaxis]
     y = np.array([c for _, c in files], dtype=np.int64)
-    return _from_pool(root.name, x, y, seed, val_fraction, classes)
+    ds = _from_pool(root.name, x, y, seed, val_fraction, classes)
+    return replace(ds, info={"kind": "image folder", "declared_classes": len(classes),
+                             "declared_by": f"{len(classes)} class names" if order == CLASSES_FILE
+                             else f"{len(classes)} sub-folders", "class_order": order, "scale": scale})
+
+
+def _class_order(root: Path, folders: list[str]) -> tuple[list[str], str]:
+    """The class names in id order and where the order came from."""
+    listing = root / CLASSES_FILE
+    if not listing.is_file():
+        return folders, "alphabetical by folder name"
+    try:
+        text = listing.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read '{listing}' ({str(e)[:160]})", "write one class name per line, UTF-8") from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes or not names:
+        raise UsageError(f"'{listing}' " + (f"lists {dupes[0]!r} twice" if dupes else "lists no class"),
+                         "write each class name once, one per line, in the model's class order")
+    unlisted = [f for f in folders if f not in names]
+    if unlisted:
+        raise UsageError(f"folder '{root / unlisted[0]}' is not listed in '{listing}' ({len(names)} names)",
+                         f"add {unlisted[0]!r} to {CLASSES_FILE} at its class id, or remove the folder")
+    return names, CLASSES_FILE
 
 
 # --- builtin: shapes --------------------------------------------------------------------------------------

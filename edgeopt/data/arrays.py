@@ -1,0 +1,101 @@
+"""Named arrays (the keys of an .npz, or what a ``module:function`` returns) and pools of samples become a
+:class:`~edgeopt.data.dataset.Dataset`; where a source has no split of its own it is split here, stratified and
+seeded. Imports no TensorFlow."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import numpy as np
+
+from edgeopt.data.dataset import Dataset, as_y, stratified_order
+from edgeopt.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+NPZ_REQUIRED: tuple[str, ...] = ("x_train", "y_train", "x_test", "y_test")
+NPZ_OPTIONAL: tuple[str, ...] = ("x_val", "y_val")
+TEST_FRACTION = 0.2  # share of all samples that goes to test where we split (digits, image folders)
+
+
+def split_indices(y: np.ndarray, seed: int, fractions: tuple[float, ...], name: str) -> list[np.ndarray]:
+    """Stratified, seeded split: one index array per fraction, then the rest. Each part non-empty."""
+    n = len(y)
+    sizes = [max(1, round(n * f)) for f in fractions]
+    if sum(sizes) >= n:
+        raise UsageError(f"data set '{name}' has only {n} samples to split", f"give at least {sum(sizes) + 1}")
+    order = stratified_order(y, np.random.default_rng(seed))
+    bounds = np.cumsum([0, *sizes, n - sum(sizes)])
+    return [np.sort(order[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def from_pool(name: str, x, y, seed: int, val_fraction: float, class_names=None) -> Dataset:
+    test, val, train = split_indices(np.asarray(y), seed, (TEST_FRACTION, val_fraction), name)
+    return Dataset.from_arrays(name, x[train], y[train], x[val], y[val], x[test], y[test], class_names=class_names)
+
+
+def from_named_arrays(name: str, arrays: dict, seed: int, val_fraction: float, where: str, verb: str) -> Dataset:
+    """A Dataset from arrays named like an .npz's keys (x_train, y_train, …; no y_* = no labels). ``where`` names
+    the source in messages, ``verb`` starts the fix ("save the keys", "return the keys")."""
+    for key in (*NPZ_REQUIRED, *NPZ_OPTIONAL):
+        if key in arrays and np.ndim(arrays[key]) < 1:
+            raise UsageError(f"{where}: {key} has shape {np.shape(arrays[key])}, not (samples, ...)",
+                             "give each x_* as (samples, *input_shape) and each y_* as (samples,)")
+    if not any(key.startswith("y_") for key in arrays):
+        return _unlabelled(name, arrays, seed, val_fraction, where, verb)
+    missing = [key for key in NPZ_REQUIRED if key not in arrays]
+    has_val = [key for key in NPZ_OPTIONAL if key in arrays]
+    if len(has_val) == 1:
+        missing += [key for key in NPZ_OPTIONAL if key not in arrays]
+    if missing:
+        raise UsageError(
+            f"{where} lacks {', '.join(missing)} (it has: {', '.join(sorted(arrays)) or 'nothing'})",
+            f"{verb} {', '.join(NPZ_REQUIRED)} and optionally {', '.join(NPZ_OPTIONAL)}",
+        )
+    names = arrays.get("class_names")
+    class_names = [str(c) for c in np.asarray(names).reshape(-1)] if names is not None else None
+    x_train, y_train = arrays["x_train"], arrays["y_train"]
+    if has_val:
+        x_val, y_val = arrays["x_val"], arrays["y_val"]
+    else:
+        # convert y first, so one-hot labels stratify by class and train/val stay aligned
+        ids, _ = as_y(y_train, "train", name)
+        if len(np.asarray(x_train)) != len(ids):
+            raise UsageError(
+                f"{where}: x_train has {len(np.asarray(x_train))} samples but y_train has {len(ids)}",
+                "give x_train and y_train the same first dimension",
+            )
+        val, train = split_indices(ids, seed, (val_fraction,), name)
+        y_train = np.asarray(y_train)
+        x_train, x_val = np.asarray(x_train)[train], np.asarray(x_train)[val]
+        y_train, y_val = y_train[train], y_train[val]
+        log.info("%s: no x_val/y_val, carved %d of %d train samples (seed %d)", where, len(val), len(ids), seed)
+    ds = Dataset.from_arrays(
+        name, x_train, y_train, x_val, y_val, arrays["x_test"], arrays["y_test"], class_names=class_names
+    )
+    if class_names:
+        ds = replace(ds, info={"declared_classes": len(class_names), "declared_by": "its class_names",
+                               "class_order": "as in class_names"})
+    return ds
+
+
+def _unlabelled(name: str, arrays: dict, seed: int, val_fraction: float, where: str, verb: str) -> Dataset:
+    """Inputs without y_* keys: compress and bench then score fidelity to the source model."""
+    missing = [key for key in ("x_train", "x_test") if key not in arrays]
+    if missing:
+        raise UsageError(f"{where} lacks {', '.join(missing)} (it has: {', '.join(sorted(arrays)) or 'nothing'}; "
+                         "with no y_train, y_test it is read as inputs without labels)",
+                         f"{verb} {', '.join(NPZ_REQUIRED)} and optionally {', '.join(NPZ_OPTIONAL)} "
+                         "(without y_* keys: inputs only, scored by agreement with the source model)")
+    x_train = np.asarray(arrays["x_train"])
+    if "x_val" in arrays:
+        x_val = arrays["x_val"]
+    else:
+        if x_train.ndim < 1:
+            raise UsageError(f"{where}: x_train has shape {x_train.shape}", "give x as (samples, *input_shape)")
+        val, train = split_indices(np.zeros(len(x_train), np.int64), seed, (val_fraction,), name)
+        x_train, x_val = x_train[train], x_train[val]
+    ds = Dataset.from_arrays(name, x_train, None, x_val, None, arrays["x_test"], None)
+    log.info("loaded %r from %s (no y_* keys: no labels, fidelity only)", ds, where)
+    return ds
