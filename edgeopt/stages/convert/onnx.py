@@ -26,6 +26,16 @@ log = logging.getLogger(__name__)
 TIE = 1e-9
 
 
+def fresh_names() -> None:
+    """tf2onnx numbers the names it makes from one process-wide counter (and its loop rewriter takes one when
+    first imported): imported up front and reset, every conversion starts from the same count, so the same
+    model gives the same .onnx bytes whatever was converted before in this process."""
+    import tf2onnx.rewriter.loop_rewriter_base  # noqa: F401 — takes its name now, not during a conversion
+    import tf2onnx.utils
+
+    tf2onnx.utils.INTERNAL_NAME = 1
+
+
 def onnx_bytes(model, opset: int = 17) -> bytes:
     import tensorflow as tf
     import tf2onnx
@@ -35,6 +45,7 @@ def onnx_bytes(model, opset: int = 17) -> bytes:
 
     shape = (None, *[None if d is None else int(d) for d in model.input_shape[1:]])
     spec = (tf.TensorSpec(shape, tf.as_dtype(input_dtype(model)), name="input"),)
+    fresh_names()
     if isinstance(model, tf_keras.Model):
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
     else:
@@ -49,6 +60,7 @@ def from_tflite(tflite_float_io: bytes, opset: int) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "int8.tflite"
         path.write_bytes(tflite_float_io)
+        fresh_names()
         proto, _ = tf2onnx.convert.from_tflite(str(path), opset=opset)
     return proto.SerializeToString()
 
