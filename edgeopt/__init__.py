@@ -9,11 +9,12 @@ __version__ = "0.1.0"
 __all__ = ["compress", "benchmark", "gate", "load_report", "__version__"]
 
 
-def compress(model, data, out, recipe=None, **kwargs):
-    """Run a recipe (default: convert to every TFLite/ONNX format) on ``model``; returns the Manifest."""
+def compress(model, data, out, recipe=None, cache: bool = True, **kwargs):
+    """Run a recipe (default: convert to every TFLite/ONNX format) on ``model``; returns the Manifest.
+    ``cache=False``: neither read nor write the stage cache."""
     from edgeopt.compress import compress as _compress
 
-    return _compress(model, data, out, recipe=recipe, **kwargs)
+    return _compress(model, data, out, recipe=recipe, cache=cache, **kwargs)
 
 
 def benchmark(paths, target="x86-cpu", data="digits", out=None, num_classes=None, scale=None, **overrides):

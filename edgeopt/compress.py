@@ -54,16 +54,30 @@ def _copy_source(model_path: Path, staging: Path, base: str) -> Artifact:
     return Artifact.from_file(dest, name=dest.name, precision="fp32", role="source", relative_to=staging)
 
 
+def _chain(rec: Recipe, model_path: Path, dataset, max_mb: float | None):
+    """The stage cache's keys for this run, or None when the recipe has no model stage to cache."""
+    from edgeopt.stage_cache import Chain, StageCache
+    from edgeopt.stages import STAGES
+
+    if not any(STAGES[name].yields == "model" for name, _ in rec.stages):
+        return None
+    return Chain.start(StageCache.default(max_mb), model_path, dataset)
+
+
 def compress(model_path, data, out, recipe: Recipe | str | Path | None = None,
              progress: Callable[[str], None] | None = None, force: bool = False,
-             signature: str | None = None, num_classes: int | None = None, scale: str | None = None) -> Manifest:
+             signature: str | None = None, num_classes: int | None = None, scale: str | None = None,
+             cache: bool = True, cache_max_mb: float | None = None) -> Manifest:
     """Run ``recipe`` on the model at ``model_path`` with ``data``; write ``out``/manifest.json.
 
     A stage the accuracy guard stops ends the run early, not with an exception: ``out`` then holds what was made
     before it and the manifest's ``guard`` section has ``verdict: stopped`` (the CLI exits 1 on it). ``out`` must
     be new, empty or an earlier edgeopt output (``force``: one that also holds other files, which stay); see
     edgeopt.out_folder. ``signature``: the signature of a plain SavedModel to compress (default: serving_default,
-    or the only one). ``num_classes``, ``scale``: as ``--num-classes``, ``--scale`` (see edgeopt.data.loaders)."""
+    or the only one). ``num_classes``, ``scale``: as ``--num-classes``, ``--scale`` (see edgeopt.data.loaders).
+    ``cache``: take model stages already run on the same model, data and settings from the stage cache
+    (edgeopt.stage_cache) and store the ones that run; ``cache_max_mb`` its size limit (default
+    ``$EDGEOPT_CACHE_MAX_MB`` or 2048)."""
     from edgeopt.data.classes import describe as describe_data
     from edgeopt.data.loaders import load_dataset
     from edgeopt.models.load import check_model_path, load_model
@@ -99,7 +113,7 @@ def compress(model_path, data, out, recipe: Recipe | str | Path | None = None,
         source = _copy_source(model_path, staging, base)
         ctx = StageContext(dataset=dataset, out_dir=staging, base_name=base, train=rec.train, teacher=model,
                            parent=source.name, progress=progress or (lambda m: None))
-        artifacts = [source, *run(rec, model, ctx)]
+        artifacts = [source, *run(rec, model, ctx, _chain(rec, model_path, dataset, cache_max_mb) if cache else None)]
         manifest = Manifest(source={"path": str(model_path.resolve()), "name": base, "data": dataset.name,
                                     "labels": "data" if labelled else "none: scored by agreement with the source model",
                                     "recipe": rec.to_dict(), "model": describe(model),

@@ -10,6 +10,8 @@ what came before it stays, and the manifest's ``guard`` section says where and w
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edgeopt.core.artifact import Artifact
 from edgeopt.core.safe_yaml import load_yaml
 from edgeopt.errors import UsageError, nearest, validation_error
+from edgeopt.stage_cache import Chain, deterministic, run_model_stage, seed_all
 from edgeopt.stages import STAGES, StageContext
 from edgeopt.train.fit import TrainDefaults
 
@@ -122,11 +125,16 @@ def stage_config(path: str | Path | None, name: str, default: dict[str, Any], **
     return parse_stage(name, raw, name), rec.train
 
 
-def run(recipe: Recipe, model, ctx: StageContext) -> list[Artifact]:
+def run(recipe: Recipe, model, ctx: StageContext, cache: Chain | None = None) -> list[Artifact]:
     """The pipeline loop: every stage in order on ``ctx``. A model stage's result is the next stage's input,
     saved as ``<base>_<stage>.keras`` with its validation figures; an artifact stage's files are added as they
     are. A model stage that loses more than ``recipe.max_stage_drop`` against the source stops the loop
-    (``ctx.notes["guard"]`` says so). Returns the artifacts made."""
+    (``ctx.notes["guard"]`` says so). Returns the artifacts made.
+
+    ``cache``: the stage cache's keys for this model and data (stage_cache.Chain.start); a model stage whose key
+    is there is restored from it instead of run, and one that ran is stored. The next stage always starts from
+    the model as saved (loaded back from its .keras file), every stage from the same seeds, under TensorFlow's
+    op determinism: a run resumed from the cache makes the same bytes as one that ran every stage."""
     x_val, y_val, split = guard_split(ctx.dataset)
     ctx.reference = {split: top1(model, x_val, y_val), "test": top1(model, ctx.dataset.x_test, ctx.dataset.y_test)}
     source_acc = previous = ctx.reference[split]
@@ -134,27 +142,43 @@ def run(recipe: Recipe, model, ctx: StageContext) -> list[Artifact]:
              "max_stage_drop": recipe.max_stage_drop,
              "reference": {k: round(v, 6) for k, v in ctx.reference.items()}, "stages": []}
     ctx.notes["guard"] = guard
+    record = {"enabled": cache is not None, "stages": []}
+    if any(STAGES[name].yields == "model" for name, _ in recipe.stages):
+        ctx.notes["cache"] = record
     artifacts: list[Artifact] = []
-    for name, cfg in recipe.stages:
-        stage = STAGES[name]
-        log.info("stage %s", name)
-        result = stage.apply(model, ctx, cfg)
-        if stage.yields == "artifacts":
-            artifacts.extend(result)
-            continue
-        acc = top1(result, x_val, y_val)
-        figures = {"stage": name, "split": split, "accuracy": round(acc, 6), "source_accuracy": round(source_acc, 6),
-                   "drop": round(source_acc - acc, 6), "stage_drop": round(previous - acc, 6)}
-        guard["stages"].append(figures)
-        if source_acc - acc > recipe.max_stage_drop:
-            guard.update(verdict="stopped", stopped_at=name, kept=[a.name for a in artifacts],
-                         message=stopped_message(figures, recipe.max_stage_drop), fix=stage.fix)
-            log.warning("%s — %s", guard["message"], stage.fix)
-            return artifacts
-        model, previous = result, acc
-        ctx.stages_done.append(name)
-        artifacts.append(_save_keras(model, ctx, name, {"validation": figures}))
-        ctx.parent = artifacts[-1].name
+    key = None
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".stages-", dir=ctx.out_dir))  # each model stage's saved result
+    try:
+        with deterministic():
+            for i, (name, cfg) in enumerate(recipe.stages):
+                stage = STAGES[name]
+                seed_all(recipe.train.seed)  # each stage starts from the same state, whatever ran before it here
+                if stage.yields == "artifacts":
+                    log.info("stage %s", name)
+                    artifacts.extend(stage.apply(model, ctx, cfg))
+                    continue
+                key = cache.key(key, name, cfg, recipe.train) if cache else None
+                step = run_model_stage(name, cfg, model, ctx, cache, key, work / f"{i}-{name}",
+                                       lambda m: top1(m, x_val, y_val))
+                record["stages"].append({"stage": name, "key": key, "from_cache": step.from_cache})
+                acc = step.accuracy
+                figures = {"stage": name, "split": split, "accuracy": round(acc, 6),
+                           "source_accuracy": round(source_acc, 6), "drop": round(source_acc - acc, 6),
+                           "stage_drop": round(previous - acc, 6)}
+                guard["stages"].append(figures)
+                if source_acc - acc > recipe.max_stage_drop:
+                    guard.update(verdict="stopped", stopped_at=name, kept=[a.name for a in artifacts],
+                                 message=stopped_message(figures, recipe.max_stage_drop), fix=stage.fix)
+                    log.warning("%s — %s", guard["message"], stage.fix)
+                    return artifacts
+                model, previous = step.model, acc
+                ctx.stages_done.append(name)
+                info = {"validation": figures, "cache": {"from_cache": step.from_cache, "key": key}}
+                artifacts.append(_place_keras(step.keras, ctx, name, info))
+                ctx.parent = artifacts[-1].name
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return artifacts
 
 
@@ -179,8 +203,8 @@ def stopped_message(figures: dict, max_drop: float) -> str:
             f"max_stage_drop {max_drop:.4f}); the pipeline stopped there")
 
 
-def _save_keras(model, ctx: StageContext, stage: str, info: dict) -> Artifact:
+def _place_keras(keras_file: Path, ctx: StageContext, stage: str, info: dict) -> Artifact:
     path = ctx.out_dir / f"{ctx.base_name}_{stage}.keras"
-    model.save(path)
+    shutil.copyfile(keras_file, path)
     return Artifact.from_file(path, name=path.name, precision="fp32", stages=tuple(ctx.stages_done),
                               parent=ctx.parent, info=info, relative_to=ctx.out_dir)

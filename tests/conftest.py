@@ -10,6 +10,21 @@ import pytest
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _session_cache() -> str:
+    """The session's own cache root (stage cache, tuner state), never the user's ~/.cache/edgeopt — with the
+    user's aarch64 sysroot linked in, read only, so the emulated tests still find it."""
+    from edgeopt import cache
+
+    real = cache.root()
+    own = Path(tempfile.mkdtemp(prefix="edgeopt-tests-cache-"))
+    if (real / "sysroot-aarch64").is_dir():
+        (own / "sysroot-aarch64").symlink_to(real / "sysroot-aarch64")
+    return str(own)
+
+
+os.environ["EDGEOPT_CACHE"] = _session_cache()
 # the CLI's log file (TensorFlow's chatter): the tests' own, never the user's ~/.cache/edgeopt/logs
 os.environ.setdefault("EDGEOPT_LOG", os.path.join(tempfile.gettempdir(), f"edgeopt-tests-{os.getpid()}.log"))
 

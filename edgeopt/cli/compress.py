@@ -13,7 +13,8 @@ from edgeopt.cli import DATA_HELP, NUM_CLASSES_HELP, SCALE_HELP, _console, _fmt,
 
 
 def do_compress(model: Path, data: str, out: Path, recipe: Path | None, force: bool = False,
-                signature: str | None = None, num_classes: int | None = None, scale: str | None = None):
+                signature: str | None = None, num_classes: int | None = None, scale: str | None = None,
+                cache: bool = True, cache_max_mb: float | None = None):
     from edgeopt.compress import compress
     from edgeopt.data.loaders import load_dataset
     from edgeopt.models.load import check_model_path
@@ -32,7 +33,8 @@ def do_compress(model: Path, data: str, out: Path, recipe: Path | None, force: b
             progress.update(task, description=f"compress: {msg}")
             progress.advance(task)
 
-        manifest = compress(model, data, out, recipe=rec, progress=step, force=force, signature=signature)
+        manifest = compress(model, data, out, recipe=rec, progress=step, force=force, signature=signature,
+                            cache=cache, cache_max_mb=cache_max_mb)
         progress.update(task, completed=total, description="compress: done")
     return manifest
 
@@ -133,10 +135,15 @@ def compress(model: Annotated[Path, typer.Argument(help="tf_keras .keras/.h5 fil
                  help="SavedModel signature to use (default: serving_default, or the only one).")] = None,
              num_classes: Annotated[int | None, typer.Option(help=NUM_CLASSES_HELP)] = None,
              scale: Annotated[str | None, typer.Option(help=SCALE_HELP)] = None,
+             no_cache: Annotated[bool, typer.Option(
+                 "--no-cache", help="Neither read nor write the stage cache (every model stage runs).")] = False,
+             cache_max_mb: Annotated[float | None, typer.Option(
+                 min=0, help="Stage cache size limit in MB (default $EDGEOPT_CACHE_MAX_MB or 2048); least "
+                             "recently used entries go first.")] = None,
              ) -> None:
     """Compress MODEL with a recipe and write artifacts + manifest.json to --out."""
     manifest = do_compress(model, data, out, recipe, force, signature=signature, num_classes=num_classes,
-                           scale=scale)
+                           scale=scale, cache=not no_cache, cache_max_mb=cache_max_mb)
     _print_manifest(manifest, out)
     _console().print(f"manifest: {out / 'manifest.json'}")
     problems = verdict_lines(manifest, allow_drop)
