@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edgeopt.core.artifact import Artifact
 from edgeopt.core.safe_yaml import load_yaml
 from edgeopt.errors import UsageError, nearest, validation_error
-from edgeopt.stage_cache import Chain, deterministic, run_model_stage, seed_all
+from edgeopt.stage_cache import Chain, deterministic, fresh_state, run_model_stage
 from edgeopt.stages import STAGES, StageContext
 from edgeopt.train.fit import TrainDefaults
 
@@ -153,7 +153,7 @@ def run(recipe: Recipe, model, ctx: StageContext, cache: Chain | None = None) ->
         with deterministic():
             for i, (name, cfg) in enumerate(recipe.stages):
                 stage = STAGES[name]
-                seed_all(recipe.train.seed)  # each stage starts from the same state, whatever ran before it here
+                fresh_state(recipe.train.seed, model, ctx.teacher)  # the same start whatever ran before it here
                 if stage.yields == "artifacts":
                     log.info("stage %s", name)
                     artifacts.extend(stage.apply(model, ctx, cfg))

@@ -309,9 +309,20 @@ def deterministic():
     return block()
 
 
-def seed_all(seed: int) -> None:
+def fresh_state(seed: int, *models) -> None:
+    """Before a stage: the seeds set (Python, NumPy, TF) and Keras's name counters back to zero, with the names
+    of ``models`` (the stage's input, the teacher) marked taken — the state a fresh process has after loading
+    them, so a stage names its new layers alike (``quantize_layer``, not ``quantize_layer_1``) whatever ran
+    before it in this process."""
     import tf_keras
+    from tf_keras.src import backend  # observe_object_name is not in the public tf_keras.backend
 
+    backend.reset_uids()
+    for model in models:
+        for item in [model, *getattr(model, "submodules", ())]:
+            name = getattr(item, "name", None)
+            if isinstance(name, str):
+                backend.observe_object_name(name)
     tf_keras.utils.set_random_seed(seed)
 
 
