@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 SCHEMA_VERSION = 1
 FORMATS = ("keras", "tflite", "onnx")
-PRECISIONS = ("fp32", "fp16", "int8", "dynamic", "int16x8")
+PRECISIONS = ("fp32", "fp16", "int8", "dynamic", "int8_weights", "int16x8", "u8s8")
 SUFFIX_FORMAT = {".tflite": "tflite", ".onnx": "onnx", ".keras": "keras", ".h5": "keras"}
 # Small integer constants (shapes, axes, perms) are graph plumbing, not parameters.
 _PLUMBING_MAX_ELEMS = 8

@@ -66,7 +66,8 @@ class Graph:
         return _tflite_constants(*self._source) if self.format == "tflite" else _onnx_constants(self._source)
 
     def precision(self) -> str:
-        """fp32 | fp16 | int8 | dynamic | int16x8, from the tensors' dtypes (and ONNX's quantized ops)."""
+        """fp32 | fp16 | int8 | dynamic | int8_weights | int16x8 (TFLite), fp32 | fp16 | int8 | u8s8 (ONNX), from
+        the tensors' dtypes and the ops that consume them."""
         return _tflite_precision(self) if self.format == "tflite" else _onnx_precision(self)
 
 
@@ -157,7 +158,15 @@ def _tflite_precision(g: Graph) -> str:
         # Full-integer graphs carry int8 activations into most ops; dynamic-range keeps float32 everywhere else.
         dtypes = [t.dtype for t in g.main.tensors.values()]
         n_int8 = sum(1 for d in dtypes if d in ("int8", "uint8"))
-        return "int8" if n_int8 > dtypes.count("float32") else "dynamic"
+        if n_int8 > dtypes.count("float32"):
+            return "int8"
+        # weight-only: every int8 tensor is a constant only DEQUANTIZE reads (float compute); dynamic-range
+        # (hybrid) kernels read the int8 weights themselves
+        main = g.main
+        int8_keys = {k for k, t in main.tensors.items() if t.dtype in ("int8", "uint8")}
+        readers = {op.type for op in main.ops if int8_keys & set(op.inputs)}
+        weight_only = all(main.tensors[k].const for k in int8_keys) and readers <= {"DEQUANTIZE"}
+        return "int8_weights" if int8_keys and weight_only else "dynamic"
     if "float16" in types:
         return "fp16"
     return "fp32"
@@ -212,7 +221,30 @@ def _onnx_constants(model) -> list[np.ndarray]:
 
 def _onnx_precision(g: Graph) -> str:
     if {op.type for op in g.main.ops} & _QUANTIZED_ONNX_OPS:
-        return "int8"
+        return "u8s8" if _onnx_activations(g) == {"uint8"} and _onnx_weights(g) == {"int8"} else "int8"
     if any(t.const and t.dtype == "float16" for t in g.main.tensors.values()):
         return "fp16"
     return "fp32"
+
+
+def _onnx_activations(g: Graph) -> set[str]:
+    """Dtypes activations are quantized to: the zero points of QuantizeLinear ops on non-constant inputs
+    (uint8 when the zero point is left out, as the ONNX spec defaults)."""
+    sg = g.main
+    out = set()
+    for op in sg.ops:
+        if op.type != "QuantizeLinear" or (op.inputs[0] in sg.tensors and sg.tensors[op.inputs[0]].const):
+            continue
+        zp = sg.tensors.get(op.inputs[2]) if len(op.inputs) > 2 else None
+        out.add(zp.dtype if zp is not None else "uint8")
+    return out
+
+
+def _onnx_weights(g: Graph) -> set[str]:
+    """Dtypes of the quantized weights: constants a DequantizeLinear turns into a Conv/MatMul/Gemm's weight input."""
+    sg = g.main
+    dequantized = {op.outputs[0]: sg.tensors[op.inputs[0]].dtype for op in sg.ops
+                   if op.type == "DequantizeLinear" and op.inputs[0] in sg.tensors and sg.tensors[op.inputs[0]].const}
+    return {dequantized[op.inputs[1]] for op in sg.ops
+            if op.type in ("Conv", "ConvTranspose", "MatMul", "Gemm") and len(op.inputs) > 1
+            and op.inputs[1] in dequantized}

@@ -1,5 +1,11 @@
-"""Convert stage: a model → TFLite (fp32/fp16/dynamic/int8/int16x8, tflite.py) and ONNX (fp32 via tf2onnx, int8,
-onnx.py), each with a parity record (accuracy, top-1 agreement, max abs diff) against the model on the test split.
+"""Convert stage: a model → TFLite (tflite.py) and ONNX (onnx.py), each with a parity record (accuracy, top-1
+agreement, max abs diff) against the model on the test split and the seconds its build took.
+
+TFLite precisions: ``fp32``; ``fp16`` (float16 weights); ``dynamic`` (the converter's dynamic-range mode: int8
+weights, float tensors, hybrid kernels that quantize activations at each inference); ``int8_weights``
+(weight-only: int8 weights dequantized to float, float compute at fp32 speed, through ai-edge-quantizer,
+aiedge.py); ``int8`` (full-integer) and ``int16x8``. ONNX: ``fp32`` (tf2onnx), ``int8`` (see below) and
+``u8s8`` (ONNX Runtime static: uint8 activations, int8 per-tensor weights, QDQ).
 
 int8 is accuracy-aware (int8_search.py): ops QuantizationDebugger ranks worst stay float until the drop on the
 validation split is within ``max_accuracy_drop``. ONNX int8 picks between tf2onnx on the int8 TFLite and ONNX
@@ -10,6 +16,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -19,7 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from edgeopt import atomic
 from edgeopt.core import metrics
 from edgeopt.core.artifact import Artifact
-from edgeopt.stages.convert.onnx import int8_bytes, onnx_bytes
+from edgeopt.stages.convert import aiedge
+from edgeopt.stages.convert.onnx import int8_bytes, onnx_bytes, u8s8
 from edgeopt.stages.convert.tflite import (
     check_calibration,
     flex_bytes,
@@ -34,11 +44,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+QUANTIZED = ("int8", "int16x8", "int8_weights", "u8s8")  # precisions held to max_accuracy_drop
+
 
 class ConvertConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    tflite: list[Literal["fp32", "fp16", "dynamic", "int8", "int16x8"]] = ["fp32", "fp16", "dynamic", "int8"]
-    onnx: list[Literal["fp32", "int8"]] = ["fp32"]
+    tflite: list[Literal["fp32", "fp16", "dynamic", "int8_weights", "int8", "int16x8"]] = [
+        "fp32", "fp16", "dynamic", "int8"]
+    onnx: list[Literal["fp32", "int8", "u8s8"]] = ["fp32"]
     opset: int = Field(17, ge=11, le=21)
     int8_io: Literal["int8", "float"] = "int8"  # full-integer I/O (device style) or float I/O wrappers
     calibration_samples: int = Field(200, ge=1)
@@ -84,7 +97,9 @@ def apply(model, ctx: StageContext, cfg: ConvertConfig) -> list[Artifact]:
     # unlabelled data come labelled with the source's top-1 (compress): val scores are then agreement
     labelled = getattr(ds, "labelled", True)
     x_val, y_val = (ds.x_val, ds.y_val) if len(ds.x_val) else (x_test, y_test)
-    wants_int = any(p in ("int8", "int16x8") for p in cfg.tflite) or "int8" in cfg.onnx
+    wants_int = any(p in ("int8", "int16x8") for p in cfg.tflite) or bool({"int8", "u8s8"} & set(cfg.onnx))
+    if "int8_weights" in cfg.tflite:
+        aiedge.require("tflite int8_weights (weight-only int8)")
     # refused here, before any conversion, so a bad calibration set never leaves half the artifacts behind
     dtype = input_dtype(model)
     calibration = check_calibration(ds.representative(cfg.calibration_samples), dtype) if wants_int else None
@@ -96,17 +111,23 @@ def apply(model, ctx: StageContext, cfg: ConvertConfig) -> list[Artifact]:
     source_val = ctx.reference.get("val" if len(ds.x_val) else "test", float_val_acc)
     # a QAT model's float artifacts come from its float twin (real float ops, not fake-quant); int8 from the QAT
     float_model = ctx.float_twin[1] if ctx.float_twin and ctx.float_twin[0] is model else model
-    # Built once, on first use: the int8 TFLite and the fp32 ONNX each serve more than one artifact.
+    # Built once, on first use: the fp32 TFLite (the fp32 artifact, what int8 calibrates and int8_weights
+    # quantizes), the int8 TFLite and the fp32 ONNX each serve more than one artifact.
+    fp32_tflite = functools.cache(lambda: tflite_bytes(float_model, "fp32"))
     int8 = functools.cache(lambda: int8_tflite(model, calibration, x_val, y_val, float_val_acc, cfg, cfg.int8_io,
-                                               source_val))
+                                               source_val, fp32_tflite if model is float_model else None))
     fp32_onnx = functools.cache(lambda: onnx_bytes(float_model, cfg.opset))
+    builders = Builders(fp32_tflite, int8, fp32_onnx)
     artifacts: list[Artifact] = []
     for fmt, precision in plan(cfg):
         ctx.progress(f"{fmt} {precision}")
         path = ctx.out_dir / f"{ctx.base_name}_{precision}.{fmt}"
         info: dict = {}
+        started = time.perf_counter()
         try:
-            data = _build(fmt, precision, model, float_model, cfg, calibration, int8, fp32_onnx, x_val, y_val, info)
+            data = _build(fmt, precision, float_model, cfg, calibration, builders, x_val, y_val, info)
+            # what this artifact cost: the first to need a shared part (fp32 TFLite, calibration) pays for it
+            info["convert_seconds"] = round(time.perf_counter() - started, 3)
             atomic.write_bytes(path, data)
         except Exception as e:  # noqa: BLE001 — one format failing never aborts the others
             artifacts.append(failed(ctx, path, fmt, precision, e, info))
@@ -131,7 +152,7 @@ def apply(model, ctx: StageContext, cfg: ConvertConfig) -> list[Artifact]:
         par["source_accuracy"] = round(source_test, 6) if labelled else None  # the model compress was given
         par["input_accuracy"] = round(ref_acc, 6) if labelled else None  # the model this stage converted
         par["accuracy_drop"] = round(source_test - score, 6)
-        if precision in ("int8", "int16x8"):
+        if precision in QUANTIZED:
             _tolerance(par, cfg, f"{fmt} {precision}", labelled)
         info["parity"] = par
         artifacts.append(Artifact.from_file(path, name=path.name, precision=precision,
@@ -140,16 +161,28 @@ def apply(model, ctx: StageContext, cfg: ConvertConfig) -> list[Artifact]:
     return _against_fp32(artifacts)
 
 
-def _build(fmt: str, precision: str, model, float_model, cfg: ConvertConfig, calibration, int8, fp32_onnx, x_val,
-           y_val, info: dict) -> bytes:
+@dataclass(frozen=True)
+class Builders:
+    """The parts more than one artifact is made from, each built on first use."""
+
+    fp32_tflite: Callable[[], bytes]
+    int8: Callable[[], object]  # int8_search.Int8Result
+    fp32_onnx: Callable[[], bytes]
+
+
+def _build(fmt: str, precision: str, float_model, cfg: ConvertConfig, calibration, built: Builders, x_val, y_val,
+           info: dict) -> bytes:
     """One artifact's bytes; ``info`` gains what the build learned (int8 search, ONNX int8 choice, flex).
     ``float_model``: what the float TFLite files come from (a QAT model's float twin, else the model)."""
     if fmt == "tflite" and precision == "int8":
-        result = int8()
+        result = built.int8()
         data, info["int8"] = result.data, result.info
+    elif fmt == "tflite" and precision == "int8_weights":
+        data = aiedge.weight_only(built.fp32_tflite())
     elif fmt == "tflite":
         try:
-            data = tflite_bytes(float_model, precision, calibration, cfg.int8_io)
+            data = (built.fp32_tflite() if precision == "fp32" else
+                    tflite_bytes(float_model, precision, calibration, cfg.int8_io))
         except Exception as e:  # noqa: BLE001 — builtins could not express it: Select TF ops, said in the manifest
             if precision not in ("fp32", "fp16", "dynamic"):
                 raise
@@ -162,10 +195,12 @@ def _build(fmt: str, precision: str, model, float_model, cfg: ConvertConfig, cal
             info["requires"] = "flex"
             info["builtins_error"] = _first_line(e)
     elif precision == "int8":
-        data, info["onnx_int8"] = int8_bytes(cfg.onnx_int8, lambda: int8().float_io(), fp32_onnx,
+        data, info["onnx_int8"] = int8_bytes(cfg.onnx_int8, lambda: built.int8().float_io(), built.fp32_onnx,
                                              calibration, x_val, y_val, cfg.opset)
+    elif precision == "u8s8":
+        data = u8s8(built.fp32_onnx(), calibration)
     else:
-        data = fp32_onnx()
+        data = built.fp32_onnx()
     if fmt == "tflite" and cfg.strip_strings:
         data = strip_strings(data)
     return data

@@ -4,8 +4,8 @@ its float twin), keep the worst ones in float (denylisted nodes) and try again â
 tolerance or no candidate is left. The artifact's info records the sensitivity table, the ops kept float and
 every trial; a tolerance that cannot be met is said plainly (and logged), never passed over.
 
-Calibration runs once; each trial only re-quantizes the calibrated model (``mlir_quantize``, the step the
-converter and the debugger both use)."""
+Calibration runs once, on the fp32 flatbuffer the fp32 artifact is made of; each trial only re-quantizes the
+calibrated model (``mlir_quantize``, the step the converter and the debugger both use)."""
 
 from __future__ import annotations
 
@@ -39,12 +39,18 @@ def trial_counts(n: int, cap: int | None = None) -> list[int]:
 
 
 class Calibrated:
-    """A float model calibrated once on ``samples``; ``quantize`` emits int8 flatbuffers from it."""
+    """A float TFLite model calibrated once on ``samples``; ``quantize`` emits int8 flatbuffers from it.
 
-    def __init__(self, converter_factory: Callable[[], object], samples: np.ndarray, debug_samples: int = 64) -> None:
-        self._factory = converter_factory
+    ``float_tflite`` gives the float flatbuffer to calibrate: the fp32 artifact's own bytes, so an int8 artifact
+    costs one calibration pass and a re-quantize, not a second Keras â†’ TFLite conversion (the converter's int8
+    path converts the model again only to calibrate that same float graph). The debug model QuantizationDebugger
+    ranks ops with is built only when the search needs the ranking."""
+
+    def __init__(self, float_tflite: Callable[[], bytes], samples: np.ndarray, debug_samples: int = 64) -> None:
+        self._float = float_tflite
         self._samples = samples
         self._debug_samples = debug_samples
+        self._calibrated: bytes | None = None
         self._debugger = None
 
     def _dataset(self, n: int | None = None):
@@ -57,15 +63,25 @@ class Calibrated:
         return gen
 
     @property
+    def calibrated_model(self) -> bytes:
+        """The float model with each tensor's calibrated range (what the converter's calibrate-only mode returns)."""
+        if self._calibrated is None:
+            from tensorflow.lite.python.optimize import calibrator
+
+            model = calibrator.add_intermediate_tensors(self._float())
+            self._calibrated = calibrator.Calibrator(model).calibrate(self._dataset())
+        return self._calibrated
+
+    @property
     def debugger(self):
         if self._debugger is None:
             import tensorflow as tf
+            from tensorflow.lite.python.convert import mlir_quantize
 
-            converter = self._factory()
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = self._dataset()
+            # the instrumented model QuantizationDebugger builds from a converter (NumericVerify after each op)
+            debug_model = mlir_quantize(self.calibrated_model, enable_numeric_verify=True)
             self._debugger = tf.lite.experimental.QuantizationDebugger(
-                converter=converter, debug_dataset=self._dataset(self._debug_samples))
+                quant_debug_model_content=debug_model, debug_dataset=self._dataset(self._debug_samples))
         return self._debugger
 
     def quantize(self, denylist: tuple[str, ...] | list[str] = (), io_type: str = "int8") -> bytes:
@@ -73,7 +89,7 @@ class Calibrated:
         from tensorflow.lite.python.convert import mlir_quantize  # the converter's own quantize step
 
         dtype = tf.int8 if io_type == "int8" else tf.float32
-        return mlir_quantize(self.debugger.calibrated_model, input_data_type=dtype, output_data_type=dtype,
+        return mlir_quantize(self.calibrated_model, input_data_type=dtype, output_data_type=dtype,
                              denylisted_nodes=list(denylist) or None)
 
     def sensitivity(self) -> list[dict]:

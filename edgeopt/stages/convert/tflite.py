@@ -4,6 +4,8 @@ Keras 3 models the bridge could not translate (PTQ only)."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -156,23 +158,32 @@ def flex_bytes(model, precision: str) -> bytes:
 
 
 def int8_tflite(model, calibration: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, float_val_acc: float,
-                cfg: ConvertConfig, io_type: str, source_val_acc: float | None = None) -> int8_search.Int8Result:
+                cfg: ConvertConfig, io_type: str, source_val_acc: float | None = None,
+                float_tflite: Callable[[], bytes] | None = None) -> int8_search.Int8Result:
     """Full-integer int8; accuracy-aware unless the model is quantization-aware (QAT fixed its ranges) or the
     recipe turned it off. The tolerance is measured against ``source_val_acc`` (the model compress was given;
-    ``float_val_acc``, this model's, when not known)."""
+    ``float_val_acc``, this model's, when not known). ``float_tflite``: the model's fp32 flatbuffer (built once
+    by the caller for the fp32 artifact too); post-training int8 calibrates it rather than converting again."""
     from edgeopt.runtimes import evaluate
 
     source_val_acc = float_val_acc if source_val_acc is None else source_val_acc
-    if int8_search.is_quantization_aware(model) or not cfg.accuracy_aware:
+    if int8_search.is_quantization_aware(model):  # the converter reads QAT's fake-quant ranges from the graph
         data = tflite_bytes(model, "int8", calibration, io_type)
         acc = evaluate.accuracy(data, "tflite", x_val, y_val)
-        why = ("quantization-aware model: ranges come from training" if cfg.accuracy_aware
-               else "accuracy_aware is off")
         met = source_val_acc - acc <= cfg.max_accuracy_drop
         info = {"float_val_accuracy": round(float_val_acc, 6), "source_val_accuracy": round(source_val_acc, 6),
-                "int8_val_accuracy": round(acc, 6), "kept_float": [], "met": met, "search": f"skipped: {why}"}
+                "int8_val_accuracy": round(acc, 6), "kept_float": [], "met": met,
+                "search": "skipped: quantization-aware model: ranges come from training"}
         return int8_search.Int8Result(data, info, lambda: tflite_bytes(model, "int8", calibration, "float"))
-    calibrated = int8_search.Calibrated(lambda: converter_for(model), calibration, cfg.debug_samples)
+    float_tflite = float_tflite or functools.cache(lambda: tflite_bytes(model, "fp32"))
+    calibrated = int8_search.Calibrated(float_tflite, calibration, cfg.debug_samples)
+    if not cfg.accuracy_aware:
+        data = calibrated.quantize((), io_type)
+        acc = evaluate.accuracy(data, "tflite", x_val, y_val)
+        info = {"float_val_accuracy": round(float_val_acc, 6), "source_val_accuracy": round(source_val_acc, 6),
+                "int8_val_accuracy": round(acc, 6), "kept_float": [],
+                "met": source_val_acc - acc <= cfg.max_accuracy_drop, "search": "skipped: accuracy_aware is off"}
+        return int8_search.Int8Result(data, info, lambda: calibrated.quantize((), "float"))
     return int8_search.search(calibrated, x_val, y_val, float_val_acc, cfg.max_accuracy_drop, io_type,
                               cfg.max_float_ops, source_val_acc)
 
