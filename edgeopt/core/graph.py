@@ -233,7 +233,7 @@ def _onnx_activations(g: Graph) -> set[str]:
     sg = g.main
     out = set()
     for op in sg.ops:
-        if op.type != "QuantizeLinear" or (op.inputs[0] in sg.tensors and sg.tensors[op.inputs[0]].const):
+        if op.type != "QuantizeLinear" or not op.inputs or (op.inputs[0] in sg.tensors and sg.tensors[op.inputs[0]].const):
             continue
         zp = sg.tensors.get(op.inputs[2]) if len(op.inputs) > 2 else None
         out.add(zp.dtype if zp is not None else "uint8")
@@ -244,7 +244,8 @@ def _onnx_weights(g: Graph) -> set[str]:
     """Dtypes of the quantized weights: constants a DequantizeLinear turns into a Conv/MatMul/Gemm's weight input."""
     sg = g.main
     dequantized = {op.outputs[0]: sg.tensors[op.inputs[0]].dtype for op in sg.ops
-                   if op.type == "DequantizeLinear" and op.inputs[0] in sg.tensors and sg.tensors[op.inputs[0]].const}
+                   if op.type == "DequantizeLinear" and op.inputs and op.outputs and op.inputs[0] in sg.tensors
+                   and sg.tensors[op.inputs[0]].const}
     return {dequantized[op.inputs[1]] for op in sg.ops
             if op.type in ("Conv", "ConvTranspose", "MatMul", "Gemm") and len(op.inputs) > 1
             and op.inputs[1] in dequantized}
