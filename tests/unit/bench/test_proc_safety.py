@@ -37,6 +37,14 @@ def _gone(pid: int, timeout_s: float = 10) -> bool:
         return True
 
 
+def _cmdline(proc: psutil.Process) -> str:
+    """A child's command line, or "" for one that ended (or became a zombie) while the children were listed."""
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:
+        return ""
+
+
 def test_worker_has_its_own_process_group(tmp_path):
     done = launch([sys.executable, "-c", "import os; print(os.getpid(), os.getpgid(0))"], 30)
     pid, pgid = map(int, done.stdout.split())
@@ -101,7 +109,7 @@ def test_kill_9_of_bench_leaves_no_worker_and_its_temp_folder_goes_next_time(tmp
         deadline, workers = time.monotonic() + 120, []
         while time.monotonic() < deadline and not workers:
             workers = [c for c in psutil.Process(bench.pid).children(recursive=True)
-                       if "edgeopt.bench.ondevice.runner" in " ".join(c.cmdline())]
+                       if "edgeopt.bench.ondevice.runner" in _cmdline(c)]
             time.sleep(0.2)
         assert workers, "no worker started"
         left = [p.name for p in tmp.iterdir()]
