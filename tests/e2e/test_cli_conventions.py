@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pty
 import re
+import shlex
 import subprocess
 import sys
 
@@ -71,7 +72,11 @@ def test_version_and_short_help():
 
 
 def test_shell_completion_script():
-    proc = run("--show-completion", "bash", env={**BASE_ENV, "SHELL": "/bin/bash"})
+    # typer finds the shell among the process's ancestors (shellingham), as when a user types the command; a
+    # test runner started without a shell above it (nohup, a container's entry point) has none, so bash runs it
+    cmd = " ".join(shlex.quote(a) for a in [*EDGEOPT, "--show-completion"])
+    proc = subprocess.run(["bash", "-c", f"{cmd}; exit $?"], capture_output=True, text=True,
+                          env={**BASE_ENV, "SHELL": "/bin/bash"}, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "complete" in proc.stdout and "edgeopt" in proc.stdout.lower()
 
