@@ -30,6 +30,8 @@ DTYPES = ("fp32", "int8", "dynamic", "fp16", "int16")
 DTYPE_FALLBACK = {"fp16": "fp32", "int16": "fp32", "dynamic": "int8", "int8": "fp32"}
 
 _TFLITE_FREE = {"RESHAPE", "SQUEEZE", "EXPAND_DIMS", "SHAPE"}
+_TFLITE_CLASS = {"CONV_2D": "conv", "CONV_3D": "conv", "TRANSPOSE_CONV": "conv", "DEPTHWISE_CONV_2D": "depthwise",
+                 "FULLY_CONNECTED": "dense", "BATCH_MATMUL": "dense"}
 # graph dtype -> (cost-model dtype, bytes per element); anything else is costed as fp32
 _TFLITE_DTYPES = {"float32": ("fp32", 4), "float16": ("fp16", 2), "int8": ("int8", 1), "uint8": ("int8", 1),
                   "int16": ("int16", 2), "int32": ("int32", 4), "int64": ("int64", 8), "bool": ("bool", 1)}
@@ -96,17 +98,11 @@ def tflite_ops(path: Path) -> list[OpCost]:
         act_dtype = info(ins[0])[1] if ins else "fp32"
         w_dtype = info(ins[1])[1] if len(ins) > 1 else act_dtype
         dtype = _compute_dtype(act_dtype, w_dtype)
-        if name in ("CONV_2D", "CONV_3D"):
-            macs, cls = out_elems * int(np.prod(info(ins[1])[0][1:])), "conv"
-        elif name == "TRANSPOSE_CONV":  # inputs: output shape, weights [out, kh, kw, in], activations
-            macs, cls = int(np.prod(info(ins[2])[0])) * int(np.prod(info(ins[1])[0][:3])), "conv"
-            dtype = _compute_dtype(info(ins[2])[1], info(ins[1])[1])
-        elif name == "DEPTHWISE_CONV_2D":
-            w = info(ins[1])[0]
-            macs, cls = out_elems * w[1] * w[2], "depthwise"
-        elif name in ("FULLY_CONNECTED", "BATCH_MATMUL"):
-            k = info(ins[1])[0][-1] if name == "FULLY_CONNECTED" else info(ins[0])[0][-1]
-            macs, cls = out_elems * k, "dense"
+        heavy = graph.tflite_op_macs(sg, op)  # conv / depthwise / dense: the graph reader's MAC count
+        if heavy is not None:
+            macs, cls = heavy, _TFLITE_CLASS[name]
+            if name == "TRANSPOSE_CONV":  # inputs: output shape, weights, activations
+                dtype = _compute_dtype(info(ins[2])[1], info(ins[1])[1])
         elif name in _TFLITE_FREE:
             macs, cls, nbytes = 0, "free", 0
         else:
@@ -168,15 +164,11 @@ def onnx_ops(path: Path) -> list[OpCost]:
             wi = 3 if n.type == "QLinearConv" else 1
             w = get(ins[wi])[0]
             group = n.attrs.get("group", 1)
-            k = int(np.prod(w[1:])) if len(w) > 1 else 1
             cls = "depthwise" if group > 1 and len(w) > 1 and w[1] == 1 else "conv"
-            macs = out_elems * k
+            macs = graph.onnx_op_macs(sg, n)
             dtype = "int8" if n.type != "Conv" or quantized(ins[0]) else _compute_dtype(act, get(ins[wi])[1])
         elif n.type in ("Gemm", "MatMul", "MatMulInteger", "QLinearMatMul"):
-            a = get(ins[3 if n.type == "QLinearMatMul" else 0])[0]
-            trans_a = n.attrs.get("transA", 0)
-            k = a[-2] if trans_a and len(a) > 1 else a[-1]
-            macs, cls = out_elems * k, "dense"
+            macs, cls = graph.onnx_op_macs(sg, n), "dense"
             dtype = "int8" if n.type != "Gemm" and n.type != "MatMul" or quantized(ins[0]) else \
                 _compute_dtype(act, get(ins[1])[1])
         elif n.type in _ONNX_FREE:

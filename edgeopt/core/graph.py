@@ -70,6 +70,13 @@ class Graph:
         the tensors' dtypes and the ops that consume them."""
         return _tflite_precision(self) if self.format == "tflite" else _onnx_precision(self)
 
+    def macs(self) -> int:
+        """Multiply-accumulates of one batch-1 inference in the main subgraph's conv, depthwise, transposed conv
+        and fully-connected / matmul ops (the ops that make a CNN's cost; elementwise ops are not counted)."""
+        sg = self.main
+        count = tflite_op_macs if self.format == "tflite" else onnx_op_macs
+        return int(sum(count(sg, op) or 0 for op in sg.ops))
+
 
 def read(path: str | Path, fmt: str) -> Graph:
     """The graph of a .tflite or .onnx file; ValueError for any other format."""
@@ -112,6 +119,29 @@ def read_tflite(data: bytes) -> Graph:
         outs = tuple(int(t) for t in sg.OutputsAsNumpy()) if sg.OutputsLength() else ()
         subgraphs.append(Subgraph(tensors, tuple(ops), ins, outs))
     return Graph("tflite", tuple(subgraphs), (model, data))
+
+
+def tflite_op_macs(sg: Subgraph, op: Op) -> int | None:
+    """MACs of one TFLite conv / depthwise / transposed conv / fully-connected / batch-matmul op (batch 1);
+    None for every other op."""
+    def shape(i: int) -> tuple[int, ...]:
+        t = sg.tensors.get(op.inputs[i]) if len(op.inputs) > i else None
+        return t.shape if t is not None else (1,)
+
+    out = sg.tensors.get(op.outputs[0]) if op.outputs else None
+    out_elems = out.elems if out is not None else 1
+    if op.type in ("CONV_2D", "CONV_3D"):  # weights [out, kh, kw, in]
+        return out_elems * int(np.prod(shape(1)[1:]))
+    if op.type == "TRANSPOSE_CONV":  # inputs: output shape, weights [out, kh, kw, in], activations
+        return int(np.prod(shape(2))) * int(np.prod(shape(1)[:3]))
+    if op.type == "DEPTHWISE_CONV_2D":  # weights [1, kh, kw, channels × multiplier]
+        w = shape(1)
+        return out_elems * int(np.prod(w[1:3])) if len(w) >= 3 else out_elems
+    if op.type == "FULLY_CONNECTED":  # weights [units, in]
+        return out_elems * shape(1)[-1]
+    if op.type == "BATCH_MATMUL":
+        return out_elems * shape(0)[-1]
+    return None
 
 
 def _tflite_attrs(op, schema) -> dict[str, Any]:
@@ -200,6 +230,24 @@ def read_onnx(source: str | Path | bytes, *, shapes: bool = False, external_data
                    {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}) for n in g.node)
     sub = Subgraph(tensors, ops, tuple(i.name for i in g.input), tuple(o.name for o in g.output))
     return Graph("onnx", (sub,), model)
+
+
+def onnx_op_macs(sg: Subgraph, op: Op) -> int | None:
+    """MACs of one ONNX Conv / ConvTranspose / QLinearConv / ConvInteger / Gemm / MatMul op (batch 1, shapes as
+    the file or shape inference state them); None for every other op."""
+    def shape(i: int) -> tuple[int, ...]:
+        t = sg.tensors.get(op.inputs[i]) if len(op.inputs) > i else None
+        return t.shape if t is not None else (1,)
+
+    out = sg.tensors.get(op.outputs[0]) if op.outputs else None
+    out_elems = out.elems if out is not None else 1
+    if op.type in ("Conv", "ConvInteger", "QLinearConv", "ConvTranspose"):  # weights [out, in / group, k...]
+        w = shape(3 if op.type == "QLinearConv" else 1)
+        return out_elems * (int(np.prod(w[1:])) if len(w) > 1 else 1)
+    if op.type in ("Gemm", "MatMul", "MatMulInteger", "QLinearMatMul"):
+        a = shape(3 if op.type == "QLinearMatMul" else 0)
+        return out_elems * (a[-2] if op.attrs.get("transA", 0) and len(a) > 1 else a[-1])
+    return None
 
 
 def _onnx_dtype(code: int) -> str:
