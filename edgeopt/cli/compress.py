@@ -63,6 +63,20 @@ def _note(a, guard: dict) -> str:
     return ""
 
 
+def _macs(a, out: Path) -> float | None:
+    """Millions of MACs of one inference of a TFLite / ONNX artifact (the graph reader's count)."""
+    from edgeopt.core import graph
+
+    if a.status == "failed" or a.format not in ("tflite", "onnx"):
+        return None
+    try:
+        g = graph.read_tflite((out / a.path).read_bytes()) if a.format == "tflite" else \
+            graph.read_onnx(out / a.path, shapes=True)
+        return g.macs() / 1e6
+    except Exception:  # noqa: BLE001 — a count we cannot read is shown as missing
+        return None
+
+
 def _drop(v) -> str:
     return _fmt(None if v is None else round(v, 4) + 0.0, "+.4f")  # + 0.0: no "-0.0000"
 
@@ -85,7 +99,7 @@ def _print_manifest(manifest, out: Path) -> None:
         _console().print(f"model: {found.get('kind')}{sig}: {side(found.get('inputs', []))} → "
                          f"{side(found.get('outputs', []))}")
     t = Table(title=f"artifacts in {out}")
-    cols = ("artifact", "format", "precision", "size KB", "val top-1", "val Δ src", "test top-1", "test Δ src",
+    cols = ("artifact", "format", "precision", "size KB", "MMACs", "val top-1", "val Δ src", "test top-1", "test Δ src",
             "agreement", "note")
     for col in cols:
         t.add_column(col, justify="left" if col in ("artifact", "format", "precision", "note") else "right")
@@ -97,10 +111,15 @@ def _print_manifest(manifest, out: Path) -> None:
             ref = (guard.get("reference") or {}).get("test")
             test = {"accuracy": ref, "drop": 0.0 if ref is not None else None}
         size = "-" if a.status == "failed" else f"{a.size_bytes / 1024:.1f}"
-        t.add_row(a.name, a.format, a.precision, size, _fmt(val.get("accuracy"), ".4f"),
+        t.add_row(a.name, a.format, a.precision, size, _fmt(_macs(a, out), ".2f"), _fmt(val.get("accuracy"), ".4f"),
                   _drop(val.get("drop")), _fmt(test["accuracy"], ".4f"), _drop(test["drop"]),
                   _fmt((a.info.get("parity") or {}).get("agreement"), ".4f"), _note(a, guard))
     _console().print(t)
+    pruning = manifest.extra.get("pruning") or {}
+    if (pruning.get("macs") or {}).get("after"):
+        m, ch = pruning["macs"], pruning.get("channels") or {}
+        _console().print(f"channel pruning: {ch.get('removed')} of {ch.get('prunable')} prunable channels removed; "
+                         f"MACs {m['before'] / 1e6:.2f}M → {m['after'] / 1e6:.2f}M ({m['ratio']}× fewer)")
     if guard.get("verdict") == "stopped":
         rejected = guard["stages"][-1]
         _console().print(f"stopped at {guard['stopped_at']}: its model ({rejected['accuracy']:.4f} on "

@@ -78,6 +78,7 @@ def to_markdown(report: Report, verdict: Verdict | None = None, limit: int = GIT
         out += ["### edgeopt report", ""]
     out += [f"#### Results ({len(report.results)})", "",
             _md_table(RESULT_HEADERS, [result_row(m) for m in report.results]), ""]
+    out += sensitivity_md(report.extra.get("sensitivity"))
     if verdict is not None and verdict.checks:
         out += [f"<details><summary>All checks ({len(verdict.checks)})</summary>", "",
                 _md_table(CHECK_HEADERS, _check_rows(verdict.checks)), "", "</details>", ""]
@@ -85,6 +86,29 @@ def to_markdown(report: Report, verdict: Verdict | None = None, limit: int = GIT
         out += [f"<details><summary>All baseline comparisons ({len(verdict.comparisons)})</summary>", "",
                 _md_table(COMPARISON_HEADERS, [comparison_row(c) for c in verdict.comparisons]), "", "</details>", ""]
     return fit("\n".join(out), limit)
+
+
+def sensitivity_md(sections: Any) -> list[str]:
+    """The prune stage's sensitivity scans (report section ``sensitivity``: compress folder → scan), one table
+    each: layer, damage at each scanned sparsity, the sparsity chosen. Collapsed: it is looked up, not read."""
+    out: list[str] = []
+    for folder, scan in (sections or {}).items() if isinstance(sections, dict) else ():
+        rows = scan.get("layers") if isinstance(scan, dict) else None
+        if not rows or not all(isinstance(r, dict) for r in rows):
+            continue
+        drops = [k for k in rows[0] if k.startswith("top1_drop@")]
+        headers = ["layer", "params", *(f"top-1 drop @{k.split('@')[1]}" for k in drops), "chosen"]
+        table = [[r.get("layer"), r.get("params"), *(_points(r.get(k)) for k in drops), r.get("chosen", "—")]
+                 for r in rows]
+        out += [f"<details><summary>Sensitivity scan of {md_cell(folder)}: {md_cell(scan.get('unit', 'weights'))} "
+                f"pruned to {md_cell(scan.get('target'))} overall, {md_cell(scan.get('allocation'))} allocation "
+                f"({md_cell(scan.get('samples'))} {md_cell(scan.get('split', 'val'))} rows)</summary>", "",
+                _md_table(headers, table), "", "</details>", ""]
+    return out
+
+
+def _points(v: Any) -> str:
+    return f"{100 * v:+.1f} pt" if isinstance(v, int | float) else "—"
 
 
 def fit(md: str, limit: int) -> str:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, field_validator, model_validator
 
 from edgeopt.errors import UsageError
+from edgeopt.stages import prune_channels
+from edgeopt.train import sensitivity
 from edgeopt.train.batchnorm import reestimate as reestimate_bn
 from edgeopt.train.fit import FineTuneConfig, Settings, fine_tune
 from edgeopt.train.layers import (
@@ -41,21 +43,44 @@ class PruneConfig(FineTuneConfig):
     target_sparsity: float = Field(0.5, ge=0.0, lt=1.0)
     initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0)
     schedule: Literal["polynomial", "constant"] = "polynomial"
-    structure: str | None = None  # "M:N" (tfmot m_by_n), e.g. "2:4": M zeros in every N weights
+    # "M:N" (tfmot m_by_n), e.g. "2:4": M zeros in every N weights; "channel": whole filters removed, a smaller
+    # dense model (stages/prune_channels.py)
+    structure: str | None = None
     begin_step: int | None = Field(None, ge=0)
     end_step: int | None = Field(None, ge=1)
     frequency: int | None = Field(None, ge=1)  # steps between mask updates
     end_fraction: float = Field(0.7, gt=0.0, le=1.0)  # where the sparsity ramp ends when end_step is not given
+    # per-layer sparsities: the same for every pruned layer, or chosen from a per-layer sensitivity scan on
+    # validation data (train/sensitivity.py) so the overall target costs the least measured damage
+    # default: sensitivity (measured: benchmarks/results/sensitivity.md), uniform under an M:N structure
+    allocation: Literal["uniform", "sensitivity"] = "sensitivity"
+    importance: Literal["l1", "bn_gamma"] = "l1"  # structure: channel — how channels are ranked in a layer
+    sensitivity_shares: list[float] = [0.5, 0.75, 0.9]  # sparsities each layer is scanned at
+    sensitivity_samples: int = Field(1000, ge=1)  # validation rows the scan measures on
 
     @field_validator("structure")
     @classmethod
     def _structure(cls, v: str | None) -> str | None:
-        if v is None:
+        if v is None or v == "channel":
             return v
         m = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", str(v))
         if not m or not 0 < int(m.group(1)) < int(m.group(2)):
-            raise ValueError(f"structure must be 'M:N' with 0 < M < N, e.g. '2:4' (got {v!r})")
+            raise ValueError(f"structure must be 'channel' or 'M:N' with 0 < M < N, e.g. '2:4' (got {v!r})")
         return f"{int(m.group(1))}:{int(m.group(2))}"
+
+    @field_validator("sensitivity_shares")
+    @classmethod
+    def _shares(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 < s < 1 for s in v):
+            raise ValueError(f"sensitivity_shares must be sparsities between 0 and 1, e.g. [0.5, 0.75, 0.9] (got {v})")
+        return sorted(set(v))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_allocation(cls, raw):
+        if isinstance(raw, dict) and raw.get("allocation") is None and ":" in str(raw.get("structure") or ""):
+            raw = {**raw, "allocation": "uniform"}  # M:N fixes every layer's sparsity
+        return raw
 
     @model_validator(mode="after")
     def _ramp(self) -> PruneConfig:
@@ -63,11 +88,14 @@ class PruneConfig(FineTuneConfig):
             raise ValueError(f"initial_sparsity {self.initial_sparsity} is above target_sparsity {self.target_sparsity}")
         if self.begin_step is not None and self.end_step is not None and self.end_step <= self.begin_step:
             raise ValueError(f"end_step {self.end_step} must be after begin_step {self.begin_step}")
+        if self.allocation == "sensitivity" and self.structure is not None and ":" in self.structure:
+            raise ValueError(f"allocation 'sensitivity' chooses per-layer sparsities; structure {self.structure} "
+                             "fixes them (drop one of the two)")
         return self
 
     @property
     def m_by_n(self) -> tuple[int, int] | None:
-        if self.structure is None:
+        if self.structure is None or self.structure == "channel":
             return None
         m, n = self.structure.split(":")
         return int(m), int(n)
@@ -174,12 +202,19 @@ def pruning_schedule(cfg: PruneConfig, s: Schedule):
                               power=3, frequency=s.frequency)
 
 
-def apply_pruning(model, chosen: list, cfg: PruneConfig, s: Schedule):
+def apply_pruning(model, chosen: list, cfg: PruneConfig, s: Schedule, targets: dict[str, float] | None = None):
+    """``chosen`` wrapped for pruning; ``targets`` (layer name → sparsity) overrides the target per layer."""
     import tensorflow_model_optimization as tfmot
 
-    sched = pruning_schedule(cfg, s)
+    def schedule_of(layer):
+        if targets is None:
+            return pruning_schedule(cfg, s)
+        t = targets[layer.name]
+        return pruning_schedule(cfg.model_copy(update={"target_sparsity": t,
+                                                       "initial_sparsity": min(cfg.initial_sparsity, t)}), s)
+
     return wrap(model, chosen, lambda layer: tfmot.sparsity.keras.prune_low_magnitude(
-        layer, pruning_schedule=sched, sparsity_m_by_n=cfg.m_by_n))
+        layer, pruning_schedule=schedule_of(layer), sparsity_m_by_n=cfg.m_by_n))
 
 
 def strip_pruning(model):
@@ -196,6 +231,8 @@ def apply(model, ctx: StageContext, cfg: PruneConfig):
     if missing:
         raise UsageError(f"prune: exclude pattern '{missing[0]}' matches no layer of '{model.name}'",
                          f"use layer or class names, e.g. {', '.join(layer.name for layer in model.layers[1:4])}")
+    if cfg.structure == "channel":
+        return prune_channels.apply(model, ctx, cfg)
     check_supported(model, cfg)
     chosen = select_layers(model, cfg, _prunable)
     if not chosen:
@@ -206,7 +243,11 @@ def apply(model, ctx: StageContext, cfg: PruneConfig):
     p = cfg.settings(ctx.train)
     s = size_schedule(cfg, p, len(ctx.dataset.x_train))
     log.info("prune: %d layers, schedule %s", len(chosen), s)
-    pruned = apply_pruning(model, chosen, cfg, s)
+    targets = None
+    if cfg.allocation == "sensitivity":
+        targets, ctx.notes["sensitivity"] = sensitivity.weights(model, chosen, ctx.dataset, cfg.target_sparsity,
+                                                                 cfg.sensitivity_shares, cfg.sensitivity_samples)
+    pruned = apply_pruning(model, chosen, cfg, s, targets)
     fit = fine_tune(pruned, ctx.dataset, p, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()], stage="prune",
                     recipe_precision=ctx.train.precision, progress=ctx.progress)
     stripped = strip_pruning(pruned)
@@ -215,12 +256,14 @@ def apply(model, ctx: StageContext, cfg: PruneConfig):
     names = [layer.name for layer in chosen]
     target = 1 - (cfg.m_by_n[1] - cfg.m_by_n[0]) / cfg.m_by_n[1] if cfg.m_by_n else cfg.target_sparsity
     achieved = overall(per_layer, names)
-    short = [n for n in names if per_layer.get(n, {}).get("sparsity", 0) < target - SHORTFALL_WARN]
+    wanted = targets or dict.fromkeys(names, target)
+    short = [n for n in names if per_layer.get(n, {}).get("sparsity", 0) < wanted[n] - SHORTFALL_WARN]
     if short:
         log.warning("prune: %d layer(s) under the %.2f target (%s); the schedule fired too rarely", len(short),
                     target, ", ".join(short[:5]))
     ctx.notes["pruning"] = {
-        "target_sparsity": round(target, 4), "structure": cfg.structure, "achieved_sparsity": achieved,
+        "target_sparsity": round(target, 4), "structure": cfg.structure, "allocation": cfg.allocation,
+        "achieved_sparsity": achieved,
         "whole_model_sparsity": overall(per_layer), "schedule": asdict(s), "epochs": p.epochs,
         "batch_size": p.batch_size, "lr": p.lr, "pruned_layers": names,
         "kept_dense": [n for n in per_layer if n not in names], "layers": per_layer, "fine_tune": fit,

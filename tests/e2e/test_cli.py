@@ -101,6 +101,26 @@ def test_compress_then_bench_then_report_then_gate(tmp_path, tiny_model_path):
     assert "max_size_kb" in error_line(proc)
 
 
+def test_channel_pruning_shows_macs_and_its_scan_from_compress_to_report(tmp_path, tiny_model_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("train: {epochs: 1}\nmax_stage_drop: 1.0\nstages:\n"
+                      "  - prune: {structure: channel, target_sparsity: 0.5}\n  - convert: {tflite: [fp32], onnx: []}\n")
+    out = tmp_path / "art"
+    proc = run("compress", tiny_model_path, "--data", "digits", "--out", out, "--recipe", recipe)
+    assert proc.returncode == 0, proc.stderr
+    assert "MMACs" in proc.stdout and "channel pruning: 4 of 8 prunable channels removed; MACs" in proc.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["pruning"]["macs"]["ratio"] > 1.5 and manifest["sensitivity"]["unit"] == "channels"
+    report = tmp_path / "report.json"
+    proc = run("bench", out, "--data", "digits", "--out", report, "--threads", "1", "--min-runs", "5",
+               "--min-seconds", "0", "--warmup", "1", "--launches", "1")
+    assert proc.returncode == 0, proc.stderr
+    proc = run("report", report, "--markdown", tmp_path / "r.md")
+    assert proc.returncode == 0, proc.stderr
+    md = (tmp_path / "r.md").read_text()
+    assert "Sensitivity scan of art: channels pruned to 0.5 overall" in md and "| conv2d | 8 |" in md
+
+
 def test_targets_lists_x86(tmp_path):
     proc = run("targets")
     assert proc.returncode == 0

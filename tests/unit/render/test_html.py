@@ -122,3 +122,16 @@ def test_html_draws_a_comparison_chart_against_a_baseline():
 
     assert 'data-chart="comparison x86-cpu"' in page
     assert 'data-chart="comparison' not in to_html(sample_report())
+
+
+def test_html_shows_the_sensitivity_scan_as_one_row_per_layer():
+    from tests.unit.render.test_markdown import SCAN
+
+    rep = sample_report()
+    rep.extra = {"sensitivity": SCAN}
+    page = to_html(rep)
+    assert "<h2>Sensitivity</h2>" in page
+    header = page[page.index("<th>layer</th>"):]
+    header = header[: header.index("</tr>")]
+    assert all(f"<th>{c}</th>" in header for c in ("params", "top1_drop@0.5", "top1_drop@0.9", "chosen"))
+    assert "<td>conv_1</td>" in page and "<td>0.806</td>" in page

@@ -83,3 +83,23 @@ def test_importing_render_does_not_import_matplotlib():
     code = "import sys, edgeopt.render.markdown; sys.exit('matplotlib' in sys.modules or 'tensorflow' in sys.modules)"
 
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+SCAN = {"out": {"allocation": "sensitivity", "target": 0.8, "unit": "weights", "samples": 180, "split": "val",
+                "shares": [0.5, 0.9], "layers": [
+                    {"layer": "conv_1", "params": 72, "top1_drop@0.5": 0.0, "top1_drop@0.9": 0.25,
+                     "loss_increase@0.5": 0.01, "loss_increase@0.9": 0.9, "chosen": 0.41},
+                    {"layer": "dense", "params": 5120, "top1_drop@0.5": 0.0, "top1_drop@0.9": 0.011,
+                     "loss_increase@0.5": 0.0, "loss_increase@0.9": 0.05, "chosen": 0.806}]}}
+
+
+def test_markdown_shows_the_sensitivity_scan_as_a_table():
+    rep = sample_report()
+    rep.extra = {"sensitivity": SCAN}
+    md = to_markdown(rep)
+    assert "<summary>Sensitivity scan of out: weights pruned to 0.8 overall, sensitivity allocation (180 val rows)" in md
+    assert "| layer | params | top-1 drop @0.5 | top-1 drop @0.9 | chosen |" in md
+    assert "| conv\\_1 | 72 | +0.0 pt | +25.0 pt | 0.41 |" in md and "| dense | 5120 | +0.0 pt | +1.1 pt | 0.806 |" in md
+    assert md.index("#### Results") < md.index("Sensitivity scan")
+    rep.extra = {"sensitivity": {"out": "not a scan"}}
+    assert "Sensitivity scan" not in to_markdown(rep)

@@ -78,7 +78,7 @@ def test_prune_reaches_target_and_records_each_layer(tmp_path, tiny, digits):
 
     before = [w.copy() for w in tiny.get_weights()]
     ctx = _ctx(tmp_path, digits, epochs=2)
-    out = prune.apply(tiny, ctx, PruneConfig(target_sparsity=0.6))
+    out = prune.apply(tiny, ctx, PruneConfig(target_sparsity=0.6, allocation="uniform"))
     rec = ctx.notes["pruning"]
     assert set(rec["pruned_layers"]) == {"conv2d", "dense"}
     for name in rec["pruned_layers"]:
@@ -153,3 +153,57 @@ def test_subclassed_model_and_unknown_weighted_layer_are_refused(tmp_path, digit
     out = prune.apply(model, ctx, PruneConfig(exclude=["my_scale"], target_sparsity=0.5))
     assert "my_scale" in ctx.notes["pruning"]["kept_dense"] or "my_scale" not in ctx.notes["pruning"]["layers"]
     assert out.output_shape == model.output_shape
+
+
+def test_sensitivity_allocation_reaches_the_target_with_per_layer_sparsities(tmp_path, tiny, digits):
+    from edgeopt.stages import prune
+
+    ctx = _ctx(tmp_path, digits, epochs=2)
+    out = prune.apply(tiny, ctx, PruneConfig(target_sparsity=0.7, allocation="sensitivity"))
+    scan = ctx.notes["sensitivity"]
+    assert scan["allocation"] == "sensitivity" and scan["split"] == "val" and scan["shares"] == [0.5, 0.75, 0.9]
+    chosen = {row["layer"]: row["chosen"] for row in scan["layers"]}
+    assert set(chosen) == {"conv2d", "dense"} and scan["achieved"] == pytest.approx(0.7, abs=1e-3)
+    assert all({"top1_drop@0.5", "top1_drop@0.9", "loss_increase@0.75"} <= set(row) for row in scan["layers"])
+    rec = ctx.notes["pruning"]
+    assert rec["allocation"] == "sensitivity"
+    for name, share in chosen.items():  # each layer pruned to its own share
+        kernel = out.get_layer(name).get_weights()[0]
+        assert 1 - np.count_nonzero(kernel) / kernel.size == pytest.approx(share, abs=0.02)
+    assert rec["achieved_sparsity"] == pytest.approx(0.7, abs=0.02)
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"allocation": "greedy"}, "allocation"), ({"sensitivity_shares": [0.5, 1.2]}, "sensitivity_shares"),
+    ({"sensitivity_shares": []}, "sensitivity_shares"), ({"sensitivity_samples": 0}, "sensitivity_samples"),
+    ({"allocation": "sensitivity", "structure": "2:4"}, "structure 2:4 fixes them"),
+    ({"structure": "channels"}, "'channel' or 'M:N'"), ({"structure": "channel", "importance": "l2"}, "importance"),
+])
+def test_bad_allocation_keys_are_usage_errors(bad, match):  # UsageError: the CLI's exit 2
+    with pytest.raises(UsageError, match=match):
+        Recipe.from_dict({"stages": [{"prune": bad}]})
+
+
+def test_structure_defaults():
+    assert PruneConfig().allocation == "sensitivity"
+    assert PruneConfig(structure="2:4").allocation == "uniform"  # M:N fixes every layer's share
+    cfg = Recipe.from_dict({"stages": [{"prune": {"structure": "channel", "target_sparsity": 0.5}}]}).stages[0][1]
+    assert cfg.structure == "channel" and cfg.m_by_n is None and cfg.importance == "l1"
+
+
+@pytest.mark.parametrize("allocation", ["uniform", "sensitivity"])
+def test_channel_pruning_gives_a_smaller_dense_model_with_fewer_macs(tmp_path, tiny, digits, allocation):
+    from edgeopt.stages import prune
+
+    ctx = _ctx(tmp_path, digits, epochs=1)
+    out = prune.apply(tiny, ctx, PruneConfig(structure="channel", target_sparsity=0.5, allocation=allocation))
+    rec = ctx.notes["pruning"]
+    assert rec["structure"] == "channel" and rec["channels"] == {"prunable": 8, "removed": 4}
+    assert rec["layers"]["conv2d"] == {"before": 8, "after": 4} and rec["layers"]["dense"]["after"] == 10
+    assert out.get_layer("conv2d").filters == 4 and out.get_layer("dense").kernel.shape[0] == 8 * 8 * 4
+    assert rec["params"]["after"] < 0.55 * rec["params"]["before"] == 0.55 * tiny.count_params()
+    assert rec["macs"]["after"] < 0.55 * rec["macs"]["before"] and rec["macs"]["ratio"] > 1.8
+    assert ("sensitivity" in ctx.notes) is (allocation == "sensitivity")
+    assert out.output_shape == tiny.output_shape
+    assert np.mean(np.argmax(out.predict(digits.x_val, verbose=0), -1) == digits.y_val) > 0.5
+    assert all(np.count_nonzero(w) == w.size for w in out.get_layer("conv2d").get_weights())  # dense, not masked
