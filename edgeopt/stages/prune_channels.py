@@ -94,6 +94,7 @@ def apply(model, ctx: StageContext, cfg: Any):
     # first, the fine-tune starts near the source (shapes, 20 % of channels: val 0.12 → 0.68 before any step)
     reestimate_bn(slim, ctx.dataset.x_train, cfg.bn_samples, seed=ctx.train.seed)
     fit = fine_tune(slim, ctx.dataset, p, stage="prune", recipe_precision=ctx.train.precision, progress=ctx.progress)
+    slim = copy_model(slim)  # without the fine-tune's compile state (its optimizer would be saved with it)
     bn = reestimate_bn(slim, ctx.dataset.x_train, cfg.bn_samples, seed=ctx.train.seed)
     before, after = macs(model), macs(slim)
     if scan is not None:

@@ -207,3 +207,4 @@ def test_channel_pruning_gives_a_smaller_dense_model_with_fewer_macs(tmp_path, t
     assert out.output_shape == tiny.output_shape
     assert np.mean(np.argmax(out.predict(digits.x_val, verbose=0), -1) == digits.y_val) > 0.5
     assert all(np.count_nonzero(w) == w.size for w in out.get_layer("conv2d").get_weights())  # dense, not masked
+    assert out.optimizer is None  # saved without the fine-tune's optimizer (its LR schedule is edgeopt code)
