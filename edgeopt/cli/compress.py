@@ -99,8 +99,8 @@ def _print_manifest(manifest, out: Path) -> None:
         _console().print(f"model: {found.get('kind')}{sig}: {side(found.get('inputs', []))} → "
                          f"{side(found.get('outputs', []))}")
     t = Table(title=f"artifacts in {out}")
-    cols = ("artifact", "format", "precision", "size KB", "MMACs", "val top-1", "val Δ src", "test top-1", "test Δ src",
-            "agreement", "note")
+    cols = ("artifact", "format", "precision", "size KB", "val top-1", "val Δ src", "test top-1", "test Δ src",
+            "agreement", "MMACs", "note")
     for col in cols:
         t.add_column(col, justify="left" if col in ("artifact", "format", "precision", "note") else "right")
     src_val = guard.get("source_accuracy")
@@ -111,9 +111,10 @@ def _print_manifest(manifest, out: Path) -> None:
             ref = (guard.get("reference") or {}).get("test")
             test = {"accuracy": ref, "drop": 0.0 if ref is not None else None}
         size = "-" if a.status == "failed" else f"{a.size_bytes / 1024:.1f}"
-        t.add_row(a.name, a.format, a.precision, size, _fmt(_macs(a, out), ".2f"), _fmt(val.get("accuracy"), ".4f"),
+        t.add_row(a.name, a.format, a.precision, size, _fmt(val.get("accuracy"), ".4f"),
                   _drop(val.get("drop")), _fmt(test["accuracy"], ".4f"), _drop(test["drop"]),
-                  _fmt((a.info.get("parity") or {}).get("agreement"), ".4f"), _note(a, guard))
+                  _fmt((a.info.get("parity") or {}).get("agreement"), ".4f"), _fmt(_macs(a, out), ".2f"),
+                  _note(a, guard))
     _console().print(t)
     pruning = manifest.extra.get("pruning") or {}
     if (pruning.get("macs") or {}).get("after"):
