@@ -1,6 +1,9 @@
 """Prune stage: tfmot magnitude pruning (polynomial or constant schedule, or M:N structure such as 2:4),
 fine-tuned with ``UpdatePruningStep``, then stripped. The schedule is sized to the fine-tune's step count;
-the manifest gets the achieved sparsity per layer (``pruning``)."""
+per-layer sparsities come from a sensitivity scan on validation data (``allocation: sensitivity``, the
+default; train/sensitivity.py) or are the target everywhere (``uniform``); the manifest gets the achieved
+sparsity per layer (``pruning``) and the scan (``sensitivity``). ``structure: channel`` removes whole channels
+instead and yields a smaller dense model (stages/prune_channels.py)."""
 
 from __future__ import annotations
 
