@@ -97,11 +97,12 @@ def analyse(model) -> ChannelGraph:
     import tf_keras as keras
 
     g = ChannelGraph(model)
+    for t in model.inputs:  # a Sequential model does not list its InputLayer among its layers
+        h = t._keras_history
+        g.outputs[(h.layer.name, h.tensor_index)] = g.new(_last_dim(t.shape), fixed=True)
     for layer in model.layers:
         kind = type(layer).__name__
         if isinstance(layer, keras.layers.InputLayer):
-            g.outputs[(layer.name, 0)] = g.new(_last_dim(layer.output_shape[0] if isinstance(
-                layer.output_shape, list) else layer.output_shape), fixed=True)
             continue
         ins = [g.outputs.get(k) for k in _inputs(layer)] if len(layer._inbound_nodes) == 1 else None
         why = _why_unsupported(layer, ins)

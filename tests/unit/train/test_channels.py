@@ -136,3 +136,23 @@ def test_slim_model_converts_to_tflite_with_fewer_macs(block_model):
     assert before.macs() == 8 * 8 * 27 * 8 + 64 * 8 * 16 + 64 * 9 * 16 + 64 * 16 * 8 + 64 * 72 * 4 + 9 * 108 * 6 \
         + 54 * 12 + 18 * 10
     assert after.macs() < 0.4 * before.macs()
+
+
+def test_a_sequential_model_prunes_from_its_first_layer():
+    import tf_keras as keras
+
+    from edgeopt.train import channels
+
+    model = keras.Sequential([keras.Input((6, 6, 2)), keras.layers.Conv2D(6, 3, name="c1"),
+                              keras.layers.BatchNormalization(name="bn"), keras.layers.Flatten(name="flat"),
+                              keras.layers.Dense(3, name="head")])
+    g = channels.analyse(model)
+    found = channels.groups(g)
+    assert [grp.name for grp in found] == ["c1"] and not g.unsupported
+    removed = channels.choose(g, {"c1": 0.5}, "l1", found)
+    slim = channels.slim(g, removed)
+    x = np.random.default_rng(0).random((4, 6, 6, 2), dtype=np.float32)
+    restore = channels.zero_removed(g, removed)
+    np.testing.assert_allclose(np.asarray(slim(x)), np.asarray(model(x)), atol=1e-5)
+    restore()
+    assert slim.get_layer("c1").filters == 3 and slim.get_layer("head").kernel.shape[0] == 4 * 4 * 3
