@@ -99,7 +99,7 @@ def apply(model, ctx: StageContext, cfg: ClusterConfig):
     clustered = apply_clustering(model, chosen, cfg, preserve)
     p = cfg.settings(ctx.train, lr_scale=CLUSTER_LR_SCALE)
     fit = fine_tune(clustered, ctx.dataset, p, stage="cluster", recipe_precision=ctx.train.precision,
-                    progress=ctx.progress)
+                    progress=ctx.progress, teacher=ctx.teacher)
     stripped = strip_clustering(clustered)
     bn = reestimate_bn(stripped, ctx.dataset.x_train, cfg.bn_samples, seed=ctx.train.seed)
     names = [layer.name for layer in chosen]

@@ -3,7 +3,8 @@
 loss = α·CE(y, student) + (1 − α)·T²·KL(softmax(teacher/T) ‖ softmax(student/T)). The teacher is frozen: its
 logits are computed once per data set (``teacher_logits``, inference mode, no augmentation here, so this is
 the same as calling it every step and much cheaper when many trials share one teacher) and fed to
-``Distiller`` next to the labels. With no teacher logits the Distiller trains on the labels alone, so every
+``Distiller`` next to the labels; a fine-tune that augments its batches runs the teacher on each augmented
+batch instead (``make_distiller(..., teacher=, augment=)``). With no teacher logits the Distiller trains on the labels alone, so every
 training stage has one train_step. ``logits_of`` splits a classifier into (model with a separate softmax
 layer, model up to that softmax): distillation needs pre-softmax scores for both networks.
 """
@@ -88,9 +89,22 @@ def _is_activation_layer(layer) -> bool:
     return isinstance(layer, keras.layers.Activation | keras.layers.Softmax)
 
 
-def make_distiller(student_logits, temperature: float = 4.0, alpha: float = 0.1):
-    """A Distiller around ``student_logits`` (the logits model of the student; its weights are trained)."""
-    return _distiller_class()(student_logits, temperature=temperature, alpha=alpha)
+def make_distiller(student_logits, temperature: float = 4.0, alpha: float = 0.1, *, probabilities: bool = False,
+                   teacher=None, augment=None):
+    """A Distiller around ``student_logits`` (the logits model of the student; its weights are trained).
+
+    ``probabilities``: the student outputs a softmax (a tfmot-wrapped classifier, whose softmax cannot be cut
+    off); its log-probabilities stand in for logits — softmax(log p / T) = softmax(z / T), and the label term
+    is then Keras's cross-entropy on probabilities (clipped at 1e-7 the same way). ``augment``: a model applied
+    to every training batch (``training=True``); ``teacher``: a logits model run on each (augmented) batch, for
+    when precomputed teacher logits would not match the augmented inputs. Neither is tracked as a sub-model:
+    their weights are not the Distiller's."""
+    distiller = _distiller_class()(student_logits, temperature=temperature, alpha=alpha)
+    distiller.probabilities = bool(probabilities)
+    # plain closures, not attributes Keras would track (get_weights / set_weights must see the student only)
+    distiller.augment_fn = None if augment is None else (lambda x: augment(x, training=True))
+    distiller.teacher_fn = None if teacher is None else (lambda x: teacher(x, training=False))
+    return distiller
 
 
 @functools.cache
@@ -104,6 +118,7 @@ def _distiller_class():
         def __init__(self, student, temperature: float, alpha: float):
             super().__init__(name="distiller")
             self.student, self.temperature, self.alpha = student, float(temperature), float(alpha)
+            self.probabilities, self.augment_fn, self.teacher_fn = False, None, None
             self.loss_tracker = keras.metrics.Mean(name="loss")
             self.ce_tracker = keras.metrics.Mean(name="student_loss")
             self.kd_tracker = keras.metrics.Mean(name="distillation_loss")
@@ -115,6 +130,10 @@ def _distiller_class():
 
         def call(self, x, training=False):
             return self.student(x, training=training)
+
+        def _scores(self, x, training: bool):
+            out = tf.cast(self.student(x, training=training), tf.float32)
+            return tf.math.log(tf.clip_by_value(out, 1e-7, 1.0)) if self.probabilities else out
 
         def _loss_terms(self, y, s, t):
             ce = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, s, from_logits=True))
@@ -131,10 +150,14 @@ def _distiller_class():
         def train_step(self, data):
             x, target = data[0], data[1]
             y, t = (target[0], target[1]) if isinstance(target, tuple | list) else (target, None)
+            if self.augment_fn is not None:
+                x = self.augment_fn(x)
+            if self.teacher_fn is not None:
+                t = self.teacher_fn(x)
             if t is not None:
                 t = tf.cast(t, tf.float32)
             with tf.GradientTape() as tape:
-                s = tf.cast(self.student(x, training=True), tf.float32)
+                s = self._scores(x, training=True)
                 loss, ce, kd = self._loss_terms(y, s, t)
                 total = loss + tf.add_n(self.student.losses) if self.student.losses else loss
                 scaled = self.optimizer.get_scaled_loss(total) if hasattr(self.optimizer, "get_scaled_loss") else total
@@ -148,7 +171,7 @@ def _distiller_class():
         def test_step(self, data):
             x, target = data[0], data[1]
             y = target[0] if isinstance(target, tuple | list) else target
-            s = tf.cast(self.student(x, training=False), tf.float32)
+            s = self._scores(x, training=False)
             ce = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, s, from_logits=True))
             # validation reports the student's own cross-entropy as `loss`: comparable with or without a teacher
             return self._update(ce, ce, tf.zeros_like(ce), y, s)

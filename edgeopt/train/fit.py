@@ -6,11 +6,16 @@ precision for the duration, and back to a plain float32 model at the end.
 weights are trained in place when no rebuild is needed (a final ``Dense(activation='softmax')`` or a mixed
 precision policy rebuilds it, see distiller.logits_of and precision.to_policy).
 
-The compression fine-tunes (prune, quantize, cluster) train tfmot-wrapped models, and three settings keep
-them as they have always trained (``FineTuneConfig.settings``): ``fit_through="model"`` compiles the model
-itself with cross-entropy on its own output (tfmot's callbacks, e.g. ``UpdatePruningStep``, must see their
-wrappers as ``self.model``), float32 whatever ``train.precision`` says (tfmot's wrappers are not tested under
-mixed precision), Keras's own batch-norm momentum (``scale_bn_momentum=False``) and a TensorFlow-only seed
+The compression fine-tunes (prune, quantize, cluster) train tfmot-wrapped models (``fine_tune``;
+``FineTuneConfig.settings``): ``fit_through="model"`` trains the wrapped model object itself through the same
+Distiller (its softmax output read as log-probabilities; tfmot's ``UpdatePruningStep`` finds its wrappers through
+the Distiller), by default **self-distilled** from the uncompressed input model (``self_distill``, ``temperature``,
+``alpha``: the distill stage's loss), with an optional linear warm-up in steps (``warmup_steps``), light
+augmentation of image batches (train/augment.py), validation after every epoch on fresh batch-norm statistics and
+early stopping on it (train/early_stopping.py; only the validation split decides). They stay float32 whatever
+``train.precision`` says: tfmot's wrappers are not tested under mixed precision, and on the x86 CPUs here mixed
+precision makes training slower, not faster (precision.has_fast_float16). Keras's own batch-norm momentum is kept
+(``scale_bn_momentum=False``; the statistics are re-estimated instead) and the seed is TensorFlow-only
 (``seed_all=False``).
 """
 
@@ -25,8 +30,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from edgeopt.train import augment as augment_mod
 from edgeopt.train import precision as precision_mod
 from edgeopt.train import schedules
+from edgeopt.train.augment import AugmentConfig
+from edgeopt.train.early_stopping import EarlyStoppingConfig, validation_callback
 from edgeopt.train.schedules import LRSchedule
 
 log = logging.getLogger(__name__)
@@ -43,6 +51,18 @@ class TrainDefaults(BaseModel):
     optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
     weight_decay: float = Field(0.0, ge=0)  # adamw's decoupled weight decay (e.g. 0.004); the others ignore it
     seed: int = 0
+    # defaults of the compression fine-tunes (prune, cluster, quantize); a stage's own key overrides them
+    self_distill: bool = True  # distil from the uncompressed input model (soft targets) besides the labels
+    temperature: float = Field(4.0, gt=0)
+    alpha: float = Field(0.1, ge=0, le=1)  # weight of the label loss when self-distilling
+    warmup_steps: int = Field(0, ge=0)  # linear learning-rate warm-up over this many optimizer steps
+    early_stopping: EarlyStoppingConfig | None = EarlyStoppingConfig()  # false: train every epoch, keep the last
+    augment: AugmentConfig | None = AugmentConfig()  # image inputs only; false: none
+
+    @field_validator("early_stopping", "augment", mode="before")
+    @classmethod
+    def _switch(cls, v):
+        return switch(v)
 
     @field_validator("lr_schedule", mode="before")
     @classmethod
@@ -53,6 +73,13 @@ class TrainDefaults(BaseModel):
         if isinstance(v, int | float) and not isinstance(v, bool):
             return {"kind": "constant", "initial": v}
         return v
+
+
+def switch(v):
+    """``false`` turns an option block off (None), ``true`` takes its defaults."""
+    if v is False:
+        return None
+    return {} if v is True else v
 
 
 @dataclass(frozen=True)
@@ -75,6 +102,11 @@ class Settings:
     fit_through: Literal["distiller", "model"] = "distiller"
     scale_bn_momentum: bool = True  # False: leave every BatchNormalization's momentum as the model has it
     seed_all: bool = True  # keras.utils.set_random_seed (Python, NumPy, TF); False: tf.random.set_seed only
+    warmup_steps: int = 0  # linear learning-rate warm-up over the first optimizer steps
+    self_distill: bool = False  # fine_tune: distil from the teacher it is given
+    augment: Any = None  # an AugmentConfig (image inputs only) or None
+    early_stopping: Any = None  # an EarlyStoppingConfig or None
+    bn_samples: int = 0  # fine_tune: batch-norm statistics re-estimated on this many rows before each validation
 
     @classmethod
     def from_train(cls, train: Any, **overrides: Any) -> Settings:
@@ -103,38 +135,62 @@ class FineTuneConfig(BaseModel):
     skip_last: bool = False  # same for the classifier
     # training samples the batch-norm moving statistics are re-estimated on after the fine-tune (0: keep them)
     bn_samples: int = Field(2048, ge=0)
+    # None: the recipe's train: default (see TrainDefaults)
+    self_distill: bool | None = None
+    temperature: float | None = Field(None, gt=0)
+    alpha: float | None = Field(None, ge=0, le=1)
+    warmup_steps: int | None = Field(None, ge=0)
+    early_stopping: EarlyStoppingConfig | None | Literal[False] = None
+    augment: AugmentConfig | None | Literal[False] = None
+
+    @field_validator("early_stopping", "augment", mode="before")
+    @classmethod
+    def _switch(cls, v):
+        return False if v is False else switch(v)  # False kept: "off here", unlike None ("the train: default")
 
     def settings(self, train: Any, lr_scale: float = 1.0) -> Settings:
         """The fine-tune's settings: stage keys over ``train`` defaults, starting at ``lr`` or
         ``train.lr_schedule.initial × lr_scale`` (QAT and clustering start lower)."""
-        return Settings.from_train(train, epochs=self.epochs, batch_size=self.batch_size,
+
+        def pick(key: str):
+            own = getattr(self, key)
+            if own is False and key in ("early_stopping", "augment"):
+                return None
+            return getattr(train, key, TrainDefaults.model_fields[key].default) if own is None else own
+
+        base = Settings.from_train(train, epochs=self.epochs, batch_size=self.batch_size,
                                    lr=self.lr or train.lr_schedule.initial * lr_scale, precision="float32",
                                    fit_through="model", scale_bn_momentum=False, seed_all=False)
+        return replace(base, self_distill=pick("self_distill"), temperature=pick("temperature"), alpha=pick("alpha"),
+                       warmup_steps=pick("warmup_steps"), early_stopping=pick("early_stopping"),
+                       augment=pick("augment"), bn_samples=self.bn_samples)
 
 
 def train(model, x: np.ndarray, y: np.ndarray, settings: Settings, *, soft: np.ndarray | None = None,
-          validation: tuple[np.ndarray, np.ndarray] | None = None, callbacks: Sequence = (), initial_epoch: int = 0,
-          on_epoch: Callable[[int, dict], None] | None = None):
-    """Fit ``model`` on (x, y) — distilled from ``soft`` (teacher logits for x) when given.
+          teacher=None, validation: tuple[np.ndarray, np.ndarray] | None = None, callbacks: Sequence = (),
+          initial_epoch: int = 0, on_epoch: Callable[[int, dict], None] | None = None):
+    """Fit ``model`` on (x, y) — distilled from ``soft`` (teacher logits for x) or from ``teacher`` (a logits
+    model, run on each augmented batch when ``settings.augment`` applies, else once on x) when given.
 
-    ``callbacks`` see the Distiller as ``self.model`` (its ``student`` is the logits model), or the model itself
-    with ``fit_through="model"``. ``on_epoch(epoch, logs)`` is called after each epoch. Returns (float32
+    ``callbacks`` see the Distiller as ``self.model`` (its ``student`` is the logits model, or the model itself
+    with ``fit_through="model"``). ``on_epoch(epoch, logs)`` is called after each epoch. Returns (float32
     classifier, history)."""
     import tf_keras as keras
 
     from edgeopt.train.distiller import logits_of
 
-    if settings.fit_through == "model" and (soft is not None or settings.precision != "float32"):
-        raise ValueError("fit_through='model' trains on labels in float32 only (no teacher, no mixed precision)")
+    distilled = soft is not None or teacher is not None
+    if settings.fit_through == "model" and settings.precision != "float32":
+        raise ValueError("fit_through='model' trains in float32 only (no mixed precision)")
     _seed(settings)
     steps = settings.steps_per_epoch(len(x))
+    augment = augment_mod.make(settings.augment, x.shape[1:], settings.seed)
+    if teacher is not None and augment is None:
+        soft, teacher = np.asarray(teacher.predict(x, batch_size=256, verbose=0), np.float32), None
     classifier = model if settings.fit_through == "model" else logits_of(model, "student")[0]
     with precision_mod.policy(settings.precision):
-        if settings.fit_through == "model":
-            trainee, target = classifier, y
-            _compile_model(classifier, x, _optimizer(settings, steps))
-        else:
-            classifier, trainee, target = _distiller(classifier, y, soft, settings, steps)
+        classifier, trainee = _distiller(classifier, x, distilled, settings, steps, teacher=teacher, augment=augment)
+        target = (y, soft) if soft is not None else y
         if initial_epoch:
             # Hyperband continues a trial from a checkpoint: resume the schedule where it left off
             trainee.optimizer.iterations.assign(initial_epoch * steps)
@@ -151,18 +207,58 @@ def train(model, x: np.ndarray, y: np.ndarray, settings: Settings, *, soft: np.n
 
 
 def fine_tune(model, dataset, settings: Settings, *, callbacks: Sequence = (), stage: str = "fine-tune",
-              recipe_precision: str = "float32", progress: Callable[[str], None] = lambda msg: None) -> dict:
-    """A compression stage's fine-tune of ``model`` (trained in place) on the train split; returns the final
-    train/val loss and accuracy."""
+              recipe_precision: str = "float32", progress: Callable[[str], None] = lambda msg: None,
+              teacher=None, start_epoch: int = 0) -> dict:
+    """A compression stage's fine-tune of ``model`` (trained in place) on the train split — self-distilled from
+    ``teacher`` (the uncompressed input model) when ``settings.self_distill`` — validated after every epoch and
+    early-stopped on the validation split (never before ``start_epoch``). Returns the final train/val figures
+    and what the fine-tune did, for the stage's manifest notes."""
     if recipe_precision != "float32":
         log.info("%s: fine-tuning in float32 (train.precision %s applies to training stages)", stage,
                  recipe_precision)
-    progress(f"{stage}: {settings.epochs} epochs × {settings.steps_per_epoch(len(dataset.x_train))} steps")
-    validation = (dataset.x_val, dataset.y_val) if len(dataset.x_val) else None
-    _, history = train(model, dataset.x_train, dataset.y_train, settings, validation=validation, callbacks=callbacks)
-    last = {k: round(v[-1], 6) for k, v in history.items()}
-    log.info("%s: %s", stage, last)
-    return last
+    steps = settings.steps_per_epoch(len(dataset.x_train))
+    progress(f"{stage}: {settings.epochs} epochs × {steps} steps")
+    logits, distill_note = _self_distill_teacher(teacher, model, dataset, settings)
+    if logits is None:
+        settings = replace(settings, alpha=1.0)
+    val_cb = None
+    if len(dataset.x_val):
+        val_cb = validation_callback(model, dataset.x_val, dataset.y_val, evaluate,
+                                     early_stopping=settings.early_stopping, start_epoch=start_epoch,
+                                     bn_x=dataset.x_train, bn_samples=settings.bn_samples, seed=settings.seed)
+    _, history = train(model, dataset.x_train, dataset.y_train, settings, teacher=logits,
+                       callbacks=[*callbacks, *([val_cb] if val_cb else [])])
+    out = {k: round(v[-1], 6) for k, v in history.items()}
+    out.update(self_distill=distill_note, augment=augment_mod.describe(settings.augment, dataset.x_train.shape[1:]),
+               warmup_steps=settings.warmup_steps, steps_per_epoch=steps,
+               validation=val_cb.summary if val_cb else {"split": None, "why": "no validation split"})
+    log.info("%s: %s", stage, {k: v for k, v in out.items() if not isinstance(v, dict)})
+    return out
+
+
+def _self_distill_teacher(teacher, model, dataset, settings: Settings):
+    """(teacher's logits model or None, manifest note): the teacher must be a tf_keras classifier over the same
+    classes and inputs as the model being fine-tuned."""
+    from edgeopt.errors import UsageError
+    from edgeopt.train.distiller import logits_of
+
+    if not settings.self_distill:
+        return None, {"on": False, "why": "self_distill: false"}
+    if teacher is None:
+        return None, {"on": False, "why": "no teacher (no input model in this run)"}
+    try:
+        _, logits = logits_of(teacher, "teacher")
+    except UsageError as e:
+        log.warning("fine-tune: not self-distilling: %s", e.problem)
+        return None, {"on": False, "why": e.problem}
+    same = (tuple(logits.output_shape[1:]) == tuple(model.output_shape[1:])
+            and tuple(teacher.input_shape[1:]) == tuple(model.input_shape[1:]))
+    if not same:
+        why = (f"the teacher's inputs/outputs {teacher.input_shape[1:]} -> {logits.output_shape[1:]} differ from the "
+               f"model's {model.input_shape[1:]} -> {model.output_shape[1:]}")
+        log.warning("fine-tune: not self-distilling: %s", why)
+        return None, {"on": False, "why": why}
+    return logits, {"on": True, "teacher": teacher.name, "temperature": settings.temperature, "alpha": settings.alpha}
 
 
 def _seed(settings: Settings) -> None:
@@ -178,33 +274,30 @@ def _seed(settings: Settings) -> None:
 
 def _optimizer(settings: Settings, steps: int):
     """The recipe's optimizer on the recipe's LR schedule, sized to this run and starting at ``settings.lr``."""
-    lr = schedules.build(settings.schedule, steps, settings.epochs, initial=settings.lr)
+    lr = schedules.build(settings.schedule, steps, settings.epochs, initial=settings.lr,
+                         warmup_steps=settings.warmup_steps)
     return schedules.optimizer(settings, lr, name=settings.optimizer)
 
 
-def _compile_model(model, x: np.ndarray, optimizer) -> None:
-    import tf_keras as keras
+def _distiller(classifier, x: np.ndarray, distilled: bool, settings: Settings, steps: int, *, teacher=None,
+               augment=None):
+    """(classifier, compiled Distiller around it); runs inside the precision policy. The distiller path trains
+    the logits (softmax cut off) under ``settings.precision``; ``fit_through="model"`` trains the model as it
+    is, its softmax output (if any) read as log-probabilities."""
+    from edgeopt.train.distiller import is_probabilities, logits_of, make_distiller
 
-    from edgeopt.train.distiller import is_probabilities
-
-    # a model that ends in a softmax gets plain cross-entropy; one that outputs logits, from_logits
-    from_logits = not is_probabilities(model(x[:16], training=False))
-    model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits),
-                  metrics=["accuracy"])
-
-
-def _distiller(classifier, y: np.ndarray, soft: np.ndarray | None, settings: Settings, steps: int):
-    """(classifier under ``settings.precision``, compiled Distiller around its logits, fit target); runs
-    inside the precision policy."""
-    from edgeopt.train.distiller import logits_of, make_distiller
-
-    classifier = precision_mod.to_policy(classifier, settings.precision)
-    classifier, logits = logits_of(classifier, "student")
+    if settings.fit_through == "model":
+        student, probabilities = classifier, is_probabilities(classifier(x[:16], training=False))
+    else:
+        classifier = precision_mod.to_policy(classifier, settings.precision)
+        classifier, student = logits_of(classifier, "student")
+        probabilities = False
     if settings.scale_bn_momentum:
         set_bn_momentum(classifier, settings.bn_momentum or bn_momentum_for(steps))
-    distiller = make_distiller(logits, settings.temperature, settings.alpha if soft is not None else 1.0)
+    distiller = make_distiller(student, settings.temperature, settings.alpha if distilled else 1.0,
+                               probabilities=probabilities, teacher=teacher, augment=augment)
     distiller.compile(optimizer=precision_mod.wrap_optimizer(_optimizer(settings, steps), settings.precision))
-    return classifier, distiller, ((y, soft) if soft is not None else y)
+    return classifier, distiller
 
 
 def bn_momentum_for(steps_per_epoch: int) -> float:

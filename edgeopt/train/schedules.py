@@ -2,7 +2,8 @@
 every training stage.
 
 ``build(cfg, steps_per_epoch, epochs)`` gives a tf_keras ``LearningRateSchedule`` to hand to any optimizer;
-``lr_at(cfg, epoch, epochs)`` is the same curve in plain Python (tests, plots, logs). Epochs are fractional:
+``lr_at(cfg, epoch, epochs)`` is the same curve in plain Python (tests, plots, logs); ``warmup_steps`` puts a
+linear warm-up in optimizer steps in front of any kind (the compression fine-tunes' ``warmup_steps``). Epochs are fractional:
 ``constant_then_exponential`` and ``step`` change at epoch boundaries (the course example), the cosines per step.
 
 Other stages call it like this::
@@ -106,12 +107,22 @@ def lr_at(cfg: Any, epoch: float, epochs: int) -> float:
     return p["min_lr"] + (lr0 - p["min_lr"]) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build(cfg: Any, steps_per_epoch: int, epochs: int, initial: float | None = None):
-    """A tf_keras LearningRateSchedule for a run of ``epochs`` × ``steps_per_epoch`` optimizer steps."""
+def build(cfg: Any, steps_per_epoch: int, epochs: int, initial: float | None = None, warmup_steps: int = 0):
+    """A tf_keras LearningRateSchedule for a run of ``epochs`` × ``steps_per_epoch`` optimizer steps; with
+    ``warmup_steps`` the rate rises linearly from initial / warmup_steps at the first step to the curve's value
+    at step ``warmup_steps`` (counted in optimizer steps, so it means the same whatever the data size)."""
     if steps_per_epoch < 1 or epochs < 1:
         raise ValueError(f"steps_per_epoch ({steps_per_epoch}) and epochs ({epochs}) must be ≥ 1")
+    if warmup_steps < 0:
+        raise ValueError(f"warmup_steps ({warmup_steps}) must be ≥ 0")
     cfg = resolve(cfg, initial)
-    return _schedule_class()(kind=cfg.kind, steps_per_epoch=int(steps_per_epoch), epochs=int(epochs), **params(cfg))
+    return _schedule_class()(kind=cfg.kind, steps_per_epoch=int(steps_per_epoch), epochs=int(epochs),
+                             warmup_steps=int(warmup_steps), **params(cfg))
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """The share of the curve's rate at (0-based) optimizer ``step`` under a linear warm-up."""
+    return 1.0 if warmup_steps <= 0 else min(1.0, (step + 1) / warmup_steps)
 
 
 def optimizer(train: Any, learning_rate, name: str | None = None):
@@ -141,13 +152,20 @@ def _schedule_class():
     @keras.saving.register_keras_serializable(package="edgeopt")
     class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
         def __init__(self, kind, steps_per_epoch, epochs, initial, hold_epochs, decay_rate, step_epochs,
-                     warmup_epochs, min_lr):
+                     warmup_epochs, min_lr, warmup_steps=0):
             super().__init__()
+            self.warmup_steps = int(warmup_steps)
             self.kind, self.steps_per_epoch, self.epochs = kind, steps_per_epoch, epochs
             self.initial, self.hold_epochs, self.decay_rate = initial, hold_epochs, decay_rate
             self.step_epochs, self.warmup_epochs, self.min_lr = step_epochs, warmup_epochs, min_lr
 
         def __call__(self, step):
+            lr = self._curve(step)
+            if self.warmup_steps <= 0:
+                return lr
+            return lr * tf.minimum(1.0, (tf.cast(step, tf.float32) + 1.0) / float(self.warmup_steps))
+
+        def _curve(self, step):
             epoch = tf.cast(step, tf.float32) / float(self.steps_per_epoch)
             lr0 = tf.constant(self.initial, tf.float32)
             if self.kind == "constant":
@@ -168,6 +186,7 @@ def _schedule_class():
         def get_config(self):
             return {"kind": self.kind, "steps_per_epoch": self.steps_per_epoch, "epochs": self.epochs,
                     "initial": self.initial, "hold_epochs": self.hold_epochs, "decay_rate": self.decay_rate,
-                    "step_epochs": self.step_epochs, "warmup_epochs": self.warmup_epochs, "min_lr": self.min_lr}
+                    "step_epochs": self.step_epochs, "warmup_epochs": self.warmup_epochs, "min_lr": self.min_lr,
+                    "warmup_steps": self.warmup_steps}
 
     return EpochSchedule

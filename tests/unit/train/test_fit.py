@@ -1,5 +1,6 @@
-"""train/fit.py is the one training loop: every training stage fits through it, the compression fine-tunes with
-the options that keep them as they trained before (model compiled as is, float32, Keras's BN momentum)."""
+"""train/fit.py is the one training loop: every training stage fits through it; the compression fine-tunes train
+the wrapped model itself (float32, Keras's BN momentum) through the same Distiller, self-distilled from the input
+model."""
 
 from __future__ import annotations
 
@@ -26,10 +27,11 @@ def test_every_training_stage_fits_through_the_one_loop(stage, through, monkeypa
     from edgeopt.models.load import load_model
     from edgeopt.recipe import parse_stage
 
-    seen = []
+    seen, teachers = [], []
 
     def stand_in(model, x, y, settings, **kwargs):
         seen.append(settings)
+        teachers.append(kwargs.get("teacher") is not None or kwargs.get("soft") is not None)
         raise Trained
 
     monkeypatch.setattr(fit, "train", stand_in)
@@ -40,6 +42,8 @@ def test_every_training_stage_fits_through_the_one_loop(stage, through, monkeypa
     (settings,) = seen
     assert settings.fit_through == through
     assert settings.scale_bn_momentum is settings.seed_all is (through == "distiller")
+    # the fine-tunes self-distil from the input model by default; tune/distill as their configs say
+    assert teachers == [through == "model" or stage == "distill"]
 
 
 def test_fine_tune_settings_are_float32_with_the_recipe_optimizer():
@@ -65,12 +69,14 @@ def _bn_model():
 
 def test_model_mode_trains_the_model_itself_and_keeps_bn_momentum(digits):
     model = _bn_model()
+    before = model.get_layer("out").get_weights()[0].copy()
     settings = fit.Settings(epochs=1, batch_size=64, lr=0.01, fit_through="model", scale_bn_momentum=False,
                             seed_all=False)
     out, history = fit.train(model, digits.x_train[:256], digits.y_train[:256], settings)
     assert out is model and model.get_layer("bn").momentum == 0.99
-    assert set(history) == {"loss", "accuracy"}
-    assert model.loss.get_config()["from_logits"] is False  # the softmax output was seen as probabilities
+    assert not np.array_equal(model.get_layer("out").get_weights()[0], before)
+    assert {"loss", "student_loss", "distillation_loss", "accuracy"} <= set(history)
+    assert history["distillation_loss"] == [0.0] and history["loss"] == history["student_loss"]  # labels alone
     with pytest.raises(ValueError, match="float32 only"):
         fit.train(model, digits.x_train[:64], digits.y_train[:64], fit.Settings(
             epochs=1, fit_through="model", precision="mixed_bfloat16"))
