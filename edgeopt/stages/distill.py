@@ -103,14 +103,19 @@ def distill(teacher, student, dataset, cfg: DistillConfig, train, progress=None)
         source.set_weights(teacher.get_weights())
     student, history = fit(source, dataset.x_train, dataset.y_train, settings, soft=soft, validation=val,
                            on_epoch=on_epoch)
-    s_eval = evaluate(student, dataset.x_test, dataset.y_test)
-    t_eval = evaluate(teacher, dataset.x_test, dataset.y_test)
+    # figures on the validation split: the student is not a final artifact, so the test split stays unread
+    # (convert reads it once for the artifacts made from this model)
     notes = {"temperature": cfg.temperature, "alpha": cfg.alpha, "epochs": settings.epochs,
-             "student": {"name": student.name, "params": int(student.count_params()), "test_accuracy": s_eval["accuracy"]},
-             "teacher": {"name": teacher.name, "params": int(teacher.count_params()), "test_accuracy": t_eval["accuracy"]},
+             "split": "val" if val else None,
+             "student": {"name": student.name, "params": int(student.count_params())},
+             "teacher": {"name": teacher.name, "params": int(teacher.count_params())},
              "val_accuracy": [round(v, 4) for v in history.get("val_accuracy", [])]}
-    log.info("distill: student %s (%d params) test accuracy %.4f; teacher %s (%d params) %.4f", student.name,
-             student.count_params(), s_eval["accuracy"], teacher.name, teacher.count_params(), t_eval["accuracy"])
+    if val:
+        for role, net in (("student", student), ("teacher", teacher)):
+            notes[role]["val_accuracy"] = evaluate(net, *val)["accuracy"]
+        log.info("distill: student %s (%d params) val accuracy %.4f; teacher %s (%d params) %.4f", student.name,
+                 student.count_params(), notes["student"]["val_accuracy"], teacher.name, teacher.count_params(),
+                 notes["teacher"]["val_accuracy"])
     return student, notes
 
 

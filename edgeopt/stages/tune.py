@@ -1,5 +1,8 @@
-"""Tune stage: Keras Tuner searches a zoo builder's options and training settings; the best configuration is
-retrained on train+val for the full epochs, evaluated once on test, and handed to the next stage.
+"""Tune stage: Keras Tuner searches a zoo builder's options and training settings on the validation split; the
+best configuration is retrained on train+val for the full epochs and handed to the next stage. Inside compress the
+tuned model is not a final artifact, so its figures are on the validation split (in-sample once retrained on
+train+val, and marked so) and the test split is left for convert; ``edgeopt tune`` alone, whose tuned model is
+the final result, reads the test split once for it (``final_split="test"``).
 
 With ``distill: true`` every trial trains its candidate as a student of the input model (the teacher). The
 search state lives in a cache folder keyed by data, teacher and search config, so an interrupted or repeated
@@ -244,8 +247,9 @@ def cache_directory(cfg: TuneConfig, train, dataset, teacher, root: str | Path |
 
 
 def search(teacher, dataset, cfg: TuneConfig, train, *, cache_root: str | Path | None = None,
-           reporter=None) -> SearchResult:
-    """Run (or resume) the search, then the final training; a distributed worker only runs trials."""
+           reporter=None, final_split: Literal["val", "test"] = "test") -> SearchResult:
+    """Run (or resume) the search, then the final training; a distributed worker only runs trials.
+    ``final_split``: where the final model's figures come from ("val" when it is not a final artifact)."""
     from edgeopt.models.load import use_legacy_keras
 
     use_legacy_keras()
@@ -276,11 +280,11 @@ def search(teacher, dataset, cfg: TuneConfig, train, *, cache_root: str | Path |
     seconds = tuner_mod.run_search(tuner)
     if role == "worker":
         return SearchResult(None, {"role": "worker", "cache_dir": str(directory)})
-    return _finish(tuner, hypermodel, teacher, dataset, cfg, directory, resumed, seconds)
+    return _finish(tuner, hypermodel, teacher, dataset, cfg, directory, resumed, seconds, final_split)
 
 
 def _finish(tuner, hypermodel, teacher, dataset, cfg: TuneConfig, directory: Path, resumed: bool,
-            seconds: float) -> SearchResult:
+            seconds: float, final_split: str = "test") -> SearchResult:
     from edgeopt.train import tuner as tuner_mod
     from edgeopt.train.distiller import teacher_logits
     from edgeopt.train.fit import evaluate, train
@@ -302,7 +306,13 @@ def _finish(tuner, hypermodel, teacher, dataset, cfg: TuneConfig, directory: Pat
         model, _ = train(model, x, y, hypermodel.settings(hp_values, final_epochs), soft=soft)
     else:
         model = tuner.load_model(best)
-    final = evaluate(model, dataset.x_test, dataset.y_test)
+    if final_split == "val" and not len(dataset.x_val):
+        final_split = None
+    split_x, split_y = ((dataset.x_test, dataset.y_test) if final_split == "test" else
+                        (dataset.x_val, dataset.y_val))
+    final = evaluate(model, split_x, split_y) if final_split else {}
+    figures = {"split": final_split, "in_sample": bool(final_split == "val" and cfg.retrain),
+               **{f"{final_split}_{k}": v for k, v in final.items()}}
     summary = {
         "strategy": cfg.strategy, "objective": cfg.objective, "model": cfg.model.zoo, "distill": cfg.distill,
         "trials_run": sum(t.status == "COMPLETED" for t in trials),
@@ -311,8 +321,8 @@ def _finish(tuner, hypermodel, teacher, dataset, cfg: TuneConfig, directory: Pat
         "search_seconds": round(seconds, 1), "resumed": resumed, "cache_dir": str(directory),
         "best_trial": best.trial_id, "best_hyperparameters": hp_values, "best_score": round(float(best.score), 6),
         "final": {"trained_on": "train+val" if cfg.retrain else "train (best trial)",
-                  "epochs": final_epochs if cfg.retrain else None, "test_accuracy": final["accuracy"],
-                  "test_loss": final["loss"], "params": int(model.count_params())},
+                  "epochs": final_epochs if cfg.retrain else None, **figures,
+                  "params": int(model.count_params())},
         "trials": [{"id": t.trial_id, "status": t.status,
                     "score": None if t.score is None else round(float(t.score), 6),
                     "epochs": info.get(t.trial_id, {}).get("epochs_run"),
@@ -320,9 +330,10 @@ def _finish(tuner, hypermodel, teacher, dataset, cfg: TuneConfig, directory: Pat
                     "hyperparameters": t.hyperparameters.values} for t in trials],
     }
     if cfg.distill:
-        summary["teacher"] = {**evaluate(teacher, dataset.x_test, dataset.y_test), "params": int(teacher.count_params())}
-    log.info("tune: best %s %.4f (trial %s, %s); final test accuracy %.4f", cfg.objective, best.score, best.trial_id,
-             hp_values, final["accuracy"])
+        summary["teacher"] = {**(evaluate(teacher, split_x, split_y) if final_split else {}),
+                              "split": final_split, "params": int(teacher.count_params())}
+    log.info("tune: best %s %.4f (trial %s, %s); final %s accuracy %s", cfg.objective, best.score, best.trial_id,
+             hp_values, final_split, final.get("accuracy"))
     return SearchResult(model, summary)
 
 
@@ -334,7 +345,7 @@ def apply(model, ctx: StageContext, cfg: TuneConfig):
                          "run workers with `edgeopt tune --worker ID` and compress (or `edgeopt tune --chief`) as chief")
     ctx.progress(f"tune: {cfg.strategy} search, up to {planned_trials(cfg)} trials")
     result = search(model if cfg.distill else None, ctx.dataset, cfg, ctx.train,
-                    cache_root=ctx.cache_dir, reporter=LogReporter(planned_trials(cfg)))
+                    cache_root=ctx.cache_dir, reporter=LogReporter(planned_trials(cfg)), final_split="val")
     ctx.notes["tuning"] = result.summary
     return result.model
 
