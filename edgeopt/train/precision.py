@@ -7,13 +7,8 @@ small probabilities distillation needs). Train the rebuilt model, then ``to_poli
 the plain float32 model that later stages and the TFLite / ONNX converters see. ``wrap_optimizer`` adds
 dynamic loss scaling for float16 (bfloat16 has float32's range and needs none).
 
-Other stages::
-
-    with precision.policy(ctx.train.precision):
-        model = precision.to_policy(model, ctx.train.precision)
-        model.compile(optimizer=precision.wrap_optimizer(opt, ctx.train.precision), ...)
-        model.fit(...)
-    model = precision.to_policy(model, "float32")
+Stages do not call these themselves: train/fit.py (the one training loop) applies ``policy``, ``to_policy`` and
+``wrap_optimizer`` from ``Settings.precision``. The compression fine-tunes stay float32 (see fit.py).
 """
 
 from __future__ import annotations

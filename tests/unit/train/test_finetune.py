@@ -38,13 +38,15 @@ def small(digits):
 
 # --- recipe keys ---------------------------------------------------------------------------------------------
 
-def test_defaults_self_distil_with_early_stopping_and_augmentation_without_flips():
+def test_defaults_self_distil_with_early_stopping_and_augment_only_when_asked():
     t = TrainDefaults()
-    assert (t.self_distill, t.temperature, t.alpha, t.warmup_steps) == (True, 4.0, 0.1, 0)
+    assert (t.self_distill, t.temperature, t.alpha, t.warmup_steps) == (True, 1.0, 0.5, 0)
     assert t.early_stopping == EarlyStoppingConfig(patience=2, monitor="val_loss")
-    assert t.augment == AugmentConfig(shift=0.1, crop=0.1, flip=False)
+    assert t.augment is None
+    assert TrainDefaults(augment=True).augment == AugmentConfig(shift=0.1, crop=0.1, flip=False)  # no flips
     s = PruneConfig().settings(t)
-    assert s.self_distill and s.early_stopping == t.early_stopping and s.augment == t.augment
+    assert s.self_distill and s.early_stopping == t.early_stopping and s.augment is None
+    assert PruneConfig(augment=True).settings(t).augment == AugmentConfig()
     assert s.precision == "float32" and s.bn_samples == 2048
 
 
