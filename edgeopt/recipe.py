@@ -2,10 +2,11 @@
 YAML), parsed through the one stage registry (edgeopt.stages.STAGES), and ``run``: the one pipeline loop with its
 accuracy guard.
 
-The guard measures the source model once (top-1 on the validation split, and on the test split for convert's
-tolerances) and every model stage's result against it — the source, never the previous stage, so small losses
-cannot add up unseen. A stage whose result lies more than ``max_stage_drop`` under the source stops the pipeline;
-what came before it stays, and the manifest's ``guard`` section says where and why it stopped."""
+The guard measures the source model once in the task's headline metric (``ctx.task``: top-1 for classification;
+on the validation split, and on the test split for convert's tolerances) and every model stage's result against
+it — the source, never the previous stage, so small losses cannot add up unseen. A stage whose result is more than
+``max_stage_drop`` worse than the source (for a lower-is-better metric: higher) stops the pipeline; what came
+before it stays, and the manifest's ``guard`` section says where and why it stopped, naming the metric."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -31,9 +32,11 @@ log = logging.getLogger(__name__)
 class Recipe(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     train: TrainDefaults = TrainDefaults()
-    # a model stage may lose at most this much top-1 (absolute, validation split) against the source model
+    # a model stage may lose at most this much of the task's metric (absolute, validation split) against the source
     max_stage_drop: float = Field(0.02, ge=0, le=1)
     stages: list[tuple[str, Any]] = []
+    # classification | multilabel | regression | raw; None: inferred from the model's output and the labels
+    task: Literal["classification", "multilabel", "regression", "raw"] | None = None
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any] | None, source: str = "recipe") -> Recipe:
@@ -42,7 +45,7 @@ class Recipe(BaseModel):
         if unknown:
             key = sorted(unknown)[0]
             raise UsageError(f"{source}: unknown top-level key '{key}'{nearest(key, list(TOP_LEVEL))}",
-                             "a recipe has `train:`, `max_stage_drop:` and `stages:`")
+                             "a recipe has `task:`, `train:`, `max_stage_drop:` and `stages:`")
         try:
             train = TrainDefaults.model_validate(raw.get("train") or {})
         except ValidationError as e:
@@ -51,6 +54,10 @@ class Recipe(BaseModel):
         if isinstance(drop, bool) or not isinstance(drop, int | float) or not 0 <= drop <= 1:
             raise UsageError(f"{source}: max_stage_drop must be a number from 0 to 1 (got {drop!r})",
                              "give the top-1 a stage may lose against the source model, e.g. max_stage_drop: 0.02")
+        task = raw.get("task")
+        if task is not None and task not in TASKS:
+            raise UsageError(f"{source}: task must be one of {', '.join(TASKS)} (got {task!r})",
+                             "write e.g. `task: regression`, or leave it out to infer it from the model and labels")
         stages = []
         if not isinstance(raw.get("stages") or [], list):
             raise UsageError(f"{source}: stages must be a list (got {raw['stages']!r})",
@@ -61,11 +68,14 @@ class Recipe(BaseModel):
                                  "write e.g. `- convert: {tflite: [fp32, int8]}`")
             (name, cfg), = entry.items()
             stages.append((name, parse_stage(name, cfg or {}, f"{source}: stages[{i}].{name}")))
-        return cls(train=train, max_stage_drop=float(drop), stages=stages)
+        return cls(train=train, max_stage_drop=float(drop), stages=stages, task=task)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"train": self.train.model_dump(mode="json"), "max_stage_drop": self.max_stage_drop,
-                "stages": [{name: cfg.model_dump(mode="json")} for name, cfg in self.stages]}
+        d = {"train": self.train.model_dump(mode="json"), "max_stage_drop": self.max_stage_drop,
+             "stages": [{name: cfg.model_dump(mode="json")} for name, cfg in self.stages]}
+        if self.task is not None:
+            d["task"] = self.task
+        return d
 
     def with_default_convert(self) -> Recipe:
         if any(name == "convert" for name, _ in self.stages):
@@ -73,7 +83,8 @@ class Recipe(BaseModel):
         return self.model_copy(update={"stages": [*self.stages, ("convert", STAGES["convert"].config())]})
 
 
-TOP_LEVEL = ("train", "max_stage_drop", "stages")
+TOP_LEVEL = ("task", "train", "max_stage_drop", "stages")
+TASKS = ("classification", "multilabel", "regression", "raw")
 
 
 def parse_stage(name: str, cfg: dict[str, Any], where: str) -> BaseModel:
@@ -128,22 +139,35 @@ def stage_config(path: str | Path | None, name: str, default: dict[str, Any], **
 def run(recipe: Recipe, model, ctx: StageContext, cache: Chain | None = None) -> list[Artifact]:
     """The pipeline loop: every stage in order on ``ctx``. A model stage's result is the next stage's input,
     saved as ``<base>_<stage>.keras`` with its validation figures; an artifact stage's files are added as they
-    are. A model stage that loses more than ``recipe.max_stage_drop`` against the source stops the loop
-    (``ctx.notes["guard"]`` says so). Returns the artifacts made.
+    are. A model stage that loses more than ``recipe.max_stage_drop`` of the task's metric (``ctx.task``) against
+    the source stops the loop (``ctx.notes["guard"]`` says so). Returns the artifacts made.
 
     ``cache``: the stage cache's keys for this model and data (stage_cache.Chain.start); a model stage whose key
     is there is restored from it instead of run, and one that ran is stored. The next stage always starts from
     the model as saved (loaded back from its .keras file), every stage from the same seeds, under TensorFlow's
     op determinism: a run resumed from the cache makes the same bytes as one that ran every stage."""
+    task = ctx.task
+    training = [name for name, _ in recipe.stages if STAGES[name].yields == "model"]
+    if training and not task.classifier_labels:
+        raise UsageError(f"stage '{training[0]}' trains against class labels; task {task.name} supports convert only",
+                         "remove the training stages from the recipe (convert works for every task)")
+    if training and (getattr(ctx.dataset, "input_shapes", None) or task.output):
+        raise UsageError(f"stage '{training[0]}' trains models of one input and one output; this one has several",
+                         "remove the training stages from the recipe (convert works with several inputs and outputs)")
     x_val, y_val, split = guard_split(ctx.dataset)
-    ctx.reference = {split: top1(model, x_val, y_val), "test": top1(model, ctx.dataset.x_test, ctx.dataset.y_test)}
+    ctx.reference = {split: score(model, x_val, y_val, task),
+                     "test": score(model, ctx.dataset.x_test, ctx.dataset.y_test, task)}
     source_acc = previous = ctx.reference[split]
-    guard = {"verdict": "passed", "metric": f"top-1 on the {split} split", "source_accuracy": round(source_acc, 6),
+    shown = "top-1" if task.metric.name == "top1" else task.metric.name
+    guard = {"verdict": "passed", "metric": f"{shown} on the {split} split", "source_accuracy": round(source_acc, 6),
              "max_stage_drop": recipe.max_stage_drop,
              "reference": {k: round(v, 6) for k, v in ctx.reference.items()}, "stages": []}
+    if not task.classifier_labels:  # the keys keep their names; the figures are the task's metric
+        guard["lower_is_better"] = task.metric.lower_is_better
+    guard.update(task=task.name, metric_name=task.metric.name)
     ctx.notes["guard"] = guard
     record = {"enabled": cache is not None, "stages": []}
-    if any(STAGES[name].yields == "model" for name, _ in recipe.stages):
+    if training:
         ctx.notes["cache"] = record
     artifacts: list[Artifact] = []
     key = None
@@ -160,16 +184,16 @@ def run(recipe: Recipe, model, ctx: StageContext, cache: Chain | None = None) ->
                     continue
                 key = cache.key(key, name, cfg, recipe.train) if cache else None
                 step = run_model_stage(name, cfg, model, ctx, cache, key, work / f"{i}-{name}",
-                                       lambda m: top1(m, x_val, y_val))
+                                       lambda m: score(m, x_val, y_val, task))
                 record["stages"].append({"stage": name, "key": key, "from_cache": step.from_cache})
                 acc = step.accuracy
                 figures = {"stage": name, "split": split, "accuracy": round(acc, 6),
-                           "source_accuracy": round(source_acc, 6), "drop": round(source_acc - acc, 6),
-                           "stage_drop": round(previous - acc, 6)}
+                           "source_accuracy": round(source_acc, 6), "drop": round(task.drop(source_acc, acc), 6),
+                           "stage_drop": round(task.drop(previous, acc), 6)}
                 guard["stages"].append(figures)
-                if source_acc - acc > recipe.max_stage_drop:
+                if task.drop(source_acc, acc) > recipe.max_stage_drop:
                     guard.update(verdict="stopped", stopped_at=name, kept=[a.name for a in artifacts],
-                                 message=stopped_message(figures, recipe.max_stage_drop), fix=stage.fix)
+                                 message=stopped_message(figures, recipe.max_stage_drop, shown), fix=stage.fix)
                     log.warning("%s — %s", guard["message"], stage.fix)
                     return artifacts
                 model, previous = step.model, acc
@@ -197,8 +221,15 @@ def top1(model, x: np.ndarray, y: np.ndarray) -> float:
     return float(metrics.accuracy(predict(model, x), y))
 
 
-def stopped_message(figures: dict, max_drop: float) -> str:
-    return (f"stage '{figures['stage']}' lost {figures['drop']:.4f} top-1 against the source model on the "
+def score(model, x: np.ndarray, y: np.ndarray, task) -> float:
+    """The task's headline metric of ``model`` on (x, y) — top-1 for classification."""
+    from edgeopt.stages.convert import predict
+
+    return float(task.score(predict(model, x), y))
+
+
+def stopped_message(figures: dict, max_drop: float, metric: str = "top-1") -> str:
+    return (f"stage '{figures['stage']}' lost {figures['drop']:.4f} {metric} against the source model on the "
             f"{figures['split']} split ({figures['source_accuracy']:.4f} → {figures['accuracy']:.4f}; allowed "
             f"max_stage_drop {max_drop:.4f}); the pipeline stopped there")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeopt.core import metrics
+from edgeopt.bench.scoring import Scorer
 from edgeopt.core.artifact import Artifact, FileFacts
 from edgeopt.core.report import Launch, Measurement
 
@@ -20,11 +20,11 @@ def skipped(artifact: Artifact, path: Path, target: str, runtime: str, reason: s
 
 
 def to_measurement(artifact: Artifact, path: Path, target_name: str, runtime: str, raw: dict, out: Path,
-                   labels: np.ndarray, reference: np.ndarray | None, threads: int) -> tuple[Measurement, np.ndarray | None]:
+                   scorer: Scorer, reference: np.ndarray | None, threads: int) -> tuple[Measurement, np.ndarray | None]:
     """The Measurement, and the outputs on the eval split when the run is ok (None otherwise).
 
-    Accuracy and agreement are scored whenever the runner wrote outputs, also for a run the device failed
-    afterwards (a GPU provider that fell back to the CPU): the outputs are right, the times are not."""
+    The task's metrics and the fidelity are scored (``scorer``) whenever the runner wrote outputs, also for a run the
+    device failed afterwards (a GPU provider that fell back to the CPU): the outputs are right, the times are not."""
     m = Measurement(artifact=artifact.name, format=artifact.format, precision=artifact.precision, target=target_name,
                     runtime=runtime, status=raw.get("status", "failed"), error=raw.get("error"), path=str(path),
                     role=artifact.role, stages=list(artifact.stages), threads=threads)
@@ -39,14 +39,10 @@ def to_measurement(artifact: Artifact, path: Path, target_name: str, runtime: st
     outputs = None
     if raw.get("outputs"):
         outputs = np.load(out / raw["outputs"])
-        if len(outputs) != len(labels):
-            m.status, m.error = "failed", f"runner returned {len(outputs)} outputs for {len(labels)} samples"
+        if len(outputs) != len(scorer):
+            m.status, m.error = "failed", f"runner returned {len(outputs)} outputs for {len(scorer)} samples"
             return m, None
-        if len(labels) and labels.min() >= 0:  # -1 marks a data set without labels
-            m.accuracy = metrics.accuracy(outputs, labels)
-        if reference is not None and reference.shape == outputs.shape:
-            m.agreement = metrics.agreement(outputs, reference)
-            m.max_abs_diff = metrics.max_abs_diff(outputs, reference)
+        scorer.score(m, outputs, reference, artifact.role == "source")
     return m, outputs if m.status == "ok" else None
 
 

@@ -26,7 +26,7 @@ from edgeopt.bench.estimate import estimate_items
 from edgeopt.bench.measurement import add_launch, skipped, to_measurement
 from edgeopt.bench.plan import REFERENCE, Job, write_inputs
 from edgeopt.bench.schedule import changed_since_manifest, pair_ab, rounds
-from edgeopt.core import metrics
+from edgeopt.bench.scoring import Scorer
 from edgeopt.core.artifact import Artifact, collect, load_manifest
 from edgeopt.core.report import Latency, Measurement, Report
 from edgeopt.errors import UsageError
@@ -72,9 +72,9 @@ def _runtime_for(artifact: Artifact, target) -> str | None:
 class _Run:
     """What the lanes share: the report (under a lock), the inputs, callbacks, x86 outputs per artifact."""
 
-    def __init__(self, report: Report, items, data: Path, labels: np.ndarray, tmp: Path, out, on_result, on_start,
+    def __init__(self, report: Report, items, data: Path, scorer: Scorer, tmp: Path, out, on_result, on_start,
                  groups: list[str | None], units: list[list[int]], changed: dict[int, str]):
-        self.report, self.items, self.data, self.labels, self.tmp = report, items, data, labels, tmp
+        self.report, self.items, self.data, self.scorer, self.tmp = report, items, data, scorer, tmp
         self.out, self.on_result, self.on_start = out, on_result, on_start
         self.lock = threading.Lock()
         self.host_outputs: dict[int, np.ndarray] = {}  # item index → outputs on this x86 CPU
@@ -82,6 +82,7 @@ class _Run:
         self.groups = groups  # A/B: "new" | "old" per item (None outside A/B)
         self.units = units  # item indices measured back to back (A/B twins; else one item each)
         self.changed = changed  # item index → why its file is not the one its manifest names
+        self.output: str | None = None  # the output scored, by name, for models with several
 
     def started(self, what: str) -> None:
         if self.on_start:
@@ -107,12 +108,15 @@ class _Run:
 
 def benchmark(paths: list[str | Path], targets: list, dataset, out: str | Path | None = None,
               on_result: Callable[[Measurement], None] | None = None, on_start: Callable[[str], None] | None = None,
-              against: list[str | Path] | None = None, **overrides) -> Report:
+              against: list[str | Path] | None = None, task: str | None = None, metric: str | None = None,
+              **overrides) -> Report:
     """Measure every artifact found in ``paths`` on every target; returns (and saves to ``out``) the report.
 
     ``against``: A/B mode. The artifacts found there are the old twins of the new ones (paired by name), measured
     interleaved with them in the same run; each result names its group ("new" | "old"). ``overrides`` are run
-    settings (threads and the fields of ``plan.RunSettings``).
+    settings (threads and the fields of ``plan.RunSettings``). ``task``: what the outputs are scored for (default:
+    the compress manifest's, else inferred from the first outputs and the labels); ``metric``: the user's own
+    headline metric, ``module:function``.
     """
     found = collect(list(paths))
     if not found:
@@ -143,10 +147,12 @@ def benchmark(paths: list[str | Path], targets: list, dataset, out: str | Path |
         _copy_manifest_sections(report, folder)
     remove_dead_owners(Path(tempfile.gettempdir()), "edgeopt-bench-")  # left by a bench that was kill -9'd
     with tempfile.TemporaryDirectory(prefix=f"edgeopt-bench-{os.getpid()}.") as tmp:
-        # -1: no label (a data set without y_*): results carry agreement with the source, no accuracy
-        labels = dataset.y_test if getattr(dataset, "labelled", True) else np.full(len(dataset.x_test), -1)
-        run = _Run(report, items, write_inputs(Path(tmp), dataset.x_test), labels, Path(tmp), out,
+        # without labels (a data set without y_*) results carry fidelity to the source only
+        scorer = Scorer(dataset, task or _manifest_source(paths).get("task"), metric)
+        run = _Run(report, items, write_inputs(Path(tmp), dataset.x_test), scorer, Path(tmp), out,
                    on_result, on_start, groups, units, changed_since_manifest(items))
+        # several outputs: every artifact is scored on the source model's first (TFLite orders them by name)
+        run.output = ((_manifest_source(paths).get("model") or {}).get("output_names") or [None])[0]
         for t in targets:
             run.target_env(t.name).update({"threads": t.threads, "run": t.run.model_dump(),
                                            "connection": t.connection.kind, "device_type": t.device})
@@ -220,7 +226,7 @@ def _measure(run: _Run, target, device: Device) -> None:
                 continue
             m = results[i]
             with tempfile.TemporaryDirectory(prefix="edgeopt-run-", dir=run.tmp) as tmp:
-                job = Job.for_target(target, path, m.runtime, run.data, tmp, evaluate=False)
+                job = Job.for_target(target, path, m.runtime, run.data, tmp, evaluate=False, output=run.output)
                 raw = device.run(job)
             if raw.get("status") != "ok":
                 m.status, m.error = "failed", f"launch {k + 1}/{launches}: {raw.get('error')}"
@@ -253,7 +259,7 @@ def _first_launch(run: _Run, i: int, target, device: Device, env: dict, referenc
         m.group = group
         return m
     with tempfile.TemporaryDirectory(prefix="edgeopt-run-", dir=run.tmp) as tmp:
-        job = Job.for_target(target, path, runtime, run.data, tmp, skip_timing=not device.timed)
+        job = Job.for_target(target, path, runtime, run.data, tmp, skip_timing=not device.timed, output=run.output)
         raw = device.run(job)
         if raw.get("ran") is False:
             m = skipped(artifact, path, target.name, runtime, raw["error"], status=raw["status"], threads=job.threads)
@@ -262,7 +268,7 @@ def _first_launch(run: _Run, i: int, target, device: Device, env: dict, referenc
         if raw.get("status") != "ok":
             log.warning("%s on %s/%s failed: %s", artifact.name, target.name, runtime, raw.get("error"))
         inline = device.agreement == "inline"
-        m, outputs = to_measurement(artifact, path, target.name, runtime, raw, Path(tmp), run.labels,
+        m, outputs = to_measurement(artifact, path, target.name, runtime, raw, Path(tmp), run.scorer,
                                     references.get(group) if inline else None, job.threads)
     m.group = group
     if m.samples_ms:
@@ -322,8 +328,7 @@ def _fill_agreement(run: _Run) -> None:
             continue
         ref = _host_outputs(run, ref_i)
         if ref is not None and ref.shape == outputs.shape:
-            m.agreement = metrics.agreement(outputs, ref)
-            m.max_abs_diff = metrics.max_abs_diff(outputs, ref)
+            run.scorer.fidelity(m, outputs, ref)
     if run.out:
         run.report.save(run.out)
 
@@ -337,13 +342,22 @@ def _host_outputs(run: _Run, i: int) -> np.ndarray | None:
         run.started(f"{artifact.name} on this x86 CPU (reference outputs)")
         with tempfile.TemporaryDirectory(prefix="edgeopt-ref-", dir=run.tmp) as tmp:
             job = Job.build(path, for_format(artifact.format), run.data, tmp, min(2, os.cpu_count() or 1), REFERENCE,
-                            skip_timing=True)
+                            {"output": run.output} if run.output else None, skip_timing=True)
             raw = run_local(job)
             if raw.get("status") != "ok" or not raw.get("outputs"):
                 log.warning("no x86 reference outputs for %s: %s", artifact.name, raw.get("error"))
                 return None
             run.host_outputs[i] = np.load(Path(tmp) / raw["outputs"])
     return run.host_outputs[i]
+
+
+def _manifest_source(paths) -> dict:
+    """The ``source`` section of the first compress folder's manifest among ``paths`` (its task, its model's
+    outputs), or {}."""
+    for folder in map(Path, paths):
+        if (folder / "manifest.json").is_file():
+            return dict(load_manifest(folder).source)
+    return {}
 
 
 def _copy_manifest_sections(report: Report, folder: Path) -> None:

@@ -65,10 +65,13 @@ class Job:
 
     @classmethod
     def for_target(cls, target, artifact: str | Path, runtime: str, data: str | Path, out: str | Path,
-                   skip_timing: bool = False, evaluate: bool = True) -> Job:
-        """A job with the target's threads, run settings and options for ``runtime``."""
-        return cls.build(artifact, runtime, data, out, target.threads, target.run,
-                         target.runtime_options.get(runtime, {}), skip_timing, evaluate)
+                   skip_timing: bool = False, evaluate: bool = True, output: str | None = None) -> Job:
+        """A job with the target's threads, run settings and options for ``runtime``; ``output``: the output a model
+        with several returns (by name; the source model's first)."""
+        options = dict(target.runtime_options.get(runtime, {}))
+        if output:
+            options["output"] = output
+        return cls.build(artifact, runtime, data, out, target.threads, target.run, options, skip_timing, evaluate)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,9 +81,21 @@ class Job:
         return path
 
 
-def write_inputs(folder: Path, x_eval: np.ndarray) -> Path:
+def write_inputs(folder: Path, x_eval) -> Path:
     """The data file a runner reads: one sample (the memory phase), a pool of distinct samples for timing and the
-    full eval split; the runner reads each array only when it needs it."""
+    full eval split; the runner reads each array only when it needs it. Several named inputs (core.inputs.Inputs):
+    the same keys with ``.<input name>`` appended."""
+    if hasattr(x_eval, "arrays"):
+        arrays: dict[str, np.ndarray] = {}
+        for name, x in x_eval.items():
+            x = np.ascontiguousarray(x, dtype=np.float32)
+            pool = x[: min(POOL_SIZE, len(x))]
+            arrays.update({f"x_one.{name}": pool[:1], f"x_pool.{name}": pool, f"x_eval.{name}": x})
+        if not any(np.any(v) for k, v in arrays.items() if k.startswith("x_pool.")):
+            raise ValueError("the timing inputs are all zeros; pass real data")
+        path = folder / "inputs.npz"
+        np.savez(path, **arrays)
+        return path
     x_eval = np.ascontiguousarray(x_eval, dtype=np.float32)
     pool = x_eval[: min(POOL_SIZE, len(x_eval))]
     if not np.any(pool):

@@ -6,6 +6,7 @@ exit-code boundary); each command group has its own module, imported at the bott
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import sys
@@ -75,6 +76,15 @@ def _main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks a
     logs.quiet_environment(verbose or debug)
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     logs.setup_logging(level, verbose or debug, _console(stderr=True))
+
+
+class TaskName(str, enum.Enum):
+    """--task on compress and bench (core.metrics.TASK_NAMES)."""
+
+    classification = "classification"
+    multilabel = "multilabel"
+    regression = "regression"
+    raw = "raw"
 
 
 def _fmt(v, spec: str) -> str:

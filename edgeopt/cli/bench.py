@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from edgeopt.cli import DATA_HELP, NUM_CLASSES_HELP, SCALE_HELP, _console, _progress, app
+from edgeopt.cli import DATA_HELP, NUM_CLASSES_HELP, SCALE_HELP, TaskName, _console, _progress, app
 
 
 def _check_labels(items, dataset):
@@ -35,7 +35,8 @@ def _check_labels(items, dataset):
 
 
 def do_bench(paths: list[Path], targets: list[str], data: str, out: Path, against: list[Path] | None = None,
-             num_classes: int | None = None, scale: str | None = None, **overrides):
+             num_classes: int | None = None, scale: str | None = None, task: str | None = None,
+             metric: str | None = None, **overrides):
     from edgeopt.atomic import check_writable
     from edgeopt.bench.orchestrate import benchmark
     from edgeopt.bench.targets import load_target
@@ -45,6 +46,10 @@ def do_bench(paths: list[Path], targets: list[str], data: str, out: Path, agains
 
     check_writable(out, "--out")  # a folder here would fail only after every artifact was measured
     target_objs = [load_target(t) for t in targets]
+    if metric:
+        from edgeopt.core.metrics import load_metric
+
+        load_metric(metric)  # an import error is exit 2 before any work
     recorded_scale = manifest_scale([*paths, *(against or [])]) if scale is None and is_image_folder(data) else None
     dataset = load_dataset(data, num_classes=num_classes, scale=scale or recorded_scale)
     if recorded_scale:
@@ -56,7 +61,7 @@ def do_bench(paths: list[Path], targets: list[str], data: str, out: Path, agains
     n = (len(items) + (len(collect(list(against))) if against else 0)) * len(target_objs)
     with _progress() as progress:
         task = progress.add_task("bench", total=n)
-        report = benchmark(paths, target_objs, dataset, out, against=against,
+        report = benchmark(paths, target_objs, dataset, out, against=against, task=task, metric=metric,
                            on_start=lambda what: progress.update(task, description=f"bench: {what}"),
                            on_result=lambda m: progress.advance(task), **overrides)
         progress.update(task, description="bench: done")
@@ -93,12 +98,18 @@ def bench(paths: Annotated[list[Path], typer.Argument(help="Artifacts or compres
           allow_failures: Annotated[bool, typer.Option(help="Exit 0 even when an artifact failed.")] = False,
           num_classes: Annotated[int | None, typer.Option(help=NUM_CLASSES_HELP)] = None,
           scale: Annotated[str | None, typer.Option(help=SCALE_HELP)] = None,
+          task: Annotated[TaskName | None, typer.Option(
+              help="What the outputs are scored for (default: the compress manifest's, else inferred from the "
+                   "outputs and the labels).")] = None,
+          metric: Annotated[str | None, typer.Option(
+              help="Your own headline metric, module:function (fn(y_true, y_pred) -> float).")] = None,
           ) -> None:
     """Benchmark artifacts on targets; write report.json. Exit 1 when an artifact failed (see --allow-failures)."""
     report = do_bench(paths, target, data, out, against=against, num_classes=num_classes, scale=scale,
                       threads=threads, warmup=warmup, min_runs=min_runs,
                       min_seconds=min_seconds, max_seconds=max_seconds, max_runs=max_runs, timeout_s=timeout,
-                      max_memory_mb=max_memory_mb, launches=launches)
+                      max_memory_mb=max_memory_mb, launches=launches, task=task.value if task else None,
+                      metric=metric)
     _print_results(report)
     failed = [m for m in report.results if m.status == "failed"]
     _console().print(f"report: {out}" + (f" ({len(failed)} failed)" if failed else ""))

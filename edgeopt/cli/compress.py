@@ -9,12 +9,13 @@ from typing import Annotated
 
 import typer
 
-from edgeopt.cli import DATA_HELP, NUM_CLASSES_HELP, SCALE_HELP, _console, _fmt, _progress, app
+from edgeopt.cli import DATA_HELP, NUM_CLASSES_HELP, SCALE_HELP, TaskName, _console, _fmt, _progress, app
 
 
 def do_compress(model: Path, data: str, out: Path, recipe: Path | None, force: bool = False,
                 signature: str | None = None, num_classes: int | None = None, scale: str | None = None,
-                cache: bool = True, cache_max_mb: float | None = None):
+                cache: bool = True, cache_max_mb: float | None = None, task: str | None = None,
+                metric: str | None = None):
     from edgeopt.compress import compress
     from edgeopt.data.loaders import load_dataset
     from edgeopt.models.load import check_model_path
@@ -24,6 +25,10 @@ def do_compress(model: Path, data: str, out: Path, recipe: Path | None, force: b
 
     check_out(out, check_model_path(model), force)  # before any work: never over a user's files
     rec = load_recipe(recipe)
+    if metric:
+        from edgeopt.core.metrics import load_metric
+
+        load_metric(metric)  # an import error is exit 2 before any work
     data = load_dataset(data, num_classes=num_classes, scale=scale)  # bad names fail here, before any progress is drawn
     total = len(rec.stages) - 1 + sum(len(plan(cfg)) for name, cfg in rec.stages if name == "convert")
     with _progress() as progress:
@@ -34,15 +39,18 @@ def do_compress(model: Path, data: str, out: Path, recipe: Path | None, force: b
             progress.advance(task)
 
         manifest = compress(model, data, out, recipe=rec, progress=step, force=force, signature=signature,
-                            cache=cache, cache_max_mb=cache_max_mb)
+                            cache=cache, cache_max_mb=cache_max_mb, task=task, metric=metric)
         progress.update(task, completed=total, description="compress: done")
     return manifest
 
 
 def _figures(a) -> tuple[dict, dict]:
-    """(validation figures, test figures) of an artifact: {accuracy, drop} each, empty when not measured."""
+    """(validation figures, test figures) of an artifact: {accuracy, drop} each (the task's metric), empty when
+    not measured."""
     val = a.info.get("validation") or {}
     par = a.info.get("parity") or {}
+    if "score" in par:
+        return val, {"accuracy": par.get("score"), "drop": par.get("drop")}
     return val, {"accuracy": par.get("accuracy"), "drop": par.get("accuracy_drop")}
 
 
@@ -98,9 +106,17 @@ def _print_manifest(manifest, out: Path) -> None:
                if found.get("signature") else "")
         _console().print(f"model: {found.get('kind')}{sig}: {side(found.get('inputs', []))} → "
                          f"{side(found.get('outputs', []))}")
+    src = manifest.source
+    name = {"top1": "top-1", None: "top-1"}.get(src.get("metric"), src.get("metric"))
+    if src.get("task"):
+        why = f" (inferred: {src['inferred']})" if src.get("inferred") else ""
+        also = f"; also {', '.join(src['also'])}" if src.get("also") else ""
+        better = ", lower is better" if src.get("lower_is_better") else ""
+        _console().print(f"task: {src['task']}{why} — metric {name}{better}{also}", highlight=False)
+    fid = "cosine" if any("cosine" in (a.info.get("parity") or {}) for a in manifest.artifacts) else "agreement"
     t = Table(title=f"artifacts in {out}")
-    cols = ("artifact", "format", "precision", "size KB", "val top-1", "val Δ src", "test top-1", "test Δ src",
-            "agreement", "MMACs", "note")
+    cols = ("artifact", "format", "precision", "size KB", f"val {name}", "val Δ src", f"test {name}", "test Δ src",
+            fid, "MMACs", "note")
     for col in cols:
         t.add_column(col, justify="left" if col in ("artifact", "format", "precision", "note") else "right")
     src_val = guard.get("source_accuracy")
@@ -113,7 +129,7 @@ def _print_manifest(manifest, out: Path) -> None:
         size = "-" if a.status == "failed" else f"{a.size_bytes / 1024:.1f}"
         t.add_row(a.name, a.format, a.precision, size, _fmt(val.get("accuracy"), ".4f"),
                   _drop(val.get("drop")), _fmt(test["accuracy"], ".4f"), _drop(test["drop"]),
-                  _fmt((a.info.get("parity") or {}).get("agreement"), ".4f"), _fmt(_macs(a, out), ".2f"),
+                  _fmt((a.info.get("parity") or {}).get(fid), ".4f"), _fmt(_macs(a, out), ".2f"),
                   _note(a, guard))
     _console().print(t)
     pruning = manifest.extra.get("pruning") or {}
@@ -160,10 +176,17 @@ def compress(model: Annotated[Path, typer.Argument(help="tf_keras .keras/.h5 fil
              cache_max_mb: Annotated[float | None, typer.Option(
                  min=0, help="Stage cache size limit in MB (default $EDGEOPT_CACHE_MAX_MB or 2048); least "
                              "recently used entries go first.")] = None,
+             task: Annotated[TaskName | None, typer.Option(
+                 help="What the model does (default: the recipe's task:, else inferred from its output and the "
+                      "labels).")] = None,
+             metric: Annotated[str | None, typer.Option(
+                 help="Your own headline metric, module:function (fn(y_true, y_pred) -> float; higher is better "
+                      "unless fn.lower_is_better = True).")] = None,
              ) -> None:
     """Compress MODEL with a recipe and write artifacts + manifest.json to --out."""
     manifest = do_compress(model, data, out, recipe, force, signature=signature, num_classes=num_classes,
-                           scale=scale, cache=not no_cache, cache_max_mb=cache_max_mb)
+                           scale=scale, cache=not no_cache, cache_max_mb=cache_max_mb,
+                           task=task.value if task else None, metric=metric)
     _print_manifest(manifest, out)
     _console().print(f"manifest: {out / 'manifest.json'}")
     problems = verdict_lines(manifest, allow_drop)

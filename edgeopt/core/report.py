@@ -25,7 +25,9 @@ __all__ = ["SCHEMA_VERSION", "STATUSES", "Latency", "Launch", "Measurement", "Re
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "skipped", "failed")
 REQUIRED_IN_FILE = ("schema_version", "environment", "results")
-_ADDED = {"eval_peak_rss_mb": None, "launches": [], "group": None}  # result keys added later: omitted when empty
+# result keys added later: omitted when empty
+_ADDED = {"eval_peak_rss_mb": None, "launches": [], "group": None, "task": None, "metric": None, "metric_value": None,
+          "lower_is_better": None, "metrics": {}}
 _ADDED_LATENCY = ("launches", "noise")
 
 _Count = Annotated[int, Field(ge=0)]
@@ -56,6 +58,15 @@ class Measurement(BaseModel):
     accuracy: _Share | None = None
     agreement: _Share | None = None
     max_abs_diff: _Ms | None = None
+    task: Literal["classification", "multilabel", "regression", "raw"] | None = Field(
+        None, description="What the outputs were scored for; raw: no labels, fidelity to the source model only")
+    metric: str | None = Field(None, description="The task's headline metric (top1, f1, mae, agreement, cosine, or "
+                                                 "the user's own): what budgets' min_metric/max_metric_drop judge")
+    metric_value: float | None = Field(None, description="The headline metric's value on the eval split")
+    lower_is_better: bool | None = Field(None, description="true for metrics such as mae, rmse")
+    metrics: dict[str, float | None] = Field({}, description="Every figure of the task (top5, auc, rmse, r2, ...) "
+                                                             "and the fidelity to the source (agreement, or cosine "
+                                                             "and snr_db)")
     # Written as latency_ms; kept only when there are no raw samples (an estimate, an old file). With samples,
     # latency_ms is derived from them on every read: never a stored copy that could disagree.
     stored_latency: Latency | None = Field(None, alias="latency_ms", description="Summary of samples_ms (derived "

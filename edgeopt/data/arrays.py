@@ -9,7 +9,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from edgeopt.data.dataset import Dataset, as_y, stratified_order
+from edgeopt.core.inputs import Inputs
+from edgeopt.data.dataset import Dataset, group_named, stratified_order, stratify_ids, with_output_labels
 from edgeopt.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,11 @@ def from_pool(name: str, x, y, seed: int, val_fraction: float, class_names=None)
 
 def from_named_arrays(name: str, arrays: dict, seed: int, val_fraction: float, where: str, verb: str) -> Dataset:
     """A Dataset from arrays named like an .npz's keys (x_train, y_train, …; no y_* = no labels). ``where`` names
-    the source in messages, ``verb`` starts the fix ("save the keys", "return the keys")."""
+    the source in messages, ``verb`` starts the fix ("save the keys", "return the keys"). Several inputs and
+    outputs: keys ``x_train.<input name>``, ``y_train.<output name>`` (likewise val, test; see dataset.group_named)."""
+    arrays, by_output = group_named(arrays, where)
     for key in (*NPZ_REQUIRED, *NPZ_OPTIONAL):
-        if key in arrays and np.ndim(arrays[key]) < 1:
+        if key in arrays and not isinstance(arrays[key], Inputs) and np.ndim(arrays[key]) < 1:
             raise UsageError(f"{where}: {key} has shape {np.shape(arrays[key])}, not (samples, ...)",
                              "give each x_* as (samples, *input_shape) and each y_* as (samples,)")
     if not any(key.startswith("y_") for key in arrays):
@@ -59,17 +62,20 @@ def from_named_arrays(name: str, arrays: dict, seed: int, val_fraction: float, w
     if has_val:
         x_val, y_val = arrays["x_val"], arrays["y_val"]
     else:
-        # convert y first, so one-hot labels stratify by class and train/val stay aligned
-        ids, _ = as_y(y_train, "train", name)
-        if len(np.asarray(x_train)) != len(ids):
+        # convert y first, so one-hot labels stratify by class and train/val stay aligned (values: one group)
+        ids = stratify_ids(y_train, name)
+        x_train = x_train if isinstance(x_train, Inputs) else np.asarray(x_train)
+        if len(x_train) != len(ids):
             raise UsageError(
-                f"{where}: x_train has {len(np.asarray(x_train))} samples but y_train has {len(ids)}",
+                f"{where}: x_train has {len(x_train)} samples but y_train has {len(ids)}",
                 "give x_train and y_train the same first dimension",
             )
         val, train = split_indices(ids, seed, (val_fraction,), name)
         y_train = np.asarray(y_train)
-        x_train, x_val = np.asarray(x_train)[train], np.asarray(x_train)[val]
+        x_train, x_val = x_train[train], x_train[val]
         y_train, y_val = y_train[train], y_train[val]
+        by_output = {n: {**v, "y_train": np.asarray(v["y_train"])[train], "y_val": np.asarray(v["y_train"])[val]}
+                     if "y_train" in v and "y_val" not in v else v for n, v in by_output.items()}
         log.info("%s: no x_val/y_val, carved %d of %d train samples (seed %d)", where, len(val), len(ids), seed)
     ds = Dataset.from_arrays(
         name, x_train, y_train, x_val, y_val, arrays["x_test"], arrays["y_test"], class_names=class_names
@@ -77,6 +83,8 @@ def from_named_arrays(name: str, arrays: dict, seed: int, val_fraction: float, w
     if class_names:
         ds = replace(ds, info={"declared_classes": len(class_names), "declared_by": "its class_names",
                                "class_order": "as in class_names"})
+    if by_output:
+        ds = with_output_labels(ds, by_output, where)
     return ds
 
 
@@ -88,11 +96,11 @@ def _unlabelled(name: str, arrays: dict, seed: int, val_fraction: float, where: 
                          "with no y_train, y_test it is read as inputs without labels)",
                          f"{verb} {', '.join(NPZ_REQUIRED)} and optionally {', '.join(NPZ_OPTIONAL)} "
                          "(without y_* keys: inputs only, scored by agreement with the source model)")
-    x_train = np.asarray(arrays["x_train"])
+    x_train = arrays["x_train"] if isinstance(arrays["x_train"], Inputs) else np.asarray(arrays["x_train"])
     if "x_val" in arrays:
         x_val = arrays["x_val"]
     else:
-        if x_train.ndim < 1:
+        if not isinstance(x_train, Inputs) and x_train.ndim < 1:
             raise UsageError(f"{where}: x_train has shape {x_train.shape}", "give x as (samples, *input_shape)")
         val, train = split_indices(np.zeros(len(x_train), np.int64), seed, (val_fraction,), name)
         x_train, x_val = x_train[train], x_train[val]

@@ -1,7 +1,9 @@
 """Dataset: train/val/test splits as float32 x and int64 class ids (``data/loaders.py`` makes one).
 
 Inputs are converted once, here (``Dataset.from_arrays``): x to float32, y to int64 ids (one-hot is argmax'ed),
-no NaN/Inf. Imports no TensorFlow.
+no NaN/Inf. Labels that are not class ids — float values (regression) or a 0/1 matrix that is not one-hot
+(multi-label) — are kept as given (``targets``, ``label_kind``) and ``for_task`` puts them in y for the task the
+model is compressed for. Imports no TensorFlow.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from edgeopt.core.inputs import Inputs
 from edgeopt.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,13 @@ class Dataset:
     # where the data came from and how it was read (kind, class order, pixel scale, sample caps): what the manifest
     # and the report record as ``dataset`` (see edgeopt.data.classes.describe)
     info: dict = field(default_factory=dict)
+    # "ids" (y holds class ids), "multihot" (0/1 rows, not one-hot), "values" (floats) or "none" (no labels)
+    label_kind: str = "ids"
+    # the labels as given, float32, per split (train, val, test); None without labels
+    targets: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    # .npz keys y_<split>.<output name>: the output y belongs to, and every named output's labels (train, val, test)
+    label_output: str | None = None
+    output_labels: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
 
     @classmethod
     def from_arrays(
@@ -57,6 +67,14 @@ class Dataset:
 
         Every y None: a data set without labels (fidelity only)."""
         labelled = not (y_train is None and y_val is None and y_test is None)
+        kind, targets = "none", None
+        if labelled:
+            kind, targets = _label_kind(name, {"train": y_train, "val": y_val, "test": y_test})
+        if kind in ("multihot", "values"):  # not class ids: kept as targets, y holds placeholders until for_task
+            width = int(np.prod(targets[0].shape[1:])) if targets[0].ndim > 1 else 1
+            y_train, y_val, y_test = (np.zeros(len(t), np.int64) for t in targets)
+            num_classes, class_names = width, class_names if class_names is not None and len(class_names) == width \
+                else None
         if not labelled:
             y_train, y_val, y_test = (np.zeros(len(np.asarray(x)), np.int64) for x in (x_train, x_val, x_test))
             num_classes = num_classes or 1
@@ -64,7 +82,10 @@ class Dataset:
         xs, ys = {}, {}
         onehot_classes = 0
         for split, (x, y) in splits.items():
-            xs[split] = _as_x(x, split, name)
+            if isinstance(x, Inputs):  # several named inputs: each converted and checked on its own
+                xs[split] = Inputs({k: _as_x(v, f"{split}.{k}", name) for k, v in x.items()})
+            else:
+                xs[split] = _as_x(x, split, name)
             ys[split], width = as_y(y, split, name)
             onehot_classes = max(onehot_classes, width)
             if len(xs[split]) != len(ys[split]):
@@ -72,9 +93,9 @@ class Dataset:
                     f"data set '{name}': x_{split} has {len(xs[split])} samples but y_{split} has {len(ys[split])}",
                     f"give x_{split} and y_{split} the same first dimension",
                 )
-        shapes = {xs[s].shape[1:] for s in xs}
+        shapes = {_sample_shape(xs[s]) for s in xs}
         if len(shapes) != 1:
-            got = ", ".join(f"x_{s} {xs[s].shape[1:]}" for s in xs)
+            got = ", ".join(f"x_{s} {_sample_shape(xs[s])}" for s in xs)
             raise UsageError(
                 f"data set '{name}': splits differ in sample shape ({got})", "give every split the same shape"
             )
@@ -103,7 +124,34 @@ class Dataset:
                 "give one name per class",
             )
         return cls(name, xs["train"], ys["train"], xs["val"], ys["val"], xs["test"], ys["test"], n, class_names,
-                   labelled)
+                   labelled, kind, targets)
+
+    def for_task(self, task: str) -> Dataset:
+        """The data set with y as the task reads it: class ids (classification), the 0/1 matrix (multilabel), the
+        values (regression). UsageError when the labels cannot be read that way."""
+        if task in ("raw",) or not self.labelled:
+            return self
+        if task == "classification":
+            if self.label_kind == "ids":
+                return self
+            what = "a 0/1 matrix with rows that are not one-hot" if self.label_kind == "multihot" else \
+                "non-integer values"
+            raise UsageError(f"data set '{self.name}': y_train holds {what}, not class ids",
+                             "give y as integer class ids (or one-hot) for classification, or pass --task "
+                             f"{'multilabel' if self.label_kind == 'multihot' else 'regression'}")
+        assert self.targets is not None
+        if task == "multilabel" and not all(np.all((t == 0) | (t == 1)) for t in self.targets):
+            raise UsageError(f"data set '{self.name}': y holds values other than 0 and 1",
+                             "give y as a 0/1 matrix (samples, labels) for multilabel")
+        t_train, t_val, t_test = self.targets
+        return replace(self, y_train=t_train, y_val=t_val, y_test=t_test)
+
+    def labelled_with_outputs(self, predict) -> Dataset:
+        """An unlabelled data set whose y are ``predict(x)`` itself (the source model's outputs): what a task
+        without class scores (raw) measures fidelity against."""
+        ys = [np.asarray(predict(x), np.float32) if len(x) else np.zeros((0,), np.float32)
+              for x in (self.x_train, self.x_val, self.x_test)]
+        return replace(self, y_train=ys[0], y_val=ys[1], y_test=ys[2])
 
     def labelled_by(self, predict) -> Dataset:
         """An unlabelled data set's splits labelled with ``predict(x)``'s top-1 (the source model's own answers):
@@ -129,25 +177,95 @@ class Dataset:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """Shape of one sample, without the batch dimension."""
+        """Shape of one sample, without the batch dimension (several inputs: see ``input_shapes``)."""
+        if isinstance(self.x_train, Inputs):
+            return next(iter(self.x_train.shapes.values()))
         return tuple(int(d) for d in self.x_train.shape[1:])
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]] | None:
+        """name → shape of one sample, for data with several named inputs (``x_train.<name>``); else None."""
+        return self.x_train.shapes if isinstance(self.x_train, Inputs) else None
 
     def representative(self, n: int = 100, seed: int = 0) -> np.ndarray:
         """``n`` training samples in proportion to class frequency, the same for the same seed (int8 calibration)."""
         if n < 1:
             raise UsageError(f"representative sample size {n}", "ask for at least 1 sample")
-        order = stratified_order(self.y_train, np.random.default_rng(seed))
+        rng = np.random.default_rng(seed)
+        ids = self.y_train.ndim == 1 and np.issubdtype(self.y_train.dtype, np.integer)
+        order = stratified_order(self.y_train, rng) if ids else rng.permutation(len(self.x_train))
         return self.x_train[np.sort(order[: min(n, len(order))])]
 
     def __repr__(self) -> str:
+        shape = self.input_shapes or self.input_shape
         return (
-            f"Dataset({self.name!r}, input_shape={self.input_shape}, num_classes={self.num_classes}, "
+            f"Dataset({self.name!r}, input_shape={shape}, num_classes={self.num_classes}, "
             f"{'' if self.labelled else 'unlabelled, '}"
             f"train={len(self.x_train)}, val={len(self.x_val)}, test={len(self.x_test)})"
         )
 
 
 # --- conversion at the boundary -------------------------------------------------------------------------
+
+
+def group_named(arrays: dict[str, np.ndarray], source: str) -> tuple[dict, dict[str, dict[str, np.ndarray]]]:
+    """``.npz`` keys for several inputs and outputs: ``x_<split>.<input name>`` become one Inputs per split under
+    ``x_<split>``; ``y_<split>.<output name>`` go into the second dict (output name → split key → array) and the
+    first output named becomes ``y_<split>``. Plain keys pass through."""
+    out: dict = {k: v for k, v in arrays.items() if "." not in k}
+    xs: dict[str, dict[str, np.ndarray]] = {}
+    ys: dict[str, dict[str, np.ndarray]] = {}
+    for key, value in arrays.items():
+        if "." not in key:
+            continue
+        base, _, sub = key.partition(".")
+        if not sub or not (base.startswith("x_") or base.startswith("y_")):
+            raise UsageError(f"{source}: key '{key}' is not x_<split>.<input name> or y_<split>.<output name>",
+                             "name several inputs x_train.<input name> and outputs y_train.<output name>")
+        if base in out:
+            raise UsageError(f"{source} has both {base} and {key}", f"use either {base} or {base}.<name> keys")
+        (xs if base.startswith("x_") else ys).setdefault(base, {})[sub] = value
+    names = [list(v) for v in xs.values()]
+    if names and any(sorted(n) != sorted(names[0]) for n in names):
+        got = "; ".join(f"{b}: {', '.join(v)}" for b, v in xs.items())
+        raise UsageError(f"{source}: the splits name different inputs ({got})", "give every split the same inputs")
+    for base, named in xs.items():
+        try:
+            out[base] = Inputs({n: named[n] for n in names[0]})
+        except ValueError as e:
+            raise UsageError(f"{source}: {base}.*: {e}", "give every input of a split the same number of samples") from None
+    by_output: dict[str, dict[str, np.ndarray]] = {}
+    for base, named in ys.items():
+        for n, v in named.items():
+            by_output.setdefault(n, {})[base] = v
+    if by_output:
+        first = next(iter(by_output))
+        for base, v in by_output[first].items():
+            out[base] = v
+    return out, by_output
+
+
+def with_output_labels(ds: Dataset, by_output: dict[str, dict[str, np.ndarray]], source: str) -> Dataset:
+    """``ds`` (labelled by the first named output) with every named output's labels, float32 (train, val, test)."""
+    labels = {}
+    for name, splits in by_output.items():
+        missing = [k for k in ("y_train", "y_val", "y_test") if k not in splits]
+        if missing:
+            raise UsageError(f"{source} lacks {missing[0]}.{name}", f"give y_train.{name}, y_test.{name} "
+                             f"(and y_val.{name} with x_val) for every named output")
+        arrays = tuple(np.asarray(splits[k], dtype=np.float32) for k in ("y_train", "y_val", "y_test"))
+        for split, x, y in zip(("train", "val", "test"), (ds.x_train, ds.x_val, ds.x_test), arrays, strict=True):
+            if len(x) != len(y):
+                raise UsageError(f"{source}: x_{split} has {len(x)} samples but y_{split}.{name} has {len(y)}",
+                                 "give every output's labels one row per sample")
+        labels[name] = arrays
+    return replace(ds, label_output=next(iter(by_output)), output_labels=labels)
+
+
+def _sample_shape(x) -> tuple:
+    if isinstance(x, Inputs):
+        return tuple(sorted(x.shapes.items()))
+    return tuple(x.shape[1:])
 
 
 def _as_x(x, split: str, name: str) -> np.ndarray:
@@ -164,6 +282,35 @@ def _as_x(x, split: str, name: str) -> np.ndarray:
         bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
         raise UsageError(f"data set '{name}': x_{split} holds {bad} NaN or Inf values", "clean or impute them first")
     return x
+
+
+def _label_kind(name: str, splits: dict) -> tuple[str, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+    """("ids" | "multihot" | "values", the labels as float32 per split). Integer dtypes are class ids (checked by
+    as_y as before); float labels with fractions or negatives are values; a 0/1 matrix not one-hot is multihot."""
+    arrays = [np.asarray(y) for y in splits.values()]
+    numeric = all(np.issubdtype(a.dtype, np.number) or a.dtype == bool for a in arrays)
+    if not numeric or any(a.ndim == 0 for a in arrays) or len({a.shape[1:] for a in arrays if len(a)}) > 1 \
+            or any(not np.all(np.isfinite(a)) for a in arrays):
+        return "ids", None  # as_y refuses them with its own message
+    targets = tuple(a.astype(np.float32) for a in arrays)
+    sq = [a[:, 0] if a.ndim == 2 and a.shape[1] == 1 else a for a in arrays]
+    if all(a.ndim == 2 and np.all((a == 0) | (a == 1)) for a in sq if len(a)) and any(a.ndim == 2 for a in sq):
+        return ("multihot" if any(len(a) and not np.all(a.sum(1) == 1) for a in sq) else "ids"), targets
+    if any(a.ndim >= 2 for a in sq):
+        return "values", targets
+    floats = [a for a in sq if np.issubdtype(a.dtype, np.floating) and len(a)]
+    if any(np.any(a != np.round(a)) or a.min() < 0 for a in floats) and all(np.abs(a).max() <= 2**62 for a in floats):
+        return "values", targets
+    return "ids", targets
+
+
+def stratify_ids(y, name: str = "") -> np.ndarray:
+    """What a split is stratified by: class ids where y holds them, else one group (values, multi-label rows)."""
+    a = np.asarray(y)
+    kind, _ = _label_kind("", {"train": a})
+    if kind == "ids":
+        return as_y(a, "train", name)[0]
+    return np.zeros(len(a), np.int64)
 
 
 def as_y(y, split: str, name: str) -> tuple[np.ndarray, int]:

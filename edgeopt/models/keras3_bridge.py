@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeopt.core.inputs import Inputs
+
 log = logging.getLogger(__name__)
 
 LAYERS = frozenset({
@@ -270,22 +272,37 @@ def bridge(k3model):
     return model
 
 
-def max_output_diff(k3model, model, sample: np.ndarray) -> float:
-    a = np.asarray(k3model(sample, training=False), dtype=np.float64)
-    b = np.asarray(model(sample, training=False), dtype=np.float64)
+def _flat_outputs(out) -> np.ndarray:
+    """Every output (one, or a list/dict of several) as one float64 row per sample."""
+    parts = list(out.values()) if isinstance(out, dict) else list(out) if isinstance(out, list | tuple) else [out]
+    return np.concatenate([np.asarray(p, dtype=np.float64).reshape(len(p), -1) for p in parts], axis=1)
+
+
+def max_output_diff(k3model, model, sample) -> float:
+    """Several inputs (core.inputs.Inputs): fed by name to both; several outputs: compared all together."""
+    if isinstance(sample, Inputs):
+        feed = {k: np.asarray(v, dtype=np.float32) for k, v in sample.items()}
+        a, b = _flat_outputs(k3model(feed, training=False)), _flat_outputs(model(feed, training=False))
+    else:
+        sample = np.asarray(sample, dtype=np.float32)
+        a, b = _flat_outputs(k3model(sample, training=False)), _flat_outputs(model(sample, training=False))
     return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(a)))))
 
 
-def sample_for(k3model, n: int = 16, seed: int = 0) -> np.ndarray:
+def sample_for(k3model, n: int = 16, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    if isinstance(k3model.input_shape, list):  # several inputs: random ones, by name
+        return Inputs({t.name: rng.normal(size=(n, *[int(d) for d in shape[1:]])).astype(np.float32)
+                       for t, shape in zip(k3model.inputs, k3model.input_shape, strict=True)})
     shape = [int(d) for d in k3model.input_shape[1:]]
-    return np.random.default_rng(seed).normal(size=(n, *shape)).astype(np.float32)
+    return rng.normal(size=(n, *shape)).astype(np.float32)
 
 
 def bridge_verified(k3model, sample: np.ndarray | None = None):
     """(tf_keras model, max relative output difference); raises UnsupportedLayer when it exceeds 1e-5."""
     model = bridge(k3model)
     x = sample if sample is not None else sample_for(k3model)
-    diff = max_output_diff(k3model, model, np.asarray(x, dtype=np.float32))
+    diff = max_output_diff(k3model, model, x)
     if not diff <= TOLERANCE:
         raise UnsupportedLayer(f"the tf_keras rebuild of '{k3model.name}' differs from the Keras 3 model by {diff:.3g} "
                                f"(tolerance {TOLERANCE})")

@@ -111,5 +111,10 @@ def describe(model) -> dict:
         return [{"name": str(getattr(t, "name", i)).split(":")[0], "dtype": str(getattr(t.dtype, "name", t.dtype)),
                  "shape": [None if d is None else int(d) for d in t.shape]} for i, t in enumerate(ts or [])]
 
-    return {"kind": kind, "inputs": tensors(getattr(target, "inputs", None)),
-            "outputs": tensors(getattr(target, "outputs", None))}
+    found = {"kind": kind, "inputs": tensors(getattr(target, "inputs", None)),
+             "outputs": tensors(getattr(target, "outputs", None))}
+    for key in ("input_names", "output_names"):  # what several inputs and outputs are fed and read by
+        names = getattr(target, key, None)
+        if names and len(names) > 1:
+            found[key] = [str(n) for n in names]
+    return found

@@ -24,6 +24,19 @@ OUTCOME_ORDER = ("fail", "inconclusive", "warn", "note", "pass")
 NUMERIC_RESULT_COLUMNS = frozenset(RESULT_HEADERS[6:])  # drawn right-aligned where a renderer aligns
 
 
+def result_headers(results: list[Measurement]) -> list[str]:
+    """RESULT_HEADERS for these results: the accuracy column named for the task's headline metric when it is not
+    top-1 (f1, mae, cosine, the user's own), the agreement column "cosine" when the outputs are not class scores."""
+    headers = list(RESULT_HEADERS)
+    names = list(dict.fromkeys(m.metric for m in results if m.metric))
+    if names and names != ["top1"]:
+        headers[headers.index("accuracy")] = "/".join(n for n in names if n != "top1") if "top1" not in names \
+            else "/".join(["accuracy", *(n for n in names if n != "top1")])
+    if not any(m.agreement is not None for m in results) and any("cosine" in m.metrics for m in results):
+        headers[headers.index("agree")] = "cosine"
+    return headers
+
+
 def result_row(m: Measurement) -> list[str]:
     """RESULT_HEADERS for one result: init = loading the artifact into its runtime, first = the first inference, which
     pays one-time costs the steady-state p50/p90/p99 leave out; n = timed samples behind the percentiles."""
@@ -35,7 +48,8 @@ def result_row(m: Measurement) -> list[str]:
 
     return [m.artifact + (" (source)" if m.role == "source" else ""), m.format, m.precision, m.target, m.runtime,
             m.status, fmt_value("size_bytes", m.size_bytes), fmt_value("gzip_bytes", m.gzip_bytes),
-            fmt_value("accuracy", m.accuracy), fmt_value("agreement", m.agreement), fmt_ms(m.init_ms),
+            fmt_value("accuracy", m.accuracy if m.accuracy is not None else m.metric_value),
+            fmt_value("agreement", m.agreement if m.agreement is not None else m.metrics.get("cosine")), fmt_ms(m.init_ms),
             fmt_ms(m.first_ms), pct(lat and lat.p50), pct(lat and lat.p90), pct(lat and lat.p99),
             f"{lat.n:,}" if lat and lat.n else "—", fmt_value("peak_rss_mb", m.peak_rss_mb)]
 

@@ -24,6 +24,7 @@ from edgeopt.render.format import (
     checks_to_look_at,
     comparison_row,
     failing_row,
+    result_headers,
     result_row,
     target_rows,
 )
@@ -174,7 +175,7 @@ def results_html(report: Report, comparisons: list[Comparison]) -> str:
     by_key: dict[tuple[str, str, str], list[Comparison]] = {}
     for c in comparisons:
         by_key.setdefault(c.key, []).append(c)
-    headers = RESULT_HEADERS + (["vs baseline"] if comparisons else [])
+    headers = result_headers(report.results) + (["vs baseline"] if comparisons else [])
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = []
     numeric = [h in NUMERIC_RESULT_COLUMNS for h in RESULT_HEADERS]

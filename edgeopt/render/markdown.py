@@ -15,12 +15,12 @@ from edgeopt.render.format import (
     CHECK_HEADERS,
     COMPARISON_HEADERS,
     FAILING_HEADERS,
-    RESULT_HEADERS,
     TARGET_HEADERS,
     check_row,
     checks_to_look_at,
     comparison_row,
     failing_row,
+    result_headers,
     result_row,
     target_rows,
 )
@@ -77,7 +77,7 @@ def to_markdown(report: Report, verdict: Verdict | None = None, limit: int = GIT
     else:
         out += ["### edgeopt report", ""]
     out += [f"#### Results ({len(report.results)})", "",
-            _md_table(RESULT_HEADERS, [result_row(m) for m in report.results]), ""]
+            _md_table(result_headers(report.results), [result_row(m) for m in report.results]), ""]
     out += sensitivity_md(report.extra.get("sensitivity"))
     if verdict is not None and verdict.checks:
         out += [f"<details><summary>All checks ({len(verdict.checks)})</summary>", "",

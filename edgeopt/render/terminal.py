@@ -13,6 +13,7 @@ from edgeopt.render.format import (
     RESULT_HEADERS,
     check_row,
     comparison_row,
+    result_headers,
     result_row,
 )
 
@@ -71,14 +72,15 @@ def results_view(report: Report, title: str = "benchmark", width: int | None = N
     from rich.text import Text
 
     rows = [result_row(m) for m in report.results]
+    shown = result_headers(report.results)
     constant = [i for i, h in enumerate(RESULT_HEADERS) if h in ("format", "precision", "target", "runtime", "status")
                 and len(rows) > 1 and len({r[i] for r in rows}) == 1]
     if constant:
-        title += " — " + ", ".join(f"{RESULT_HEADERS[i]} {rows[0][i]}" for i in constant)
+        title += " — " + ", ".join(f"{shown[i]} {rows[0][i]}" for i in constant)
     keep = [i for i in range(len(RESULT_HEADERS)) if i not in constant]
 
     def natural_width() -> int:
-        return sum(max(len(RESULT_HEADERS[i]), *(len(r[i]) for r in rows)) + 3 for i in keep)
+        return sum(max(len(shown[i]), *(len(r[i]) for r in rows)) + 3 for i in keep)
 
     for name in OPTIONAL_RESULT_COLUMNS:
         if width is None or natural_width() <= width:
@@ -87,7 +89,7 @@ def results_view(report: Report, title: str = "benchmark", width: int | None = N
     t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
     for i in keep:
         col = RESULT_HEADERS[i]
-        t.add_column(col, justify="right" if col in NUMERIC_RESULT_COLUMNS else "left", no_wrap=True,
+        t.add_column(shown[i], justify="right" if col in NUMERIC_RESULT_COLUMNS else "left", no_wrap=True,
                      overflow="fold" if col == "artifact" else "ellipsis")
     status_style = {"ok": "", "failed": "bold red", "skipped": "yellow"}
     status_at = RESULT_HEADERS.index("status")

@@ -71,10 +71,22 @@ def dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
     return y.astype(np.float32)
 
 
-class Session:
-    """One loaded model. ``run`` takes and returns float32; ``invoke_prepared`` is the timed path."""
+def _rows(x, start: int, stop: int):
+    """Rows of a batch: an array, or a dict of named input arrays."""
+    return {k: v[start:stop] for k, v in x.items()} if isinstance(x, dict) else x[start:stop]
 
-    def __init__(self, path: str, threads: int | None = None, xnnpack: bool = True) -> None:
+
+def _n(x) -> int:
+    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+
+class Session:
+    """One loaded model. ``run`` takes and returns float32; ``invoke_prepared`` is the timed path.
+
+    Several inputs are fed as a dict by input name, and ``output`` names the output ``run`` returns (default: the
+    first): TFLite orders a model's inputs and outputs by name, so the signature's names address them."""
+
+    def __init__(self, path: str, threads: int | None = None, xnnpack: bool = True, output: str | None = None) -> None:
         Interpreter, resolver, _ = interpreter_class()
         kwargs = {"model_path": str(path), "num_threads": threads}
         if not xnnpack and resolver is not None:
@@ -82,32 +94,55 @@ class Session:
         self._interp = Interpreter(**kwargs)
         self._interp.allocate_tensors()
         self._batch = 1
+        signatures = getattr(self._interp, "_get_full_signature_list", lambda: {})() or {}
+        sig = next(iter(signatures.values()), {})
+        self._in_index = dict(sig.get("inputs") or {})  # input name → tensor index (empty: names were stripped)
+        self._out_index = dict(sig.get("outputs") or {})
+        self._output_name = output if output in self._out_index else None
         self._refresh()
         self.invoke = self._interp.invoke  # the timed call, bound directly: no wrapper layer in the loop
 
     def _refresh(self) -> None:
-        self.input = self._interp.get_input_details()[0]
-        self.output = self._interp.get_output_details()[0]
+        details = self._interp.get_input_details()
+        self.input = details[0]
+        by_index = {d["index"]: d for d in details}
+        self.inputs = {name: by_index[i] for name, i in self._in_index.items() if i in by_index}
+        outs = self._interp.get_output_details()
+        want = self._out_index.get(self._output_name) if self._output_name else None
+        self.output = next((d for d in outs if d["index"] == want), outs[0])
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(self.inputs)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(int(d) for d in self.input["shape"][1:])
 
-    def prepare(self, x: np.ndarray) -> np.ndarray:
-        """Convert a float batch to what the input tensor takes (done outside timed regions)."""
+    def prepare(self, x):
+        """Convert a float batch (or a dict of them by input name) to what the input tensors take (done outside
+        timed regions)."""
+        if isinstance(x, dict):
+            return {name: quantize(np.asarray(x[name], dtype=np.float32), d) for name, d in self.inputs.items()}
         return quantize(np.asarray(x, dtype=np.float32), self.input)
 
-    def bind(self, xq: np.ndarray) -> None:
-        """Copy a prepared input into the input tensor (outside the timed region)."""
-        if xq.shape[0] != self._batch:
-            self._resize(xq.shape[0])
-        if tuple(xq.shape[1:]) != self.input_shape:  # a dynamic non-batch dimension (sequence length)
-            self._interp.resize_tensor_input(self.input["index"], list(xq.shape))
+    def bind(self, xq) -> None:
+        """Copy a prepared input into the input tensor(s) (outside the timed region)."""
+        named = xq if isinstance(xq, dict) else None
+        first = next(iter(named.values())) if named else xq
+        if first.shape[0] != self._batch:
+            self._resize(first.shape[0])
+        pairs = [(self.inputs[n], v) for n, v in named.items()] if named else [(self.input, xq)]
+        if any(tuple(v.shape[1:]) != tuple(int(s) for s in d["shape"][1:]) for d, v in pairs):
+            for d, v in pairs:  # a dynamic non-batch dimension (sequence length)
+                self._interp.resize_tensor_input(d["index"], list(v.shape))
             self._interp.allocate_tensors()
             self._refresh()
-        self._interp.set_tensor(self.input["index"], xq)
+            pairs = [(self.inputs[n], v) for n, v in named.items()] if named else [(self.input, xq)]
+        for d, v in pairs:
+            self._interp.set_tensor(d["index"], v)
 
-    def invoke_prepared(self, xq: np.ndarray) -> np.ndarray:
+    def invoke_prepared(self, xq) -> np.ndarray:
         self.bind(xq)
         # variable tensors (a fused LSTM's state) persist between invokes: each batch starts from zero state
         self._interp.reset_all_variables()
@@ -119,25 +154,27 @@ class Session:
             # set first: a graph whose state has a static batch (fused LSTM) fails to allocate, and the
             # one-at-a-time fallback must then resize back to 1
             self._batch = batch
-            self._interp.resize_tensor_input(self.input["index"], [batch, *self.input_shape])
+            for d in (self.inputs.values() if len(self.inputs) > 1 else [self.input]):
+                self._interp.resize_tensor_input(d["index"], [batch, *(int(s) for s in d["shape"][1:])])
             self._interp.allocate_tensors()
             self._refresh()
 
-    def run(self, x: np.ndarray, chunk: int = 64) -> np.ndarray:
-        x = np.asarray(x, dtype=np.float32)
+    def run(self, x, chunk: int = 64) -> np.ndarray:
+        x = {k: np.asarray(v, dtype=np.float32) for k, v in x.items()} if isinstance(x, dict) \
+            else np.asarray(x, dtype=np.float32)
         outs = []
-        for start in range(0, len(x), chunk):
-            part = x[start : start + chunk]
+        for start in range(0, _n(x), chunk):
+            part = _rows(x, start, start + chunk)
             try:
                 outs.append(dequantize(self.invoke_prepared(self.prepare(part)), self.output))
             except (RuntimeError, ValueError):
                 # Some graphs cannot change batch size; fall back to one sample at a time.
                 self._resize(1)
-                for i in range(len(part)):
-                    outs.append(dequantize(self.invoke_prepared(self.prepare(part[i : i + 1])), self.output))
+                for i in range(_n(part)):
+                    outs.append(dequantize(self.invoke_prepared(self.prepare(_rows(part, i, i + 1))), self.output))
         return np.concatenate(outs, axis=0)
 
 
 def load(path: str, threads: int | None = None, options: dict | None = None) -> Session:
     options = options or {}
-    return Session(path, threads=threads, xnnpack=bool(options.get("xnnpack", True)))
+    return Session(path, threads=threads, xnnpack=bool(options.get("xnnpack", True)), output=options.get("output"))

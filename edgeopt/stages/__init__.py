@@ -36,6 +36,14 @@ class StageContext:
     # (QAT model, the same weights in the plain float architecture): convert's float artifacts of that model
     float_twin: tuple[Any, Any] | None = None
     progress: Callable[[str], None] = lambda msg: None
+    # what the artifacts are scored by (core.metrics.Task); classification (top-1) unless compress resolved another
+    task: Any = field(default_factory=lambda: _classification())
+
+
+def _classification():
+    from edgeopt.core.metrics import make_task
+
+    return make_task("classification")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ targets:
     max_size_kb: 200            # KB are KiB (1024 bytes); MB are MiB
     max_p90_ms: {limit: 5, level: warn}   # any limit may carry its own level
     max_accuracy_drop: 0.02     # absolute, vs the source model on the same target in the same report
+    min_metric: 0.8             # the task's headline metric as the report names it (top1, f1, agreement, ...)
+    max_metric: 0.3             # ... an upper bound, for lower-is-better metrics (mae, rmse)
+    max_metric_drop: 0.01       # how much worse than the source (for a lower-is-better metric: the rise)
     artifacts:                  # per-artifact overrides: selector -> limits (+ level)
       "*_int8": {max_size_kb: 60}
       "format=onnx": {max_p90_ms: 3, level: warn}
@@ -39,7 +42,7 @@ from edgeopt.errors import Invalid, UsageError, nearest, validation_error
 Level = Literal["error", "warn"]
 LEVELS = ("error", "warn")
 LIMIT_KEYS = ("max_size_kb", "max_gzip_kb", "max_p50_ms", "max_p90_ms", "max_p99_ms", "min_accuracy",
-              "max_accuracy_drop", "min_agreement", "max_peak_rss_mb")
+              "max_accuracy_drop", "min_agreement", "max_peak_rss_mb", "min_metric", "max_metric", "max_metric_drop")
 SELECTOR_KEYS = ("name", "format", "precision", "runtime", "role")
 ALL_TARGETS = "*"
 
@@ -79,6 +82,9 @@ class LimitSet(BaseModel):
     max_accuracy_drop: Limit | None = None
     min_agreement: Limit | None = None
     max_peak_rss_mb: Limit | None = None
+    min_metric: Limit | None = None
+    max_metric: Limit | None = None
+    max_metric_drop: Limit | None = None
 
     @field_validator(*LIMIT_KEYS, mode="before")
     @classmethod

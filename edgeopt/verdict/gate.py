@@ -221,6 +221,8 @@ def _limit_check(report: Report, m: Measurement, rule: Rule) -> Check:
     metric, kind = rule.metric, rule.kind
     value, missing = measured_value(report, m, metric)
     shown_limit = fmt_value(metric, rule.limit)
+    if metric in ("metric", "metric_drop") and m.metric:  # named for the task's metric: mae, mae_drop, f1, ...
+        metric = m.metric + metric[len("metric"):]
     if value is None:
         return Check.about(m, metric, None, rule.limit, rule.level, False,
                            f"cannot check {rule.key} {shown_limit}: {missing}", rule.source)
@@ -231,6 +233,10 @@ def _limit_check(report: Report, m: Measurement, rule: Rule) -> Check:
     if metric == "accuracy_drop":
         src = report.source_for(m)
         extra = f" ({src.accuracy:.4f} -> {m.accuracy:.4f} vs source {src.artifact})" if src else ""
+    if rule.metric == "metric_drop":
+        src = report.source_for(m)
+        worse = " (a rise: lower is better)" if m.lower_is_better else ""
+        extra = f" ({src.metric_value:.4f} -> {m.metric_value:.4f} vs source {src.artifact}{worse})" if src else ""
     msg = f"{metric} {fmt_value(metric, value)}{est}{extra} {op} {kind} {shown_limit} [{rule.source}]"
     return Check.about(m, metric, value, rule.limit, rule.level, ok, msg, rule.source)
 
@@ -250,6 +256,19 @@ def measured_value(report: Report, m: Measurement, metric: str) -> tuple[float |
         if src.accuracy is None or m.accuracy is None:
             return None, "accuracy was not measured" + (" for the source model" if src.accuracy is None else "")
         return src.accuracy - m.accuracy, ""
+    if metric == "metric_drop":
+        src = report.source_for(m)
+        if src is None:
+            return None, f"no ok source-model result (role: source) on target {m.target} in this report"
+        if src.metric_value is None or m.metric_value is None:
+            return None, "the task's metric was not measured" + (" for the source model" if src.metric_value is None
+                                                                  else "")
+        diff = m.metric_value - src.metric_value
+        return (diff if m.lower_is_better else -diff), ""
+    if metric == "metric":
+        if m.metric_value is None:
+            return None, "the task's metric was not measured (no labels, or no source to compare with)"
+        return float(m.metric_value), ""
     value = getattr(m, metric)
     return (float(value), "") if value is not None else (None, f"{metric} was not measured")
 
@@ -317,8 +336,7 @@ def recommend(report: Report, checks: list[Check]) -> list[Recommendation]:
         fastest, best = min(ok, key=lambda t: t[1])
         ties = [(m, p90) for m, p90 in ok if p90 <= best * (1 + max(_noise(fastest), _noise(m))) + 1e-12]
         pick, p90 = min(ties, key=lambda t: (t[0].size_bytes if t[0].size_bytes is not None else float("inf"),
-                                             -(t[0].accuracy if t[0].accuracy is not None else -1), t[1],
-                                             t[0].artifact))
+                                             -_goodness(t[0]), t[1], t[0].artifact))
         others = [m.artifact for m, _ in ties if m is not pick]
         reason = ""
         if others:
@@ -328,6 +346,15 @@ def recommend(report: Report, checks: list[Check]) -> list[Recommendation]:
         out.append(Recommendation(target, pick.artifact, pick.runtime, p90, pick.size_bytes, pick.estimated,
                                   reason=reason, tied_with=others))
     return out
+
+
+def _goodness(m: Measurement) -> float:
+    """Accuracy, else the task's metric with higher = better; -1 when neither was measured."""
+    if m.accuracy is not None:
+        return m.accuracy
+    if m.metric_value is not None:
+        return -m.metric_value if m.lower_is_better else m.metric_value
+    return -1.0
 
 
 def _noise(m: Measurement) -> float:

@@ -155,6 +155,22 @@ def time_runs(bind, invoke, pool: list, warmup: int, min_runs: int, min_seconds:
     return samples
 
 
+def _inputs(data, key: str):
+    """``key`` of inputs.npz: one array, or — for a model with several inputs — a dict of ``key.<input name>``."""
+    if key in data.files:
+        return data[key]
+    named = {f.split(".", 1)[1]: data[f] for f in data.files if f.startswith(key + ".")}
+    return named or None
+
+
+def _rows(x, start: int, stop: int):
+    return {k: v[start:stop] for k, v in x.items()} if isinstance(x, dict) else x[start:stop]
+
+
+def _n(x) -> int:
+    return len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+
+
 def run_job(job: dict) -> dict:
     """One launch: load + one batch-1 inference first (``peak_rss_mb``: the worker's VmHWM before anything
     else touched memory), then timing, then, when ``evaluate``, the eval split (``eval_peak_rss_mb``)."""
@@ -166,28 +182,29 @@ def run_job(job: dict) -> dict:
         rt_version = mod.version()  # imports the runtime package outside the timed init
         result["environment"] = environment(rt_version)
         data = np.load(job["data"])  # lazy: each array is read when first used
-        x_one = data["x_one"] if "x_one" in data.files else data["x_pool"][:1]
+        x_one = _inputs(data, "x_one")
+        x_one = _rows(_inputs(data, "x_pool"), 0, 1) if x_one is None else x_one
         t0 = time.perf_counter()
         sess = mod.load(job["artifact"], threads=job["threads"], options=job["options"])
         result["init_ms"] = (time.perf_counter() - t0) * 1e3
         for attr in ("params", "nonzero_params", "providers"):
             if hasattr(sess, attr):
                 result[attr] = getattr(sess, attr)
-        first = sess.prepare(x_one[:1])
+        first = sess.prepare(_rows(x_one, 0, 1))
         t0 = time.perf_counter()
         sess.invoke_prepared(first)
         result["first_ms"] = (time.perf_counter() - t0) * 1e3
         result["peak_rss_mb"] = peak_rss_mb()  # load + one inference: what a device needs to run the model
         if not job["skip_timing"]:
-            x_pool = data["x_pool"]
-            pool = [sess.prepare(x_pool[i : i + 1]) for i in range(len(x_pool))]
+            x_pool = _inputs(data, "x_pool")
+            pool = [sess.prepare(_rows(x_pool, i, i + 1)) for i in range(_n(x_pool))]
             stats: dict = {}
             result["samples_ms"] = time_runs(sess.bind, sess.invoke, pool, int(job["warmup"]), int(job["min_runs"]),
                                              float(job["min_seconds"]), float(job["max_seconds"]),
                                              int(job["max_runs"]), stats)
             result["timing"] = stats
         if job.get("evaluate", True):
-            outputs = sess.run(data["x_eval"])
+            outputs = sess.run(_inputs(data, "x_eval"))
             if not np.all(np.isfinite(outputs)):
                 raise FloatingPointError("the model produced NaN or Inf outputs on the test split")
             np.save(os.path.join(out_dir, "outputs.npy"), outputs.astype(np.float32))

@@ -28,6 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from edgeopt import atomic
 from edgeopt.core import metrics
 from edgeopt.core.artifact import Artifact
+from edgeopt.core.inputs import Inputs, feed
+from edgeopt.errors import UsageError
 from edgeopt.stages.convert import aiedge
 from edgeopt.stages.convert.onnx import int8_bytes, onnx_bytes, u8s8
 from edgeopt.stages.convert.tflite import (
@@ -55,7 +57,8 @@ class ConvertConfig(BaseModel):
     opset: int = Field(17, ge=11, le=21)
     int8_io: Literal["int8", "float"] = "int8"  # full-integer I/O (device style) or float I/O wrappers
     calibration_samples: int = Field(200, ge=1)
-    max_accuracy_drop: float = Field(0.01, ge=0, le=1)  # absolute top-1 vs the float model
+    # absolute, in the task's metric (top-1 for classification; a rise for lower-is-better ones) vs the source
+    max_accuracy_drop: float = Field(0.01, ge=0, le=1)
     # int8: when the drop exceeds max_accuracy_drop, keep the ops QuantizationDebugger ranks worst in float
     accuracy_aware: bool = True
     max_float_ops: int | None = Field(None, ge=1)  # stop the search after this many float ops (None: all)
@@ -68,18 +71,57 @@ class ConvertConfig(BaseModel):
     strip_strings: bool = False
 
 
-def parity(path: Path, fmt: str, x: np.ndarray, y: np.ndarray | None, reference: np.ndarray) -> dict:
+def parity(path: Path, fmt: str, x: np.ndarray, y: np.ndarray | None, reference: np.ndarray, task=None,
+           others: dict | None = None) -> dict:
     """Run the artifact in its runtime on the test split and compare with the source model's outputs
-    (``y`` None: a data set without labels, no accuracy)."""
+    (``y`` None: a data set without labels, no accuracy). ``task`` (core.metrics.Task; classification when None)
+    adds its headline metric (``metric``, ``score``), its other figures (``metrics``) and, for outputs that are not
+    class scores, cosine similarity and SNR to the source instead of agreement."""
     from edgeopt.runtimes import evaluate
 
-    outputs = evaluate.outputs(path, fmt, x)
-    return {
-        "accuracy": None if y is None else round(metrics.accuracy(outputs, y), 6),
-        "agreement": round(metrics.agreement(outputs, reference), 6),
-        "max_abs_diff": float(f"{metrics.max_abs_diff(outputs, reference):.6g}"),
-        "samples": int(len(x)),
-    }
+    task = task or metrics.make_task("classification")
+    outputs = evaluate.outputs(path, fmt, x, task.output)
+    par: dict = {"accuracy": None if y is None or task.name != "classification" else round(metrics.accuracy(outputs, y), 6)}
+    par.update(task.fidelity(outputs, reference))
+    par["max_abs_diff"] = float(f"{metrics.max_abs_diff(outputs, reference):.6g}")
+    par["samples"] = int(len(x))
+    if y is not None:
+        figures = task.figures(outputs, y)
+        par.update(metric=task.metric.name, score=figures[task.metric.name], metrics=figures)
+    if others:  # the other outputs of a model with several, listed: fidelity, and their task's figures with labels
+        par["outputs"] = {}
+        for name, (ref, other_task, other_y) in others.items():
+            out = evaluate.outputs(path, fmt, x, name)
+            entry = {"task": other_task.name, **other_task.fidelity(out, ref),
+                     "max_abs_diff": float(f"{metrics.max_abs_diff(out, ref):.6g}")}
+            if other_y is not None:
+                entry["metrics"] = other_task.figures(out, other_y)
+            par["outputs"][name] = entry
+    return par
+
+
+def other_outputs(model, ds, task) -> dict:
+    """name → (the model's outputs on the test split, their task, their labels or None) for every output of a model
+    with several but the scored one (``task.output``)."""
+    if not task.output:
+        return {}
+    every = predict_outputs(model, ds.x_test)
+    labels = getattr(ds, "output_labels", None) or {}
+    out = {}
+    for name, ref in every.items():
+        if name == task.output:
+            continue
+        y = labels[name][2] if name in labels else None
+        kind = metrics.OutputKind.of(ref)
+        try:
+            which = metrics.infer_task(ref, y)[0] if y is not None else "raw"
+        except UsageError:  # labels that do not say what the output is: it is listed by its fidelity alone
+            which, y = "raw", None
+        if which == "classification":
+            y = y.reshape(len(y), -1).argmax(1) if y.ndim > 1 and y.shape[-1] > 1 else y.reshape(-1).astype(np.int64)
+        out[name] = (ref, metrics.make_task(which, num_classes=kind.width, classifier_output=kind.class_scores(which)),
+                     None if which == "raw" else y)
+    return out
 
 
 def plan(cfg: ConvertConfig) -> list[tuple[str, str]]:
@@ -87,25 +129,46 @@ def plan(cfg: ConvertConfig) -> list[tuple[str, str]]:
 
 
 def predict(model, x: np.ndarray) -> np.ndarray:
-    """Outputs of a tf_keras model or a models.load wrapper on ``x``, in inference mode, 256 rows at a time."""
-    return np.concatenate([np.asarray(model(x[i : i + 256], training=False)) for i in range(0, len(x), 256)])
+    """Outputs of a tf_keras model or a models.load wrapper on ``x`` (an array, or core.inputs.Inputs fed by input
+    name), in inference mode, 256 rows at a time. A model with several outputs: its first (the headline)."""
+    return next(iter(predict_outputs(model, x).values()))
+
+
+def predict_outputs(model, x) -> dict[str, np.ndarray]:
+    """Every output of the model on ``x``, by output name in the model's order (one output: its name or "output")."""
+    names = list(getattr(model, "input_names", None) or []) if isinstance(x, Inputs) else None
+    out_names = list(getattr(model, "output_names", None) or [])
+    parts: dict[str, list[np.ndarray]] = {}
+    for i in range(0, len(x), 256):
+        out = model(feed(x[i : i + 256], names), training=False)
+        if isinstance(out, dict):
+            items = list(out.items())
+        elif isinstance(out, list | tuple):
+            items = [(out_names[j] if j < len(out_names) else f"output_{j}", o) for j, o in enumerate(out)]
+        else:
+            items = [(out_names[0] if out_names else "output", out)]
+        for name, o in items:
+            parts.setdefault(str(name), []).append(np.asarray(o))
+    return {name: np.concatenate(p) for name, p in parts.items()}
 
 
 def apply(model, ctx: StageContext, cfg: ConvertConfig) -> list[Artifact]:
     ds = ctx.dataset
+    task = ctx.task
     x_test, y_test = ds.x_test, ds.y_test
-    # unlabelled data come labelled with the source's top-1 (compress): val scores are then agreement
+    # unlabelled data come labelled with the source's outputs or top-1 (compress): scores are then fidelity
     labelled = getattr(ds, "labelled", True)
     x_val, y_val = (ds.x_val, ds.y_val) if len(ds.x_val) else (x_test, y_test)
     wants_int = any(p in ("int8", "int16x8") for p in cfg.tflite) or bool({"int8", "u8s8"} & set(cfg.onnx))
     if "int8_weights" in cfg.tflite:
         aiedge.require("tflite int8_weights (weight-only int8)")
     # refused here, before any conversion, so a bad calibration set never leaves half the artifacts behind
-    dtype = input_dtype(model)
+    dtype = input_dtype(model)  # several inputs: name → dtype, in the model's order (what calibration follows)
     calibration = check_calibration(ds.representative(cfg.calibration_samples), dtype) if wants_int else None
     reference = predict(model, x_test)
-    ref_acc = metrics.accuracy(reference, y_test)
-    float_val_acc = metrics.accuracy(predict(model, x_val), y_val) if wants_int else None
+    others = other_outputs(model, ds, task)
+    ref_acc = task.score(reference, y_test)
+    float_val_acc = task.score(predict(model, x_val), y_val) if wants_int else None
     # every tolerance is measured against the model compress was given (recipe.run measured it), not this input
     source_test = ctx.reference.get("test", ref_acc)
     source_val = ctx.reference.get("val" if len(ds.x_val) else "test", float_val_acc)
@@ -115,7 +178,7 @@ def apply(model, ctx: StageContext, cfg: ConvertConfig) -> list[Artifact]:
     # quantizes), the int8 TFLite and the fp32 ONNX each serve more than one artifact.
     fp32_tflite = functools.cache(lambda: tflite_bytes(float_model, "fp32"))
     int8 = functools.cache(lambda: int8_tflite(model, calibration, x_val, y_val, float_val_acc, cfg, cfg.int8_io,
-                                               source_val, fp32_tflite if model is float_model else None))
+                                               source_val, fp32_tflite if model is float_model else None, task))
     fp32_onnx = functools.cache(lambda: onnx_bytes(float_model, cfg.opset))
     builders = Builders(fp32_tflite, int8, fp32_onnx)
     artifacts: list[Artifact] = []
@@ -125,7 +188,7 @@ def apply(model, ctx: StageContext, cfg: ConvertConfig) -> list[Artifact]:
         info: dict = {}
         started = time.perf_counter()
         try:
-            data = _build(fmt, precision, float_model, cfg, calibration, builders, x_val, y_val, info)
+            data = _build(fmt, precision, float_model, cfg, calibration, builders, x_val, y_val, info, task)
             # what this artifact cost: the first to need a shared part (fp32 TFLite, calibration) pays for it
             info["convert_seconds"] = round(time.perf_counter() - started, 3)
             atomic.write_bytes(path, data)
@@ -133,7 +196,7 @@ def apply(model, ctx: StageContext, cfg: ConvertConfig) -> list[Artifact]:
             artifacts.append(failed(ctx, path, fmt, precision, e, info))
             continue
         try:
-            par = parity(path, fmt, x_test, y_test if labelled else None, reference)
+            par = parity(path, fmt, x_test, y_test, reference, task, others)
         except Exception as e:  # noqa: BLE001
             if info.get("requires") != "flex":
                 path.unlink(missing_ok=True)
@@ -147,13 +210,15 @@ def apply(model, ctx: StageContext, cfg: ConvertConfig) -> list[Artifact]:
                                                 stages=(*ctx.stages_done, "convert"), parent=ctx.parent,
                                                 info=info, relative_to=ctx.out_dir))
             continue
-        # without labels y holds the source's own top-1 (source_test is 1.0): the drop is then 1 - agreement
-        score = par["accuracy"] if labelled else par["agreement"]
-        par["source_accuracy"] = round(source_test, 6) if labelled else None  # the model compress was given
-        par["input_accuracy"] = round(ref_acc, 6) if labelled else None  # the model this stage converted
-        par["accuracy_drop"] = round(source_test - score, 6)
+        # without labels y holds the source's own top-1 or outputs (source_test is 1.0): the drop is then fidelity's
+        score = par["score"]
+        classification = task.name == "classification"
+        par["source_accuracy"] = round(source_test, 6) if classification else None  # the model compress was given
+        par["input_accuracy"] = round(ref_acc, 6) if classification else None  # the model this stage converted
+        par["accuracy_drop"] = round(task.drop(source_test, score), 6) if classification or not labelled else None
+        par["source_score"], par["drop"] = round(source_test, 6), round(task.drop(source_test, score), 6)
         if precision in QUANTIZED:
-            _tolerance(par, cfg, f"{fmt} {precision}", labelled)
+            _tolerance(par, cfg, f"{fmt} {precision}", task)
         info["parity"] = par
         artifacts.append(Artifact.from_file(path, name=path.name, precision=precision,
                                             stages=(*ctx.stages_done, "convert"), parent=ctx.parent,
@@ -171,7 +236,7 @@ class Builders:
 
 
 def _build(fmt: str, precision: str, float_model, cfg: ConvertConfig, calibration, built: Builders, x_val, y_val,
-           info: dict) -> bytes:
+           info: dict, task=None) -> bytes:
     """One artifact's bytes; ``info`` gains what the build learned (int8 search, ONNX int8 choice, flex).
     ``float_model``: what the float TFLite files come from (a QAT model's float twin, else the model)."""
     if fmt == "tflite" and precision == "int8":
@@ -196,7 +261,7 @@ def _build(fmt: str, precision: str, float_model, cfg: ConvertConfig, calibratio
             info["builtins_error"] = _first_line(e)
     elif precision == "int8":
         data, info["onnx_int8"] = int8_bytes(cfg.onnx_int8, lambda: built.int8().float_io(), built.fp32_onnx,
-                                             calibration, x_val, y_val, cfg.opset)
+                                             calibration, x_val, y_val, cfg.opset, task)
     elif precision == "u8s8":
         data = u8s8(built.fp32_onnx(), calibration)
     else:
@@ -223,13 +288,20 @@ def failed(ctx: StageContext, path: Path, fmt: str, precision: str, e: BaseExcep
                     error=reason)
 
 
-def _tolerance(par: dict, cfg: ConvertConfig, what: str, labelled: bool = True) -> None:
-    drop = par["accuracy_drop"]
+def _tolerance(par: dict, cfg: ConvertConfig, what: str, task) -> None:
+    drop = par["drop"]
     par["within_tolerance"] = bool(drop <= cfg.max_accuracy_drop)
     if drop > cfg.max_accuracy_drop:
-        score = "top-1" if labelled else "top-1 agreement"
-        par["verdict"] = (f"TOLERANCE NOT MET: {what} is {100 * drop:.2f} points of {score} under the source model "
-                          f"on the test split (allowed {100 * cfg.max_accuracy_drop:.2f})")
+        if task.name == "classification":
+            par["verdict"] = (f"TOLERANCE NOT MET: {what} is {100 * drop:.2f} points of top-1 under the source model "
+                              f"on the test split (allowed {100 * cfg.max_accuracy_drop:.2f})")
+        elif task.metric.name == "agreement":
+            par["verdict"] = (f"TOLERANCE NOT MET: {what} is {100 * drop:.2f} points of top-1 agreement under the "
+                              f"source model on the test split (allowed {100 * cfg.max_accuracy_drop:.2f})")
+        else:
+            worse = "over" if task.metric.lower_is_better else "under"
+            par["verdict"] = (f"TOLERANCE NOT MET: {what} is {drop:.4f} {task.metric.name} {worse} the source model "
+                              f"on the test split (allowed {cfg.max_accuracy_drop:.4f})")
         log.warning("%s", par["verdict"])
 
 

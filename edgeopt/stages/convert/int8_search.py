@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgeopt.core.inputs import Inputs, ordered
+
 log = logging.getLogger(__name__)
 
 SENSITIVITY_ROWS = 50  # rows of the table kept in the manifest (worst first)
@@ -38,6 +40,16 @@ def trial_counts(n: int, cap: int | None = None) -> list[int]:
     return [*counts, limit] if limit else []
 
 
+def input_order(tflite: bytes) -> list[str]:
+    """The signature names of a TFLite model's inputs, in the order of its input tensors."""
+    from edgeopt.runtimes.litert import interpreter_class
+
+    interp = interpreter_class()[0](model_content=tflite)
+    sig = next(iter((getattr(interp, "_get_full_signature_list", lambda: {})() or {}).values()), {})
+    by_index = {i: name for name, i in (sig.get("inputs") or {}).items()}
+    return [by_index[d["index"]] for d in interp.get_input_details()]
+
+
 class Calibrated:
     """A float TFLite model calibrated once on ``samples``; ``quantize`` emits int8 flatbuffers from it.
 
@@ -55,10 +67,13 @@ class Calibrated:
 
     def _dataset(self, n: int | None = None):
         samples = self._samples if n is None else self._samples[:n]
+        # several inputs: in the flatbuffer's input order (by name, as TFLite sorts them), which the calibrator and
+        # QuantizationDebugger feed by position
+        names = input_order(self._float()) if isinstance(samples, Inputs) else None
 
         def gen():
             for i in range(len(samples)):
-                yield [samples[i : i + 1]]
+                yield ordered(samples[i : i + 1], names)
 
         return gen
 
@@ -122,14 +137,14 @@ class Int8Result:
 
 def search(calibrated: Calibrated, x_val: np.ndarray, y_val: np.ndarray, float_accuracy: float,
            max_drop: float, io_type: str, max_float_ops: int | None,
-           source_accuracy: float | None = None) -> Int8Result:
+           source_accuracy: float | None = None, task=None) -> Int8Result:
     """``source_accuracy``: the val top-1 the drop is measured against (the model compress was given);
     ``float_accuracy``, the float model's own, when None."""
     from edgeopt.runtimes import evaluate
 
     target = float_accuracy if source_accuracy is None else source_accuracy
     plain = calibrated.quantize((), io_type)
-    acc = evaluate.accuracy(plain, "tflite", x_val, y_val)
+    acc = evaluate.accuracy(plain, "tflite", x_val, y_val, task)
     info = {"float_val_accuracy": round(float_accuracy, 6), "source_val_accuracy": round(target, 6),
             "int8_val_accuracy": round(acc, 6), "plain_int8_val_accuracy": round(acc, 6), "kept_float": [],
             "max_accuracy_drop": max_drop}
@@ -149,7 +164,7 @@ def search(calibrated: Calibrated, x_val: np.ndarray, y_val: np.ndarray, float_a
     met = False
     for k in trial_counts(len(order), max_float_ops):
         data = calibrated.quantize(order[:k], io_type)
-        acc_k = evaluate.accuracy(data, "tflite", x_val, y_val)
+        acc_k = evaluate.accuracy(data, "tflite", x_val, y_val, task)
         trials.append({"float_ops": k, "val_accuracy": round(acc_k, 6)})
         log.info("int8 search: %d op(s) float → val top-1 %.4f (float %.4f)", k, acc_k, float_accuracy)
         if acc_k > best[0]:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeopt.core import graph
+from edgeopt.core.inputs import Inputs
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,15 @@ def onnx_bytes(model, opset: int = 17) -> bytes:
 
     from edgeopt.stages.convert.tflite import input_dtype
 
+    dtype = input_dtype(model)
+    if isinstance(dtype, dict):  # several inputs: each by its name, so ONNX Runtime is fed by name too
+        spec = tuple(tf.TensorSpec((None, *[None if d is None else int(d) for d in shape[1:]]), tf.as_dtype(dt),
+                                   name=name) for (name, dt), shape in zip(dtype.items(), model.input_shape, strict=True))
+        fresh_names()
+        proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
+        return proto.SerializeToString()
     shape = (None, *[None if d is None else int(d) for d in model.input_shape[1:]])
-    spec = (tf.TensorSpec(shape, tf.as_dtype(input_dtype(model)), name="input"),)
+    spec = (tf.TensorSpec(shape, tf.as_dtype(dtype), name="input"),)
     fresh_names()
     if isinstance(model, tf_keras.Model):
         proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
@@ -66,16 +74,45 @@ def from_tflite(tflite_float_io: bytes, opset: int) -> bytes:
         path.write_bytes(tflite_float_io)
         fresh_names()
         proto, _ = tf2onnx.convert.from_tflite(str(path), opset=opset)
+        names = _signature_names(str(path))
+    if len(proto.graph.input) > 1 or len(proto.graph.output) > 1:
+        _rename(proto, names)
     return proto.SerializeToString()
 
 
-def ort_static(fp32_onnx: bytes, calibration: np.ndarray, *, activations: str = "int8",
-               per_channel: bool = True) -> bytes:
-    """ONNX Runtime static quantization (QDQ, int8 weights, MinMax calibration on ``calibration``);
-    ``activations`` int8 or uint8, weights per channel or per tensor."""
+def _signature_names(path: str) -> dict[str, str]:
+    """TFLite tensor name → its signature name (the model's input and output names): tf2onnx names the ONNX
+    inputs and outputs after the tensors ("serving_default_feat:0", "StatefulPartitionedCall:1")."""
+    from edgeopt.runtimes.litert import interpreter_class
+
+    interp = interpreter_class()[0](model_path=path)
+    sig = next(iter((getattr(interp, "_get_full_signature_list", lambda: {})() or {}).values()), {})
+    by_index = {d["index"]: d["name"] for d in interp.get_tensor_details()}
+    return {by_index[i]: name for side in ("inputs", "outputs") for name, i in (sig.get(side) or {}).items()
+            if i in by_index}
+
+
+def _rename(proto, names: dict[str, str]) -> None:
+    """Rename the graph's inputs and outputs (and every reference to them) — a model with several is fed and read
+    by name, the same names as the Keras model, its TFLite file and the fp32 ONNX."""
+    g = proto.graph
+    for value in (*g.input, *g.output):
+        if value.name in names:
+            value.name = names[value.name]
+    for node in g.node:
+        for seq in (node.input, node.output):
+            for j, name in enumerate(seq):
+                if name in names:
+                    seq[j] = names[name]
+
+
+def ort_static(fp32_onnx: bytes, calibration, *, activations: str = "int8", per_channel: bool = True) -> bytes:
+    """ONNX Runtime static quantization (QDQ, int8 weights, MinMax calibration on ``calibration``, fed by input
+    name when there are several); ``activations`` int8 or uint8, weights per channel or per tensor."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     name = graph.read_onnx(fp32_onnx).main.inputs[0]
+    named = isinstance(calibration, Inputs)  # several inputs: fed by name
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -83,7 +120,9 @@ def ort_static(fp32_onnx: bytes, calibration: np.ndarray, *, activations: str = 
 
         def get_next(self):
             i = next(self._it, None)
-            return None if i is None else {name: calibration[i : i + 1]}
+            if i is None:
+                return None
+            return dict(calibration[i : i + 1].items()) if named else {name: calibration[i : i + 1]}
 
     act = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}[activations]
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,20 +133,21 @@ def ort_static(fp32_onnx: bytes, calibration: np.ndarray, *, activations: str = 
         return dst.read_bytes()
 
 
-def u8s8(fp32_onnx: bytes, calibration: np.ndarray) -> bytes:
+def u8s8(fp32_onnx: bytes, calibration) -> bytes:
     """uint8 activations, int8 weights, per-tensor scales, QDQ: ONNX Runtime's default static int8 for x86."""
     return ort_static(fp32_onnx, calibration, activations="uint8", per_channel=False)
 
 
-def evaluate_onnx(data: bytes, x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
-    """(validation top-1, gzip -9 size as core.artifact.gzip_bytes counts it) of one candidate."""
+def evaluate_onnx(data: bytes, x: np.ndarray, y: np.ndarray, task=None) -> tuple[float, int]:
+    """(validation top-1 — or ``task``'s metric, higher = better — and gzip -9 size as core.artifact.gzip_bytes
+    counts it) of one candidate."""
     from edgeopt.runtimes import evaluate
 
-    return evaluate.accuracy(data, "onnx", x, y), len(gzip.compress(data, compresslevel=9))
+    return evaluate.accuracy(data, "onnx", x, y, task), len(gzip.compress(data, compresslevel=9))
 
 
 def int8_bytes(method: str, tflite_float_io: Callable[[], bytes], fp32_onnx: Callable[[], bytes], calibration: np.ndarray,
-          x_val: np.ndarray, y_val: np.ndarray, opset: int) -> tuple[bytes, dict]:
+          x_val: np.ndarray, y_val: np.ndarray, opset: int, task=None) -> tuple[bytes, dict]:
     """(ONNX int8 bytes, info with the method chosen, why, and each candidate's validation score)."""
     makers = {"tflite": lambda: from_tflite(tflite_float_io(), opset),
               "ort_static": lambda: ort_static(fp32_onnx(), calibration)}
@@ -123,7 +163,7 @@ def int8_bytes(method: str, tflite_float_io: Callable[[], bytes], fp32_onnx: Cal
             scores[name] = {"error": first}
             log.warning("ONNX int8 via %s failed: %s", name, first)
             continue
-        acc, gz = evaluate_onnx(built[name], x_val, y_val)
+        acc, gz = evaluate_onnx(built[name], x_val, y_val, task)
         scores[name] = {"val_accuracy": round(acc, 6), "gzip_bytes": gz, "size_bytes": len(built[name])}
     if not built:
         raise RuntimeError(f"ONNX int8: every method failed ({scores})")

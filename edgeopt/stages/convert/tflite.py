@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edgeopt.core.inputs import Inputs
 from edgeopt.errors import UsageError
 from edgeopt.stages.convert import int8_search
 
@@ -20,8 +21,12 @@ if TYPE_CHECKING:
 RECURRENT = ("LSTM", "GRU", "SimpleRNN")
 
 
-def check_calibration(samples: np.ndarray, dtype: str = "float32") -> np.ndarray:
-    """Finite, non-empty samples in the model's input dtype (token ids stay integers for an int input)."""
+def check_calibration(samples, dtype="float32"):
+    """Finite, non-empty samples in the model's input dtype (token ids stay integers for an int input). Several
+    inputs (core.inputs.Inputs): each checked, in ``dtype``'s order (name → dtype, the model's input order)."""
+    if isinstance(samples, Inputs):
+        dtypes = dtype if isinstance(dtype, dict) else dict.fromkeys(samples.names, dtype)
+        return Inputs({n: check_calibration(samples[n], dtypes.get(n, "float32")) for n in dtypes})
     samples = np.asarray(samples, dtype=np.float32)
     if samples.size == 0:
         raise UsageError("the calibration set is empty", "pass a data set with training samples")
@@ -30,9 +35,12 @@ def check_calibration(samples: np.ndarray, dtype: str = "float32") -> np.ndarray
     return samples.astype(dtype) if np.dtype(dtype) != np.float32 else samples
 
 
-def input_dtype(model) -> str:
-    """numpy name of the model's (first) input dtype: float32 for images and features, int32/int64 for token ids."""
+def input_dtype(model):
+    """numpy name of the model's (first) input dtype: float32 for images and features, int32/int64 for token ids;
+    for a model with several inputs, name → dtype in the model's input order."""
     inputs = getattr(model, "inputs", None)
+    if inputs and len(inputs) > 1 and getattr(model, "input_names", None):
+        return {str(n): str(np.dtype(t.dtype.as_numpy_dtype)) for n, t in zip(model.input_names, inputs, strict=True)}
     if inputs:
         return str(np.dtype(inputs[0].dtype.as_numpy_dtype))
     return str(getattr(model, "input_dtype", "float32"))
@@ -115,11 +123,12 @@ def tflite_bytes(model, precision: str, calibration: np.ndarray | None = None, i
     elif precision in ("int8", "int16x8"):
         if calibration is None:
             raise ValueError(f"{precision} conversion needs calibration samples")
-        samples = check_calibration(calibration, calibration.dtype)
+        samples = calibration if isinstance(calibration, Inputs) else check_calibration(calibration, calibration.dtype)
 
         def representative():
-            for i in range(len(samples)):
-                yield [samples[i : i + 1]]
+            for i in range(len(samples)):  # several inputs: a dict by input name (the converter's inputs sort by name)
+                row = samples[i : i + 1]
+                yield dict(row.items()) if isinstance(row, Inputs) else [row]
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
@@ -159,17 +168,21 @@ def flex_bytes(model, precision: str) -> bytes:
 
 def int8_tflite(model, calibration: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, float_val_acc: float,
                 cfg: ConvertConfig, io_type: str, source_val_acc: float | None = None,
-                float_tflite: Callable[[], bytes] | None = None) -> int8_search.Int8Result:
+                float_tflite: Callable[[], bytes] | None = None, task=None) -> int8_search.Int8Result:
     """Full-integer int8; accuracy-aware unless the model is quantization-aware (QAT fixed its ranges) or the
     recipe turned it off. The tolerance is measured against ``source_val_acc`` (the model compress was given;
-    ``float_val_acc``, this model's, when not known). ``float_tflite``: the model's fp32 flatbuffer (built once
-    by the caller for the fp32 artifact too); post-training int8 calibrates it rather than converting again."""
+    ``float_val_acc``, this model's, when not known), in ``task``'s metric (top-1 when None; figures of a
+    lower-is-better metric are negated, so that higher is better everywhere in the search). ``float_tflite``: the
+    model's fp32 flatbuffer (built once by the caller for the fp32 artifact too); post-training int8 calibrates it
+    rather than converting again."""
     from edgeopt.runtimes import evaluate
 
     source_val_acc = float_val_acc if source_val_acc is None else source_val_acc
+    if task is not None:
+        float_val_acc, source_val_acc = (task.metric.oriented(v) for v in (float_val_acc, source_val_acc))
     if int8_search.is_quantization_aware(model):  # the converter reads QAT's fake-quant ranges from the graph
         data = tflite_bytes(model, "int8", calibration, io_type)
-        acc = evaluate.accuracy(data, "tflite", x_val, y_val)
+        acc = evaluate.accuracy(data, "tflite", x_val, y_val, task)
         met = source_val_acc - acc <= cfg.max_accuracy_drop
         info = {"float_val_accuracy": round(float_val_acc, 6), "source_val_accuracy": round(source_val_acc, 6),
                 "int8_val_accuracy": round(acc, 6), "kept_float": [], "met": met,
@@ -179,13 +192,16 @@ def int8_tflite(model, calibration: np.ndarray, x_val: np.ndarray, y_val: np.nda
     calibrated = int8_search.Calibrated(float_tflite, calibration, cfg.debug_samples)
     if not cfg.accuracy_aware:
         data = calibrated.quantize((), io_type)
-        acc = evaluate.accuracy(data, "tflite", x_val, y_val)
+        acc = evaluate.accuracy(data, "tflite", x_val, y_val, task)
         info = {"float_val_accuracy": round(float_val_acc, 6), "source_val_accuracy": round(source_val_acc, 6),
                 "int8_val_accuracy": round(acc, 6), "kept_float": [],
                 "met": source_val_acc - acc <= cfg.max_accuracy_drop, "search": "skipped: accuracy_aware is off"}
         return int8_search.Int8Result(data, info, lambda: calibrated.quantize((), "float"))
-    return int8_search.search(calibrated, x_val, y_val, float_val_acc, cfg.max_accuracy_drop, io_type,
-                              cfg.max_float_ops, source_val_acc)
+    result = int8_search.search(calibrated, x_val, y_val, float_val_acc, cfg.max_accuracy_drop, io_type,
+                                cfg.max_float_ops, source_val_acc, task)
+    if task is not None and task.metric.name != "top1":
+        result.info["metric"] = task.metric.name + (" (negated: lower is better)" if task.metric.lower_is_better else "")
+    return result
 
 
 def strip_strings(data: bytes) -> bytes:

@@ -45,5 +45,6 @@ def test_every_run_setting_is_a_bench_flag():
     from edgeopt.cli import app
 
     bench = typer.main.get_command(app).commands["bench"]
-    flags = {p.name for p in bench.params} - {"paths", "data", "num_classes", "scale", "out", "target", "against", "allow_failures"}
+    flags = {p.name for p in bench.params} - {"paths", "data", "num_classes", "scale", "out", "target", "against",
+                                              "allow_failures", "task", "metric"}
     assert flags == {"threads", "timeout", *RunSettings.model_fields} - {"timeout_s"}

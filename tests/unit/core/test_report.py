@@ -183,6 +183,8 @@ def test_schema_is_draft_2020_12_and_names_the_contract():
     assert set(result["required"]) == {"artifact", "format", "precision", "target", "runtime", "status"}
     assert result["properties"]["status"]["enum"] == ["ok", "skipped", "failed"]
     written = set(json.loads(_sample_report().to_json())["results"][0])
-    assert set(result["properties"]) == written | {"launches", "eval_peak_rss_mb", "group"}  # those: when not empty
+    when_not_empty = {"launches", "eval_peak_rss_mb", "group", "task", "metric", "metric_value", "lower_is_better",
+                      "metrics"}
+    assert set(result["properties"]) == written | when_not_empty
     assert set(s["$defs"]["Latency"]["required"]) == {"p50", "p90", "p99", "mean", "std", "n"}
 

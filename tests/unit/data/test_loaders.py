@@ -165,8 +165,11 @@ def test_npz_nan_inf_and_length_mismatch(tmp_path):
         load_dataset(_npz(tmp_path, "nan.npz", x_train=x, y_train=y, x_test=bad, y_test=y))
     with pytest.raises(UsageError, match="x_test has 60 samples but y_test has 59"):
         load_dataset(_npz(tmp_path, "len.npz", x_train=x, y_train=y, x_test=x, y_test=y[:-1]))
+    frac = load_dataset(_npz(tmp_path, "frac.npz", x_train=x, y_train=y + 0.5, x_test=x, y_test=y))
+    assert frac.label_kind == "values"  # regression targets: kept as given, refused only as class ids
+    np.testing.assert_allclose(frac.for_task("regression").y_test, y.astype(np.float32))
     with pytest.raises(UsageError, match="non-integer"):
-        load_dataset(_npz(tmp_path, "frac.npz", x_train=x, y_train=y + 0.5, x_test=x, y_test=y))
+        frac.for_task("classification")
 
 
 def test_unreadable_npz_and_other_files(tmp_path):

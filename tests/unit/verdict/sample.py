@@ -15,7 +15,9 @@ def measurement(name, fmt="tflite", precision="fp32", *, target="x86-cpu", runti
                        gzip_bytes=int(size_kb * 512) if status == "ok" else None, accuracy=acc if status == "ok" else None,
                        agreement=0.99 if status == "ok" else None,
                        latency_ms=Latency.from_samples(samples) if samples else None, samples_ms=samples,
-                       peak_rss_mb=300.0 if status == "ok" else None, estimated=estimated, **kw)
+                       peak_rss_mb=300.0 if status == "ok" else None, estimated=estimated,
+                       **{"task": "classification", "metric": "top1", "metric_value": acc if status == "ok" else None,
+                          **kw})
 
 
 def report_of(*results):
