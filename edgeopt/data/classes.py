@@ -101,15 +101,28 @@ def describe(dataset) -> dict:
          "named_classes": declared_classes(dataset),
          "labelled": bool(getattr(dataset, "labelled", True)), "num_classes": int(dataset.num_classes),
          "samples": {s: len(getattr(dataset, f"x_{s}")) for s in ("train", "val", "test")}}
-    if d["labelled"]:
+    kind = getattr(dataset, "label_kind", "ids")
+    if kind in ("values", "multihot"):  # not class ids: regression values, or a multi-label 0/1 matrix
+        d["labels"] = "values" if kind == "values" else f"0/1 matrix of {dataset.num_classes} labels"
+        d.pop("num_classes"), d.pop("named_classes")
+    elif d["labelled"]:
         d["class_names"] = list(dataset.class_names)
+    if getattr(dataset, "input_shapes", None):
+        d["inputs"] = {k: list(v) for k, v in dataset.input_shapes.items()}
+    if getattr(dataset, "output_labels", None):
+        d["labelled_outputs"] = list(dataset.output_labels)
     return d
 
 
 def one_line(desc: dict) -> str:
     """``describe``'s dict in a line, for the terminal."""
     parts = [str(desc.get("kind", "data"))]
-    if desc.get("labelled", True):
+    if desc.get("inputs"):
+        parts.append("inputs " + ", ".join(desc["inputs"]))
+    if desc.get("labels"):
+        parts.append(f"labels: {desc['labels']}" + (f" (outputs {', '.join(desc['labelled_outputs'])})"
+                                                    if desc.get("labelled_outputs") else ""))
+    elif desc.get("labelled", True):
         names = desc.get("class_names") or []
         shown = ", ".join(names[:6]) + (", …" if len(names) > 6 else "")
         order = f", order: {desc['class_order']}" if desc.get("class_order") else ""

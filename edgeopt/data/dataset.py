@@ -124,7 +124,7 @@ class Dataset:
                 "give one name per class",
             )
         return cls(name, xs["train"], ys["train"], xs["val"], ys["val"], xs["test"], ys["test"], n, class_names,
-                   labelled, kind, targets)
+                   labelled, label_kind=kind, targets=targets)
 
     def for_task(self, task: str) -> Dataset:
         """The data set with y as the task reads it: class ids (classification), the 0/1 matrix (multilabel), the
