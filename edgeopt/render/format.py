@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from edgeopt.verdict.text import fmt_change, fmt_ms, fmt_value
+from edgeopt.verdict.text import RELATIVE_CHANGES, fmt_change, fmt_ms, fmt_value
 
 if TYPE_CHECKING:
     from edgeopt.core.report import Measurement
@@ -70,7 +70,7 @@ def fmt_margin(c: Check) -> str:
     diff = float(v) - float(lim)
     metric = c.metric
     if metric.startswith("regression_"):
-        shown = f"{diff:+.4f}" if metric.endswith("accuracy") else f"{diff * 100:+.1f} pp"
+        shown = f"{diff * 100:+.1f} pp" if metric.removeprefix("regression_") in RELATIVE_CHANGES else f"{diff:+.4f}"
         return shown
     if metric.endswith("_ms"):
         shown = ("+" if diff >= 0 else "-") + fmt_ms(abs(diff))

@@ -17,6 +17,7 @@ regression:                     # used only with a baseline report
   alpha: 0.01
   size: 0.0                     # relative size growth tolerated
   accuracy: 0.005               # absolute accuracy drop tolerated
+  metric: 0.005                 # other tasks: how much worse the headline metric may get (its units; mae: a rise)
 ```
 
 A selector is a glob on the artifact name (``*_int8``) or ``key=value`` terms joined by commas
@@ -131,6 +132,7 @@ class RegressionRules(BaseModel):
     alpha: Annotated[float, Field(strict=True, gt=0, lt=1)] = 0.01  # two-sided Mann-Whitney U
     size: NonNegative = 0.0  # relative size growth
     accuracy: Fraction = 0.005  # absolute accuracy drop
+    metric: NonNegative = 0.005  # absolute worsening of a non-classification task's metric (in its own units)
     level: Level = "error"
 
 

@@ -34,10 +34,10 @@ class Comparison:
     artifact: str
     target: str
     runtime: str
-    metric: str  # p50_ms | size_bytes | accuracy | status | presence
+    metric: str  # p50_ms | size_bytes | accuracy | the task metric's name (mae, f1, ...) | status | presence
     old: float | str | None
     new: float | str | None
-    change: float | None  # relative for p50_ms and size_bytes, absolute (new - old) for accuracy
+    change: float | None  # relative for p50_ms and size_bytes, absolute (new - old) for accuracy and task metrics
     p_value: float | None
     threshold: float | None
     verdict: str  # regressed | improved | unchanged | inconclusive | not compared | missing
@@ -78,7 +78,7 @@ def compare(report: Report, baseline: Report, rules: RegressionRules | None = No
             out.append(_cmp(new, "status", "ok", new.status, None, None, None, verdict, new.error or ""))
             continue
         out += [c for c in (compare_latency(old, new, rules, paired), compare_size(old, new, rules),
-                            compare_accuracy(old, new, rules)) if c is not None]
+                            compare_accuracy(old, new, rules), compare_metric(old, new, rules)) if c is not None]
     for old in baseline.results:
         if old.key not in new_keys and old.status == "ok":
             out.append(_cmp(old, "presence", "present", "absent", None, None, None, MISSING,
@@ -167,6 +167,22 @@ def compare_accuracy(old: Measurement, new: Measurement, rules: RegressionRules)
     verdict = REGRESSED if -change > rules.accuracy + _EPS else IMPROVED if change > rules.accuracy + _EPS \
         else UNCHANGED
     return _cmp(new, "accuracy", old.accuracy, new.accuracy, change, None, rules.accuracy, verdict)
+
+
+def compare_metric(old: Measurement, new: Measurement, rules: RegressionRules) -> Comparison | None:
+    """The task's headline metric where it is not top-1 (classification is judged by compare_accuracy): worse by
+    more than ``rules.metric`` (absolute, in the metric's units; for a lower-is-better metric, a rise) regresses."""
+    if new.accuracy is not None or old.metric_value is None or new.metric_value is None:
+        return None
+    if old.metric != new.metric:
+        return _cmp(new, new.metric or "metric", old.metric_value, new.metric_value, None, None, rules.metric,
+                    NOT_COMPARED, f"the baseline's metric is {old.metric}, this report's {new.metric}")
+    change = new.metric_value - old.metric_value
+    worse = change if new.lower_is_better else -change
+    verdict = REGRESSED if worse > rules.metric + _EPS else IMPROVED if -worse > rules.metric + _EPS else UNCHANGED
+    note = "lower is better" if new.lower_is_better else ""
+    return _cmp(new, new.metric or "metric", old.metric_value, new.metric_value, change, None, rules.metric, verdict,
+                note)
 
 
 def mann_whitney_p(a: list[float], b: list[float]) -> float:

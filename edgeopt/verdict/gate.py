@@ -308,7 +308,8 @@ def comparison_check(c: Comparison, rules: RegressionRules) -> Check:
         text = f"{c.metric} {fmt_value(c.metric, c.old)} -> {fmt_value(c.metric, c.new)} ({fmt_change(c.metric, c.change)}"
         text += f", p={c.p_value:.2g})" if c.p_value is not None else ")"
     note = f"; {c.note}" if c.note else ""
-    limit = {"p50_ms": "p50", "size_bytes": "size", "accuracy": "accuracy"}.get(c.metric)
+    limit = {"p50_ms": "p50", "size_bytes": "size", "accuracy": "accuracy", "status": None, "presence": None}.get(
+        c.metric, "metric")  # any other name is the task's metric (compare_metric)
     chk = Check.about(c, f"regression_{c.metric}", c.change, c.threshold, level, passed,
                       f"{text} vs baseline: {c.verdict}{note}", f"regression.{limit}" if limit else "baseline")
     chk.inconclusive = c.verdict == INCONCLUSIVE and c.role != "source"

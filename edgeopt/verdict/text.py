@@ -57,10 +57,14 @@ def fmt_value(metric: str, v: Any) -> str:
     return f"{v:.4f}"
 
 
+RELATIVE_CHANGES = ("p50_ms", "size_bytes")
+
+
 def fmt_change(metric: str, change: float | None) -> str:
     if change is None:
         return "—"
-    return f"{change:+.4f}" if metric.endswith("accuracy") else f"{change:+.1%}"
+    # p50 and size move relative to the baseline; accuracy and task metrics (mae, f1, ...) by their own units
+    return f"{change:+.1%}" if metric.removeprefix("regression_") in RELATIVE_CHANGES else f"{change:+.4f}"
 
 
 def one_line(text: Any) -> str:

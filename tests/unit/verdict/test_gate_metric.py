@@ -49,3 +49,27 @@ def test_classification_keeps_its_accuracy_checks_and_top1_is_the_metric():
     v = check(rep, Budgets.from_dict({"targets": {"x86-cpu": {"max_accuracy_drop": 0.01, "max_metric_drop": 0.01}}}))
     assert [(c.metric, c.passed) for c in v.checks] == [("accuracy_drop", False), ("top1_drop", False)]
     assert v.checks[0].measured == v.checks[1].measured
+
+
+def test_a_task_metric_that_worsens_against_the_baseline_regresses():
+    kw = {"task": "regression", "metric": "mae", "lower_is_better": True, "acc": None}
+    old = report_of(measurement("m_int8", precision="int8", metric_value=0.30, **kw),
+                    measurement("m_fp32", metric_value=0.30, **kw))
+    new = report_of(measurement("m_int8", precision="int8", metric_value=0.36, **kw),  # mae rose: worse
+                    measurement("m_fp32", metric_value=0.29, **kw))  # mae fell: better
+    v = check(new, baseline=old)
+    by = {c.artifact: c for c in v.comparisons if c.metric == "mae"}
+    assert by["m_int8"].verdict == "regressed" and abs(by["m_int8"].change - 0.06) < 1e-9
+    assert by["m_fp32"].verdict == "improved"
+    failed = [c for c in v.checks if c.metric == "regression_mae" and not c.passed]
+    assert [c.artifact for c in failed] == ["m_int8"] and v.exit_code == 1
+    assert "mae 0.3000 -> 0.3600 (+0.0600)" in failed[0].message and "lower is better" in failed[0].message
+    loose = check(new, Budgets.from_dict({"regression": {"metric": 0.1}}), baseline=old)
+    assert loose.exit_code == 0
+
+
+def test_classification_is_judged_by_accuracy_alone_against_a_baseline():
+    old = report_of(measurement("m_int8", precision="int8", acc=0.90))
+    new = report_of(measurement("m_int8", precision="int8", acc=0.80))
+    v = check(new, baseline=old)
+    assert {c.metric for c in v.comparisons} == {"p50_ms", "size_bytes", "accuracy"}
