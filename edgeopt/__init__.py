@@ -1,12 +1,12 @@
 """edgeopt: take a trained Keras model to a small device and prove it fits.
 
-Public API (imports nothing heavy until called): ``compress``, ``benchmark``, ``gate``, ``load_report``.
+Public API (imports nothing heavy until called): ``compress``, ``benchmark``, ``gate``, ``optimize``, ``load_report``.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["compress", "benchmark", "gate", "load_report", "__version__"]
+__all__ = ["compress", "benchmark", "gate", "optimize", "load_report", "__version__"]
 
 
 def compress(model, data, out, recipe=None, cache: bool = True, **kwargs):
@@ -49,6 +49,14 @@ def gate(report, budgets=None, baseline=None):
     if isinstance(baseline, (str, Path)):
         baseline = load_input(baseline, "baseline")
     return check(report if isinstance(report, Report) else load_report(report), budgets=budgets, baseline=baseline)
+
+
+def optimize(model, data, target, budgets, out, trials=20, **kwargs):
+    """Search compressions of ``model`` for ``target`` under ``budgets`` (an Optuna study; see edgeopt.optimize);
+    returns front.json's content, with best/ written in ``out`` when a candidate meets every budget."""
+    from edgeopt.optimize import optimize as _optimize
+
+    return _optimize(model, data, target, budgets, out, trials=trials, **kwargs)
 
 
 def load_report(path):

@@ -233,5 +233,5 @@ def main() -> None:
 
 # the command modules register themselves on `app` when imported, in the order `--help` lists them
 # isort: off
-from edgeopt.cli import compress, bench, verdict, targets, tune  # noqa: E402, F401
+from edgeopt.cli import compress, bench, verdict, targets, tune, optimize  # noqa: E402, F401
 # isort: on

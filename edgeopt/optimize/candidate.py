@@ -1,0 +1,200 @@
+"""One candidate of the search: its recipe run through the stage pipeline (compress), its artifact screened by
+cheap figures (file size, the convert stage's validation top-1, the target's latency estimate), then — when it
+could meet the budgets — measured by the one bench harness, and judged against the budgets by the gate.
+
+Everything here scores on the VALIDATION split: the pipeline gets a view of the data set whose test split is the
+validation split, so the search never reads the test split (optimize reads it once, for the best artifact).
+The artifacts do not change with it: every stage builds from train/val (convert calibrates on train and searches
+int8 fallbacks on val); the test split only feeds figures in the manifest.
+
+A target that cannot be reached from here (a board over SSH that is not there) but has a latency calibration is
+measured on this machine for accuracy, with its latency from the cost model, marked ``estimated``."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edgeopt.core.report import Latency, Measurement, Report
+from edgeopt.errors import UsageError
+from edgeopt.verdict.budgets import LIMIT_KEYS, Budgets
+
+log = logging.getLogger(__name__)
+
+CONSTRAINTS = (*LIMIT_KEYS, "status")  # one Optuna constraint per budget key (≤ 0: met), the same in every trial
+STAND_IN = {"warmup": 0, "min_runs": 1, "min_seconds": 0.0, "max_seconds": 1.0, "launches": 1}
+
+
+class Stopped(Exception):
+    """The candidate cannot be scored: the accuracy guard stopped its pipeline, or its artifact was not built."""
+
+
+@dataclass(frozen=True)
+class Measurer:
+    """How candidates are measured on one target: on the target itself (``mode='device'``) or on this machine
+    with the target's latency estimate (``mode='estimate'``)."""
+
+    target: Any  # bench.targets.Target the budgets name
+    bench_target: Any  # what benchmark() runs on: the target, or a local stand-in under its name
+    mode: str  # device | estimate
+    why: str
+
+    @classmethod
+    def for_target(cls, target) -> Measurer:
+        from edgeopt.bench.devices.reachability import reachability
+
+        ok, why = reachability(target)
+        if ok == "yes":
+            return cls(target, target, "device", why)
+        if target.calibration is None:
+            raise UsageError(f"target {target.name} is not reachable from here ({why}) and has no latency "
+                             "calibration to estimate with", "connect the target (see `edgeopt targets`) or "
+                                                             "add a calibration: section to its file")
+        return cls(target, stand_in(target), "estimate", f"{why}; latency estimated from its calibration")
+
+
+def stand_in(target):
+    """This machine's CPU under ``target``'s name and runtimes: runs the artifact for its outputs (one short
+    launch); the latency is the target's estimate."""
+    from edgeopt.bench.targets import Connection, Target
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    spec = target.spec.model_copy(update={
+        "connection": Connection(), "arch": platform.machine(), "device": "cpu", "cores": cores,
+        "threads": min(target.threads, cores), "run": target.spec.run.model_copy(update=STAND_IN)})
+    return Target(spec=spec, source=target.source)
+
+
+def validation_view(dataset):
+    """``dataset`` with its validation split in the test split's place (see the module docstring)."""
+    if not len(dataset.x_val):
+        raise UsageError(f"data '{dataset.name}' has no validation split to score candidates on",
+                         "give x_val/y_val in the .npz (or use a builtin data set): optimize keeps the test split "
+                         "for the final model")
+    return dataclasses.replace(dataset, x_test=dataset.x_val, y_test=dataset.y_val)
+
+
+def pipeline(model_path: Path, view, recipe, out: Path, progress=None):
+    """Run ``recipe`` on the model (compress, into ``out``); the manifest. Raises Stopped when the accuracy guard
+    stopped it or its artifact was not built."""
+    from edgeopt.compress import compress
+
+    manifest = compress(model_path, view, out, recipe=recipe, force=True, progress=progress)
+    guard = manifest.extra.get("guard") or {}
+    if guard.get("verdict") == "stopped":
+        raise Stopped(guard.get("message", "the accuracy guard stopped the pipeline"))
+    built = [a for a in manifest.artifacts if a.format in ("tflite", "onnx")]
+    if not built or built[-1].status == "failed":
+        raise Stopped(f"not built: {built[-1].error if built else 'no artifact'}")
+    return manifest
+
+
+def final_artifact(manifest, out: Path):
+    a = [a for a in manifest.artifacts if a.format in ("tflite", "onnx")][-1]
+    return a, out / a.path
+
+
+def source_measurement(manifest, target_name: str) -> Measurement:
+    """The source model as the gate's reference for accuracy_drop: its top-1 on the validation split, as the
+    pipeline's accuracy guard measured it."""
+    src = next(a for a in manifest.artifacts if a.role == "source")
+    guard = manifest.extra.get("guard") or {}
+    return Measurement(artifact=src.name, format=src.format, precision=src.precision, target=target_name,
+                       runtime="tf", status="ok", role="source", size_bytes=src.size_bytes,
+                       accuracy=guard.get("source_accuracy"))
+
+
+def screen(artifact, path: Path, measurer: Measurer, threads: int) -> Measurement:
+    """Cheap figures: the file's size, the convert stage's top-1 (validation, in a LiteRT/ORT session), the
+    target's latency estimate when it has a calibration (None otherwise)."""
+    from edgeopt.bench.estimate import estimate_artifact
+    from edgeopt.runtimes import for_format
+
+    par = artifact.info.get("parity") or {}
+    m = Measurement(artifact=artifact.name, format=artifact.format, precision=artifact.precision,
+                    target=measurer.target.name, runtime=for_format(artifact.format), status="ok", path=str(path),
+                    stages=list(artifact.stages), size_bytes=artifact.size_bytes, accuracy=par.get("accuracy"),
+                    threads=threads)
+    if measurer.target.calibration is not None:
+        try:
+            ms = estimate_artifact(path, artifact.format, measurer.target, threads=threads).ms
+            m.latency_ms = Latency(p50=ms, p90=ms, p99=ms, mean=ms, std=0.0, n=0)
+            m.estimated = True
+        except Exception as e:  # noqa: BLE001 — no estimate: the full measurement decides
+            log.info("no latency estimate for %s: %s", path.name, e)
+    return m
+
+
+def measure(path: Path, dataset, measurer: Measurer, threads: int, overrides: dict[str, Any]) -> Measurement:
+    """The bench harness on one artifact (``dataset``'s test split scores it); on a stand-in the latency is
+    replaced by the target's estimate and marked so."""
+    from edgeopt.bench.estimate import estimate_artifact
+    from edgeopt.bench.orchestrate import benchmark
+
+    extra = overrides if measurer.mode == "device" else {}
+    report = benchmark([path], [measurer.bench_target], dataset, threads=threads, **extra)
+    m = report.results[0]
+    if measurer.mode == "estimate" and m.status == "ok":
+        ms = estimate_artifact(path, m.format, measurer.target, threads=threads).ms
+        m.samples_ms, m.launches = [], []
+        m.latency_ms = Latency(p50=ms, p90=ms, p99=ms, mean=ms, std=0.0, n=0)
+        m.estimated = True
+        m.init_ms = m.first_ms = m.peak_rss_mb = m.eval_peak_rss_mb = None  # this machine's, not the board's
+    return m
+
+
+def judge(m: Measurement, source: Measurement, budgets: Budgets) -> dict[str, Any]:
+    """The gate's checks on one candidate: which budgets it meets, the misses (messages), and one Optuna
+    constraint per budget key (relative miss, > 0 when it misses; a check that cannot be made counts as a
+    miss of 1)."""
+    from edgeopt.verdict.gate import check
+
+    verdict = check(Report(results=[source, m]), budgets)
+    mine = [c for c in verdict.checks if c.artifact == m.artifact and c.metric != "budget"]
+    constraints = dict.fromkeys(CONSTRAINTS, 0.0)
+    meets: dict[str, bool] = {}
+    misses: list[str] = []
+    unknown: list[str] = []  # checks that could not be made (no latency estimate yet)
+    for c in mine:
+        key = next((k for k in LIMIT_KEYS if k[4:] == c.metric), "status")
+        meets[key] = meets.get(key, True) and c.passed
+        if c.level != "error":
+            continue
+        if not c.passed:
+            misses.append(c.message)
+            if c.measured is None:
+                unknown.append(key)
+        constraints[key] = max(constraints[key], _violation(c))
+    return {"meets": meets, "meets_all": all(meets.values()) if meets else True, "misses": misses,
+            "unknown": unknown,
+            "constraints": [round(constraints[k], 6) for k in CONSTRAINTS],
+            "checks": [{"metric": c.metric, "measured": c.measured, "limit": c.limit, "level": c.level,
+                        "passed": c.passed, "message": c.message} for c in mine]}
+
+
+def _violation(c) -> float:
+    if c.passed:
+        return 0.0
+    if not isinstance(c.measured, int | float) or not isinstance(c.limit, int | float):
+        return 1.0
+    scale = abs(c.limit) if c.limit else 1.0
+    return abs(c.measured - c.limit) / scale
+
+
+def figures(m: Measurement) -> dict[str, Any]:
+    lat = m.latency_ms
+    return {"accuracy": m.accuracy, "p90_ms": None if lat is None else round(lat.p90, 6), "size_bytes": m.size_bytes,
+            "gzip_bytes": m.gzip_bytes, "estimated": m.estimated, "runtime": m.runtime, "threads": m.threads,
+            "status": m.status, "error": m.error}
+
+
+def promising(judged: dict[str, Any], margin: float) -> bool:
+    """Worth the full measurement: every miss of the cheap figures is within ``margin`` (relative) of its
+    budget; a check that could not be made yet (no latency estimate) does not rule it out."""
+    return all(v <= margin - 1 for k, v in zip(CONSTRAINTS, judged["constraints"], strict=True)
+               if k not in judged["unknown"])

@@ -1,0 +1,291 @@
+"""The search loop of `edgeopt optimize`: check the inputs (before any work), open the study, run trials (each a
+candidate, see candidate.py) until ``trials`` are done in the whole study or the time budget is spent, then —
+unless this process is a worker — pick the best candidate and build ``best/`` with ``edgeopt compress``'s own
+code from the real data set (its test split is read here, once)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgeopt.errors import UsageError
+from edgeopt.optimize import candidate as cand
+from edgeopt.optimize import front as front_mod
+from edgeopt.optimize import space as space_mod
+from edgeopt.optimize import study as study_mod
+
+log = logging.getLogger(__name__)
+
+MARKER = "optimize.json"  # says a folder is an optimize output: its best/, candidates/ and reports are ours
+
+
+@dataclass
+class Problem:
+    model_path: Path
+    dataset: Any
+    view: Any
+    measurer: cand.Measurer
+    budgets: Any
+    space: space_mod.Space
+    dims: space_mod.Dimensions
+    train: Any
+    max_stage_drop: float
+    out: Path
+    url: str
+    study_name: str
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+
+
+def check_out_dir(out: Path, model_path: Path) -> Path:
+    """DIR is new, empty or an earlier optimize output (it holds optimize.json); never the current folder, the
+    model or a folder above them."""
+    raw, target, here, model = str(out), out.resolve(), Path.cwd().resolve(), model_path.resolve()
+    pick = "pick a new folder for --out (e.g. out/optimize)"
+    if raw in (".", "..", "") or target == here or target in here.parents:
+        raise UsageError(f"--out {raw} is the current folder or one above it", pick)
+    if target == model or target in model.parents or (model.is_dir() and model in target.parents):
+        raise UsageError(f"--out {out} is, contains or lies inside the input model {model_path}", pick)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder", pick)
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise UsageError(f"--out {out} is not empty and is not an earlier `edgeopt optimize` output",
+                         f"{pick}, or empty that folder yourself")
+    return out
+
+
+def split_recipe(path: Path | None):
+    """(base Recipe: train defaults and max_stage_drop, Space from its ``optimize:`` section)."""
+    from edgeopt.core.safe_yaml import load_yaml
+    from edgeopt.recipe import Recipe
+
+    if path is None:
+        return Recipe(), space_mod.Space()
+    if not Path(path).is_file():
+        raise UsageError(f"recipe {path} does not exist", "pass a recipe .yaml with an optimize: section, or omit it")
+    raw = load_yaml(path, "recipe", "pass a recipe .yaml (see README.md) or omit --recipe") or {}
+    if not isinstance(raw, dict):
+        raise UsageError(f"recipe {path} is not a mapping", "a recipe has `train:`, `max_stage_drop:`, `optimize:`")
+    raw = dict(raw)
+    space = space_mod.Space.from_dict(raw.pop("optimize", None), source=f"{path}: optimize")
+    if raw.get("stages"):
+        raise UsageError(f"recipe {path}: optimize builds the stages itself",
+                         "remove `stages:`; give the search space in `optimize:` (train: and max_stage_drop: stay)")
+    return Recipe.from_dict(raw, source=str(path)), space
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def prepare(model, data, target, budgets, out, recipe=None, storage=None, study: str = "edgeopt") -> Problem:
+    """Every input checked and loaded, before any trial: bad ones raise UsageError (exit 2)."""
+    from edgeopt.bench.targets import load_target
+    from edgeopt.compress import check_compatible
+    from edgeopt.data.loaders import load_dataset
+    from edgeopt.models.load import check_model_path, load_model
+    from edgeopt.verdict.budgets import load_budgets
+
+    model_path = check_model_path(model)
+    out = check_out_dir(Path(out), model_path)
+    tgt = load_target(target) if isinstance(target, str | Path) else target
+    bud = load_budgets(budgets) if isinstance(budgets, str | Path) else budgets
+    if not any(name in bud.targets for name in (tgt.name, "*")):
+        raise UsageError(f"the budgets name no limits for target {tgt.name} (they have: "
+                         f"{', '.join(bud.targets) or 'none'})", f"add a `targets: {{{tgt.name}: {{...}}}}` section")
+    base, space = split_recipe(recipe)
+    url = study_mod.storage_url(storage, out)
+    dataset = data if hasattr(data, "x_test") else load_dataset(data)
+    view = cand.validation_view(dataset)
+    loaded = load_model(model_path, sample=dataset.x_val[:64])
+    check_compatible(loaded, dataset)
+    dims = space_mod.resolve(space, tgt, image_input=len(dataset.input_shape) == 3)
+    measurer = cand.Measurer.for_target(tgt)
+    fingerprint = {"model": _sha256(model_path), "data": dataset.name, "target": tgt.name,
+                   "budgets": bud.to_dict(), "space": space.to_dict(), "train": base.train.model_dump(mode="json"),
+                   "max_stage_drop": base.max_stage_drop}
+    return Problem(model_path, dataset, view, measurer, bud, space, dims, base.train, base.max_stage_drop, out, url,
+                   study, fingerprint)
+
+
+def open_problem_study(p: Problem, worker: bool):
+    from edgeopt.atomic import write_json
+
+    p.out.mkdir(parents=True, exist_ok=True)  # the default SQLite file lives there
+    study = study_mod.open_study(p.url, p.study_name, p.space.sampler, p.space.seed)
+    study_mod.check_same_problem(study, p.fingerprint)
+    if not (p.out / MARKER).is_file():
+        write_json(p.out / MARKER, {"study": p.study_name, "storage": study_mod.shown_url(p.url),
+                                    "model": str(p.model_path), "target": p.measurer.target.name})
+    return study
+
+
+def _duplicate(study, params: dict[str, Any]):
+    """An earlier completed or pruned trial with the same choices (the pipeline is seeded: the same figures)."""
+    from optuna.trial import TrialState
+
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        if t.params == params and (t.user_attrs.get("record") or {}).get("duplicate_of") is None:
+            return t
+    return None
+
+
+def objective(p: Problem, study, on_event: Callable[[str, dict], None]):
+    import optuna
+
+    wid = study_mod.worker_id()
+
+    def run_trial(trial) -> tuple[float, float, float]:
+        trial.set_user_attr("worker", wid)
+        choice = space_mod.suggest(trial, p.dims)
+        recipe = space_mod.to_recipe(choice, p.space, p.train, p.max_stage_drop)
+        rec: dict[str, Any] = {"choice": choice, "label": space_mod.describe(choice), "recipe": recipe.to_dict(),
+                               "trial": trial.number, "worker": wid}
+        on_event("start", rec)
+        dup = _duplicate(study, trial.params)
+        if dup is not None:  # a categorical space repeats itself: its figures are already in the study
+            rec.update({k: v for k, v in dup.user_attrs["record"].items() if k not in rec}, duplicate_of=dup.number)
+            if "pruned" in rec:
+                trial.set_user_attr("record", rec)
+                on_event("pruned", rec)
+                raise optuna.TrialPruned(rec["pruned"])
+            return _finish(trial, rec, on_event)
+        folder = p.out / "candidates" / f"trial-{trial.number:04d}"
+        started = time.monotonic()
+        try:
+            manifest = cand.pipeline(p.model_path, p.view, recipe, folder)
+        except cand.Stopped as e:
+            rec.update(pruned=str(e), seconds=round(time.monotonic() - started, 1))
+            trial.set_user_attr("record", rec)
+            on_event("pruned", rec)
+            raise optuna.TrialPruned(str(e)) from None
+        artifact, path = cand.final_artifact(manifest, folder)
+        source = cand.source_measurement(manifest, p.measurer.target.name)
+        threads = choice["threads"]
+        m = cand.screen(artifact, path, p.measurer, threads)
+        judged = cand.judge(m, source, p.budgets)
+        measured = "screen"
+        if cand.promising(judged, p.space.screen_margin):
+            m = cand.measure(path, p.view, p.measurer, threads, p.space.measure.overrides())
+            judged = cand.judge(m, source, p.budgets)
+            measured = "bench"
+        rec.update(**cand.figures(m), **judged, measured=measured, source_accuracy=source.accuracy,
+                   artifact=str(path.relative_to(p.out)), seconds=round(time.monotonic() - started, 1))
+        if m.status != "ok" or m.accuracy is None:
+            rec["pruned"] = f"measurement {m.status}: {m.error or 'no accuracy'}"
+            trial.set_user_attr("record", rec)
+            on_event("pruned", rec)
+            raise optuna.TrialPruned(rec["pruned"])
+        return _finish(trial, rec, on_event)
+
+    return run_trial
+
+
+def _finish(trial, rec: dict[str, Any], on_event) -> tuple[float, float, float]:
+    trial.set_user_attr("record", rec)
+    for key, value in zip(cand.CONSTRAINTS, rec.get("constraints") or [], strict=True):
+        trial.set_constraint(key, value)
+    on_event("done", rec)
+    p90 = rec.get("p90_ms")
+    return float(rec["accuracy"]), math.inf if p90 is None else float(p90), float(rec["size_bytes"])
+
+
+def distinct(study) -> int:
+    """Completed or pruned trials that ran their own pipeline (a repeat of earlier choices does not count)."""
+    from optuna.trial import TrialState
+
+    done = study.get_trials(deepcopy=False, states=tuple(getattr(TrialState, s) for s in study_mod.COUNTED))
+    return sum(1 for t in done if (t.user_attrs.get("record") or {}).get("duplicate_of") is None)
+
+
+class StopWhenDone:
+    """Stop after ``target`` distinct candidates in the whole study, when the space has no new one left, or when
+    the sampler keeps repeating itself (3 × target trials)."""
+
+    def __init__(self, target: int | None, space_size: int) -> None:
+        self.target, self.space_size = target, space_size
+
+    def __call__(self, study, trial) -> None:
+        n = distinct(study)
+        if n >= self.space_size or (self.target is not None and (n >= self.target
+                                                                 or len(study.get_trials(deepcopy=False)) >= 3 * self.target)):
+            study.stop()
+
+
+def search(p: Problem, study, trials: int | None, time_budget_s: float | None,
+           on_event: Callable[[str, dict], None] = lambda kind, rec: None) -> int:
+    """Run trials until the study holds ``trials`` distinct completed/pruned candidates (all workers together),
+    the space is exhausted or the time budget is spent; returns how many trials this process ran."""
+    study_mod.fail_dead_local_trials(study)
+    target = trials if trials is not None else (None if time_budget_s else 20)
+    stop = StopWhenDone(target, p.dims.size())
+    before = len(study.get_trials(deepcopy=False))
+    if distinct(study) >= min(target or stop.space_size, stop.space_size):
+        return 0
+    study.optimize(objective(p, study, on_event), timeout=time_budget_s, callbacks=[stop], gc_after_trial=True)
+    return len(study.get_trials(deepcopy=False)) - before
+
+
+def header(p: Problem) -> dict[str, Any]:
+    m = p.measurer
+    return {"study": p.study_name, "storage": study_mod.shown_url(p.url), "model": str(p.model_path),
+            "data": p.dataset.name, "target": m.target.name, "latency": m.mode, "latency_why": m.why,
+            "scored_on": "validation split (the test split scores only the best candidate)",
+            "sampler": p.space.sampler, "budgets": p.budgets.to_dict(), "space": p.space.to_dict(),
+            "dimensions": p.dims.model_dump(), "space_size": p.dims.size()}
+
+
+def build_best(p: Problem, rec: dict[str, Any]) -> dict[str, Any]:
+    """best/: the winner's recipe rerun by compress on the real data set (what `edgeopt compress --recipe
+    best/recipe.yaml` does), best/recipe.yaml, and the artifact measured on the test split."""
+    import yaml
+
+    from edgeopt.atomic import write_text
+    from edgeopt.compress import compress
+    from edgeopt.recipe import Recipe
+
+    recipe = Recipe.from_dict(rec["recipe"], source=f"trial {rec['trial']}'s recipe")
+    best_dir = p.out / "best"
+    old = None
+    if best_dir.exists():  # ours (check_out_dir): kept aside until the new one is complete
+        old = best_dir.with_name(f".best.old-{time.time_ns()}")
+        best_dir.rename(old)
+    try:
+        manifest = compress(p.model_path, p.dataset, best_dir, recipe=recipe)
+        write_text(best_dir / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
+    except BaseException:
+        shutil.rmtree(best_dir, ignore_errors=True)
+        if old is not None:
+            old.rename(best_dir)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    artifact, path = cand.final_artifact(manifest, best_dir)
+    m = cand.measure(path, p.dataset, p.measurer, rec["choice"]["threads"], p.space.measure.overrides())
+    test = {**cand.figures(m), "accuracy_drop": None}
+    src = (manifest.extra.get("guard") or {}).get("reference", {}).get("test")
+    if src is not None and m.accuracy is not None:
+        test["source_accuracy"], test["accuracy_drop"] = src, round(src - m.accuracy, 6)
+    return {"trial": rec["trial"], "label": rec.get("label"), "folder": "best", "artifact": str(path.relative_to(p.out)),
+            "recipe": "best/recipe.yaml", "validation": {k: rec.get(k) for k in ("accuracy", "p90_ms", "size_bytes")},
+            "test": test, "size_reproduced": artifact.size_bytes == rec.get("size_bytes")}
+
+
+def finish(p: Problem, study) -> dict[str, Any]:
+    """front.json's content, with best/ built when a candidate meets every budget."""
+    doc = front_mod.front_document(study, header(p))
+    pick = next((r for r in doc["candidates"] if r["trial"] == doc["best_trial"]), None)
+    if pick is None and (p.out / "best").is_dir():
+        shutil.rmtree(p.out / "best")  # an earlier run's (the folder is ours): no candidate meets the budgets now
+    doc["best"] = build_best(p, pick) if pick is not None else None
+    return doc

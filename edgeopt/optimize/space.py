@@ -1,0 +1,243 @@
+"""The search space of `edgeopt optimize` (pydantic, overridable from a recipe's ``optimize:`` section) and how one
+Optuna trial's choices become a Recipe.
+
+Every dimension is a list of choices; a candidate is one choice per dimension, written as a plain recipe (distill
+→ prune → cluster → quantize → convert), so ``best/recipe.yaml`` is what ``edgeopt compress --recipe`` reruns.
+Parameters are Optuna categoricals with the same names in every trial (``student``, ``sparsity``, ``cluster``,
+``runtime``, ``quant.<runtime>``, ``threads``): a dimension with one choice is fixed, not searched."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from edgeopt.errors import UsageError, validation_error
+from edgeopt.recipe import Recipe
+from edgeopt.train.fit import TrainDefaults
+
+QuantMode = Literal["fp32", "fp16", "dynamic", "int8", "int8_fallback", "qat"]
+QUANT_MODES: tuple[str, ...] = ("fp32", "fp16", "dynamic", "int8", "int8_fallback", "qat")
+# what each runtime edgeopt converts for can run: LiteRT takes every TFLite mode, ONNX Runtime fp32 and int8
+RUNTIME_MODES = {"litert": QUANT_MODES, "onnxruntime": ("fp32", "int8")}
+NO_STUDENT = "none"
+
+
+class StudentSpace(BaseModel):
+    """Students to distill the model into: every zoo builder × width × depth, and (``none: true``) no student."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    none: bool = True  # "no student": keep the input model
+    zoo: list[str] | None = None  # None: small_cnn for image inputs, mlp otherwise
+    width: list[float] = [0.25, 0.5, 1.0]
+    depth: list[int] = [2, 3]
+    epochs: int = Field(5, ge=1)
+    temperature: float = Field(4.0, gt=0)
+    alpha: float = Field(0.1, ge=0, le=1)
+
+    @field_validator("width")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if any(w <= 0 for w in v):
+            raise ValueError(f"width must be positive, got {v}")
+        return v
+
+
+class MeasureSettings(BaseModel):
+    """Bench run settings (plan.RunSettings fields) for a candidate's full measurement on a timed target; the
+    target's own settings where not given."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    warmup: int | None = Field(None, ge=0)
+    min_runs: int | None = Field(None, ge=1)
+    min_seconds: float | None = Field(None, ge=0)
+    max_seconds: float | None = Field(None, gt=0)
+    launches: int | None = Field(None, ge=1)
+
+    def overrides(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class Space(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    student: StudentSpace = StudentSpace()
+    sparsity: list[float] = [0.0, 0.5, 0.8]  # unstructured magnitude pruning (0: none)
+    prune_epochs: int = Field(2, ge=1)
+    cluster: list[int] = [0, 16]  # weight clusters (0: no clustering)
+    cluster_epochs: int = Field(2, ge=1)
+    quant: list[QuantMode] = list(QUANT_MODES)
+    qat_epochs: int = Field(2, ge=1)
+    max_accuracy_drop: float = Field(0.01, ge=0, le=1)  # int8_fallback: float ops kept until within this
+    runtimes: list[Literal["litert", "onnxruntime"]] | None = None  # None: those the target offers
+    threads: list[int] | None = None  # None: the target's own thread count
+    sampler: Literal["tpe", "nsga2"] = "tpe"
+    seed: int = 0
+    # a candidate within this factor of every budget by its cheap figures (estimate, size) gets the full bench run
+    screen_margin: float = Field(1.25, ge=1)
+    measure: MeasureSettings = MeasureSettings()
+
+    @field_validator("sparsity")
+    @classmethod
+    def _fractions(cls, v: list[float]) -> list[float]:
+        if any(not 0 <= s < 1 for s in v):
+            raise ValueError(f"sparsity choices must be in [0, 1), got {v}")
+        return v
+
+    @field_validator("cluster")
+    @classmethod
+    def _clusters(cls, v: list[int]) -> list[int]:
+        if any(c != 0 and not 2 <= c <= 256 for c in v):
+            raise ValueError(f"cluster choices are 0 (off) or 2..256 clusters, got {v}")
+        return v
+
+    @classmethod
+    def from_dict(cls, raw: Any, source: str = "optimize") -> Space:
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict):
+            raise UsageError(f"{source}: the optimize section must be a mapping (got {raw!r})",
+                             "write e.g. `optimize: {sparsity: [0.0, 0.5], quant: [int8]}`")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as e:
+            raise validation_error(e, source, "see `edgeopt optimize` in README.md for the search space") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class Dimensions(BaseModel):
+    """The space resolved for one model and target: every dimension's choices as Optuna categoricals."""
+
+    model_config = ConfigDict(frozen=True)
+    student: list[str]
+    sparsity: list[float]
+    cluster: list[int]
+    runtime: list[str]
+    quant: dict[str, list[str]]  # runtime -> its quant modes
+    threads: list[int]
+
+    def size(self) -> int:
+        per_runtime = sum(len(self.quant.get(r, [])) for r in self.runtime)
+        return len(self.student) * len(self.sparsity) * len(self.cluster) * per_runtime * len(self.threads)
+
+    def empty_dimension(self) -> str | None:
+        for name in ("student", "sparsity", "cluster", "runtime", "threads"):
+            if not getattr(self, name):
+                return name
+        if not any(self.quant.get(r) for r in self.runtime):
+            return "quant"
+        return None
+
+
+def student_key(zoo: str, width: float, depth: int | None) -> str:
+    return f"{zoo}:w{width:g}" + (f":d{depth}" if depth is not None else "")
+
+
+def parse_student(key: str) -> dict[str, Any] | None:
+    """A student choice as the distill stage's ``student:`` (the width is mobilenet_v2_like's ``alpha``)."""
+    if key == NO_STUDENT:
+        return None
+    zoo, w, *d = key.split(":")
+    spec: dict[str, Any] = {"zoo": zoo, ("alpha" if zoo == "mobilenet_v2_like" else "width"): float(w[1:])}
+    if d:
+        spec["depth"] = int(d[0][1:])
+    return spec
+
+
+def resolve(space: Space, target, image_input: bool) -> Dimensions:
+    """The choices for ``target`` (its runtimes, its thread count) and a model with image-shaped (H, W, C) or
+    other inputs; UsageError when a choice names something the target or the zoo cannot do, or when a dimension
+    has no choice at all (an empty space: nothing to search)."""
+    from edgeopt.models import zoo as zoo_mod
+
+    zoos = space.student.zoo if space.student.zoo is not None else ["small_cnn" if image_input else "mlp"]
+    for z in zoos:
+        if z not in zoo_mod.BUILDERS:
+            raise UsageError(f"optimize.student.zoo: unknown zoo model '{z}'",
+                             f"use one of {', '.join(zoo_mod.BUILDERS)}")
+        if not {"width", "alpha"} & set(zoo_mod.options(z)):
+            raise UsageError(f"optimize.student.zoo: {z} has no width (or alpha) option to search",
+                             "use small_cnn, mlp or mobilenet_v2_like")
+    students = [NO_STUDENT] if space.student.none else []
+    for z in zoos:
+        depths = space.student.depth if "depth" in zoo_mod.options(z) else [None]  # mobilenet_v2_like: width only
+        students += [student_key(z, w, d) for w in space.student.width for d in depths]
+    offered = [r for r in target.runtimes if r in RUNTIME_MODES]
+    runtimes = space.runtimes if space.runtimes is not None else offered
+    missing = [r for r in runtimes if r not in target.runtimes]
+    if missing:
+        raise UsageError(f"optimize.runtimes: target {target.name} has no runtime {missing[0]}",
+                         f"use the runtimes it offers: {', '.join(offered) or '(none edgeopt converts for)'}")
+    threads = space.threads if space.threads is not None else [target.threads]
+    too_many = [t for t in threads if t < 1 or t > target.cores]
+    if too_many:
+        raise UsageError(f"optimize.threads: {too_many[0]} is not in 1..{target.cores} (target {target.name})",
+                         f"give thread counts from 1 to {target.cores}")
+    quant = {r: [q for q in space.quant if q in RUNTIME_MODES[r]] for r in runtimes}
+    dims = Dimensions(student=students, sparsity=list(dict.fromkeys(space.sparsity)),
+                      cluster=list(dict.fromkeys(space.cluster)), runtime=list(runtimes), quant=quant,
+                      threads=list(dict.fromkeys(threads)))
+    empty = dims.empty_dimension()
+    if empty:
+        raise UsageError(f"the search space is empty: optimize.{empty} has no choice left for target {target.name}",
+                         f"give optimize.{empty} at least one choice (see README.md, `edgeopt optimize`)")
+    return dims
+
+
+def suggest(trial, dims: Dimensions) -> dict[str, Any]:
+    """One choice per dimension from an Optuna trial (fixed dimensions are still recorded, as one-choice
+    categoricals, so every trial has the same parameter names)."""
+    runtime = trial.suggest_categorical("runtime", dims.runtime)
+    return {"student": trial.suggest_categorical("student", dims.student),
+            "sparsity": trial.suggest_categorical("sparsity", dims.sparsity),
+            "cluster": trial.suggest_categorical("cluster", dims.cluster),
+            "runtime": runtime,
+            "quant": trial.suggest_categorical(f"quant.{runtime}", dims.quant[runtime]),
+            "threads": trial.suggest_categorical("threads", dims.threads)}
+
+
+def choices_of(params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's params (as Optuna stores them) back to the choice dict ``suggest`` returned."""
+    runtime = params["runtime"]
+    return {"student": params["student"], "sparsity": params["sparsity"], "cluster": params["cluster"],
+            "runtime": runtime, "quant": params[f"quant.{runtime}"], "threads": params["threads"]}
+
+
+def to_recipe(choice: dict[str, Any], space: Space, train: TrainDefaults, max_stage_drop: float) -> Recipe:
+    """The recipe one candidate runs: distill (a student) → prune → cluster → quantize (QAT) → convert to the one
+    format its runtime and quant mode name. Parsed through Recipe.from_dict, so it is a valid recipe file."""
+    stages: list[dict[str, Any]] = []
+    student = parse_student(choice["student"])
+    if student is not None:
+        stages.append({"distill": {"student": student, "epochs": space.student.epochs,
+                                   "temperature": space.student.temperature, "alpha": space.student.alpha}})
+    if choice["sparsity"] > 0:
+        stages.append({"prune": {"target_sparsity": choice["sparsity"], "epochs": space.prune_epochs}})
+    if choice["cluster"]:
+        stages.append({"cluster": {"number_of_clusters": choice["cluster"], "epochs": space.cluster_epochs}})
+    quant = choice["quant"]
+    if quant == "qat":
+        stages.append({"quantize": {"qat": True, "epochs": space.qat_epochs}})
+    precision = {"int8_fallback": "int8", "qat": "int8"}.get(quant, quant)
+    convert: dict[str, Any] = {"tflite": [], "onnx": []}
+    convert["tflite" if choice["runtime"] == "litert" else "onnx"] = [precision]
+    if precision == "int8":
+        convert.update(accuracy_aware=quant == "int8_fallback", max_accuracy_drop=space.max_accuracy_drop)
+    stages.append({"convert": convert})
+    raw = {"train": train.model_dump(mode="json"), "max_stage_drop": max_stage_drop, "stages": stages}
+    return Recipe.from_dict(raw, source="optimize candidate")
+
+
+def describe(choice: dict[str, Any]) -> str:
+    """A short, human label of a candidate: 'small_cnn w0.5 d2 · sparsity 0.5 · int8 (litert, 4 threads)'."""
+    parts = []
+    s = parse_student(choice["student"])
+    parts.append("no student" if s is None else " ".join(
+        [s["zoo"], f"w{s.get('width', s.get('alpha')):g}", *([f"d{s['depth']}"] if "depth" in s else [])]))
+    if choice["sparsity"]:
+        parts.append(f"sparsity {choice['sparsity']:g}")
+    if choice["cluster"]:
+        parts.append(f"{choice['cluster']} clusters")
+    parts.append(f"{choice['quant']} ({choice['runtime']}, {choice['threads']} thr)")
+    return " · ".join(parts)

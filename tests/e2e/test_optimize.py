@@ -1,0 +1,235 @@
+"""`edgeopt optimize` as users run it: real subprocesses, a real Optuna study (SQLite, and PostgreSQL for two
+workers), real pipelines on the tiny digits model, real bench runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.postgres_fixture import postgres  # noqa: F401 — the fixture
+
+EDGEOPT = [sys.executable, "-m", "edgeopt.cli"]
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", COLUMNS="200")
+
+# four candidates: no student × sparsity {0, 0.5} × {fp32, int8} on LiteRT, one short bench launch each
+SPACE = """
+train: {epochs: 1}
+max_stage_drop: 0.1
+optimize:
+  student: {none: true, zoo: [small_cnn], width: [0.5], depth: [1], epochs: 1}
+  sparsity: [0.0, 0.5]
+  prune_epochs: 1
+  cluster: [0]
+  quant: [fp32, int8]
+  runtimes: [litert]
+  measure: {launches: 1, warmup: 1, min_runs: 10, min_seconds: 0.05}
+"""
+NO_STUDENT = SPACE.replace("none: true, zoo: [small_cnn]", "none: true, zoo: []")
+EASY = "targets:\n  x86-cpu: {max_size_kb: 1000, max_accuracy_drop: 0.2}\n"
+IMPOSSIBLE = "targets:\n  x86-cpu: {max_size_kb: 0.5, max_accuracy_drop: 0.2}\n"
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def command(model, tmp_path, out, budgets=EASY, space=NO_STUDENT, trials=4, *extra) -> list[str]:
+    return [*EDGEOPT, "optimize", str(model), "--data", "digits", "--target", "x86-cpu",
+            "--budgets", str(write(tmp_path, "budgets.yaml", budgets)),
+            "--recipe", str(write(tmp_path, "space.yaml", space)), "--trials", str(trials), "--out", str(out), *extra]
+
+
+def run(args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, env=ENV, cwd=cwd, timeout=900)
+
+
+def trials_of(url: str, name: str = "edgeopt"):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    return optuna.load_study(study_name=name, storage=url).get_trials()
+
+
+def test_an_empty_space_is_exit_2_with_one_line(tmp_path, tiny_model_path):
+    space = "optimize: {quant: []}\n"
+    proc = run(command(tiny_model_path, tmp_path, tmp_path / "out", space=space))
+    assert proc.returncode == 2, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "search space is empty" in errors[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "study.db").exists()
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--storage", "mysql://u@h/db"], "SQLite or PostgreSQL"),
+    (["--time-budget", "soon"], "not a duration"),
+])
+def test_bad_storage_or_duration_is_exit_2(tmp_path, tiny_model_path, extra, needle):
+    proc = run(command(tiny_model_path, tmp_path, tmp_path / "out", EASY, NO_STUDENT, 4, *extra))
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_folder_of_the_users_is_refused(tmp_path, tiny_model_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    proc = run(command(tiny_model_path, tmp_path, out))
+    assert proc.returncode == 2 and "not an earlier `edgeopt optimize` output" in proc.stderr
+    assert (out / "notes.txt").read_text() == "keep me" and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.slow
+def test_impossible_budgets_exit_1_with_the_closest_misses_and_no_best(tmp_path, tiny_model_path):
+    out = tmp_path / "out"
+    proc = run(command(tiny_model_path, tmp_path, out, IMPOSSIBLE, NO_STUDENT, 4))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "No candidate meets every budget" in proc.stdout and "size_kb" in proc.stdout
+    assert not (out / "best").exists()
+    doc = json.loads((out / "front.json").read_text())
+    assert doc["best"] is None and doc["closest"]
+    for c in doc["closest"]:
+        assert any("max 0.5 KB" in m for m in c["misses"])
+    assert "No candidate meets every budget" in (out / "front.md").read_text()
+
+
+def test_a_candidate_the_accuracy_guard_stops_is_pruned_with_its_reason(tmp_path, tiny_model_path):
+    # the only candidate: a 1-epoch student, far under the source model
+    space = SPACE.replace("none: true", "none: false").replace("sparsity: [0.0, 0.5]", "sparsity: [0.0]").replace(
+        "quant: [fp32, int8]", "quant: [fp32]")
+    out = tmp_path / "out"
+    proc = run(command(tiny_model_path, tmp_path, out, EASY, space, 3))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "every candidate was pruned" in proc.stdout and "stage 'distill' lost" in proc.stdout
+    doc = json.loads((out / "front.json").read_text())
+    assert doc["trials"]["pruned"] == 1 and doc["trials"]["total"] == 1  # a one-candidate space: one trial
+    assert doc["candidates"][0]["state"] == "pruned" and "max_stage_drop" in doc["candidates"][0]["pruned"]
+    assert not (out / "best").exists()
+
+
+@pytest.mark.slow
+def test_a_small_run_writes_the_front_and_a_best_that_compress_reproduces(tmp_path, tiny_model_path):
+    out = tmp_path / "out"
+    proc = run(command(tiny_model_path, tmp_path, out, EASY, NO_STUDENT, 4))  # 4 trials: the whole space
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Pareto front on x86-cpu" in proc.stdout and "Best: trial" in proc.stdout
+    doc = json.loads((out / "front.json").read_text())
+    assert doc["schema_version"] == 1 and doc["target"] == "x86-cpu" and doc["latency"] == "device"
+    scored = [c for c in doc["candidates"] if c["state"] == "complete"]
+    assert scored and doc["front"]
+    for c in doc["candidates"]:
+        assert {"trial", "choice", "label", "recipe", "state", "worker", "on_front"} <= set(c)
+        if c["state"] == "complete":
+            assert c["accuracy"] is not None and c["size_bytes"] > 0 and c["measured"] in ("bench", "screen")
+            assert set(c["meets"]) == {"max_size_kb", "max_accuracy_drop"}
+            assert len(c["constraints"]) == 10
+        else:
+            assert c["pruned"]
+    best = doc["best"]
+    pick = next(c for c in doc["candidates"] if c["trial"] == best["trial"])
+    assert pick["meets_all"] and pick["measured"] == "bench" and best["size_reproduced"]
+    assert best["test"]["accuracy"] is not None and best["test"]["p90_ms"] > 0
+    html = (out / "report.html").read_text()
+    assert "<svg" in html and "<title>trial" in html and "http://" not in html.replace("http://www.w3.org", "")
+    # the user's rerun of the winner's recipe builds the same artifact
+    again = tmp_path / "again"
+    rerun = run([*EDGEOPT, "compress", str(tiny_model_path), "--data", "digits", "--recipe",
+                 str(out / "best" / "recipe.yaml"), "--out", str(again), "--allow-drop"])
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    manifest = json.loads((again / "manifest.json").read_text())
+    built = [a for a in manifest["artifacts"] if a["format"] in ("tflite", "onnx")]
+    assert [a["size_bytes"] for a in built] == [pick["size_bytes"]]
+    # rerunning the finished study runs no trial and writes the same answer
+    proc2 = run(command(tiny_model_path, tmp_path, out, EASY, NO_STUDENT, 4))
+    assert proc2.returncode == 0, proc2.stderr[-2000:]
+    doc2 = json.loads((out / "front.json").read_text())
+    assert [c["trial"] for c in doc2["candidates"]] == [c["trial"] for c in doc["candidates"]]
+    assert doc2["best"]["trial"] == best["trial"]
+
+
+@pytest.mark.slow
+def test_kill_mid_study_then_rerun_continues(tmp_path, tiny_model_path):
+    import optuna
+    from optuna.trial import TrialState
+
+    out = tmp_path / "out"
+    url = f"sqlite:///{out / 'study.db'}"
+    args = command(tiny_model_path, tmp_path, out, IMPOSSIBLE, NO_STUDENT, 4)
+    first = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            time.sleep(1)
+            if first.poll() is not None:
+                pytest.fail(f"optimize ended (rc {first.returncode}) before it could be interrupted")
+            try:
+                trials = trials_of(url)
+            except (KeyError, Exception):  # noqa: BLE001 — the study is not created yet
+                continue
+            done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+            if done and any(t.state == TrialState.RUNNING for t in trials):
+                break
+        else:
+            pytest.fail("no trial finished in time")
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # our own process group (start_new_session)
+        first.wait()
+    before = {t.number: t.user_attrs.get("worker") for t in trials_of(url)
+              if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
+    proc = run(args)
+    assert proc.returncode == 1, proc.stderr[-3000:]  # impossible budgets: ran to the end, no best
+    after = trials_of(url)
+    finished = {t.number: t.user_attrs.get("worker") for t in after
+                if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
+    assert all(finished[n] == w for n, w in before.items())  # earlier trials kept, not rerun
+    assert all(w.endswith(f":{first.pid}") for w in before.values())
+    assert len(finished) >= 4 and len(finished) > len(before)
+    killed = [t for t in after if t.state == TrialState.FAIL]
+    assert len(killed) == 1  # the one running at the kill: failed at restart, its choices retried
+    assert any(t.params == killed[0].params for t in after if t.number > killed[0].number)
+    assert optuna.load_study(study_name="edgeopt", storage=url).get_trials(states=(TrialState.RUNNING,)) == []
+
+
+@pytest.mark.slow
+def test_two_workers_share_a_postgres_study(tmp_path, tiny_model_path, postgres):  # noqa: F811
+    from optuna.trial import TrialState
+
+    url = postgres.url
+    shared = ["--storage", url, "--study", "shared"]
+    outs = [tmp_path / "w0", tmp_path / "w1"]
+    workers = []
+    for i, out in enumerate(outs):
+        workers.append(subprocess.Popen(command(tiny_model_path, tmp_path, out, EASY, NO_STUDENT, 4, *shared,
+                                                "--worker"),
+                                        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        if i == 0:
+            time.sleep(3)  # the first creates the tables and the study
+    results = [w.communicate(timeout=900) for w in workers]
+    for w, (so, se) in zip(workers, results, strict=True):
+        assert w.returncode == 0, se[-3000:]
+        assert "worker: ran" in so
+    trials = trials_of(url.replace("postgresql://", "postgresql+psycopg://"), "shared")
+    ran = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+           and (t.user_attrs.get("record") or {}).get("duplicate_of") is None]
+    by = {w.pid: [t.number for t in ran if t.user_attrs["worker"].endswith(f":{w.pid}")] for w in workers}
+    assert all(by.values()), by  # both workers contributed
+    for t in ran:  # each trial's pipeline ran in exactly one worker
+        homes = [o for o in outs if (o / "candidates" / f"trial-{t.number:04d}").is_dir()]
+        assert len(homes) == 1, (t.number, homes)
+    final = tmp_path / "final"
+    proc = run(command(tiny_model_path, tmp_path, final, EASY, NO_STUDENT, 4, *shared))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads((final / "front.json").read_text())
+    assert {c["trial"] for c in doc["candidates"]} == {t.number for t in trials
+                                                      if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
+    assert (final / "best" / "recipe.yaml").is_file() and not (final / "candidates").exists()
+    assert len({c["worker"] for c in doc["candidates"]}) >= 2

@@ -1,0 +1,70 @@
+"""The study's storage URLs, resumption bookkeeping and sampler choice."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgeopt.errors import UsageError
+from edgeopt.optimize import study as st
+
+
+def test_storage_urls(tmp_path):
+    assert st.storage_url(None, tmp_path) == f"sqlite:///{tmp_path.resolve() / 'study.db'}"
+    assert st.storage_url("postgresql://u@h:5/db", tmp_path) == "postgresql+psycopg://u@h:5/db"
+    assert st.storage_url("postgres://u@h/db", tmp_path) == "postgresql+psycopg://u@h/db"
+    assert st.storage_url("sqlite:///x.db", tmp_path) == "sqlite:///x.db"
+    assert "secret" not in st.shown_url("postgresql+psycopg://u:secret@h/db")
+
+
+@pytest.mark.parametrize("bad", ["mysql://u@h/db", "not a url", "sqlite://"])
+def test_bad_storage_urls_are_usage_errors(tmp_path, bad):
+    with pytest.raises(UsageError, match="--storage"):
+        st.storage_url(bad, tmp_path)
+
+
+def test_unreachable_server_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="cannot open the study storage"):
+        st.open_study("postgresql+psycopg://nobody@127.0.0.1:1/none", "s", "tpe", 0)
+
+
+def test_a_study_keeps_its_problem(tmp_path):
+    url = st.storage_url(None, tmp_path)
+    study = st.open_study(url, "s", "tpe", 0)
+    st.check_same_problem(study, {"target": "rpi4", "data": "digits"})
+    st.check_same_problem(st.open_study(url, "s", "nsga2", 0), {"target": "rpi4", "data": "digits"})
+    with pytest.raises(UsageError, match="another target"):
+        st.check_same_problem(study, {"target": "x86-cpu", "data": "digits"})
+
+
+def test_a_trial_left_running_by_a_dead_local_process_is_failed_and_queued_again(tmp_path):
+    from optuna.trial import TrialState
+
+    study = st.open_study(st.storage_url(None, tmp_path), "s", "tpe", 0)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    trial = study.ask({"x": __import__("optuna").distributions.CategoricalDistribution(["a", "b"])})
+    host = st.worker_id().rpartition(":")[0]
+    trial.set_user_attr("worker", f"{host}:{dead.stdout.strip()}")
+    alive = study.ask()
+    alive.set_user_attr("worker", st.worker_id())  # this process: left alone
+    assert st.fail_dead_local_trials(study) == [trial.number]
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states[trial.number] == TrialState.FAIL and states[alive.number] == TrialState.RUNNING
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert [t.params for t in waiting] == [{"x": trial.params["x"]}]  # its choices, retried once
+
+
+def test_samplers():
+    from optuna.samplers import NSGAIISampler, TPESampler
+
+    assert isinstance(st.make_sampler("tpe", 0), TPESampler)
+    assert isinstance(st.make_sampler("nsga2", 0), NSGAIISampler)
+
+
+def test_sqlite_file_is_in_the_output_folder(tmp_path):
+    st.open_study(st.storage_url(None, tmp_path), "s", "tpe", 0)
+    assert Path(tmp_path / "study.db").is_file()
