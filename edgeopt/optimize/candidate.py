@@ -198,3 +198,39 @@ def promising(judged: dict[str, Any], margin: float) -> bool:
     budget; a check that could not be made yet (no latency estimate) does not rule it out."""
     return all(v <= margin - 1 for k, v in zip(CONSTRAINTS, judged["constraints"], strict=True)
                if k not in judged["unknown"])
+
+
+# the fewest bytes a weight takes in each quant mode's artifact (int8 fallback keeps some ops in float: more)
+BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "dynamic": 1, "int8": 1, "int8_fallback": 1, "qat": 1}
+
+
+def size_limit_kb(budgets: Budgets, target_name: str) -> float | None:
+    """The target's error-level max_size_kb (its own block over ``*``), or None."""
+    for name in (target_name, "*"):
+        block = budgets.targets.get(name)
+        lim = block.max_size_kb if block is not None else None
+        if lim is not None and (lim.level or block.level) == "error":
+            return lim.limit
+    return None
+
+
+def weights_of(student: dict[str, Any] | None, source_params: int, dataset) -> int:
+    """How many weights the candidate's model has before any stage trains it (a zoo student is built, untrained)."""
+    if student is None:
+        return source_params
+    from edgeopt.models import zoo
+
+    spec = dict(student)
+    return int(zoo.build(spec.pop("zoo"), dataset.input_shape, dataset.num_classes, **spec).count_params())
+
+
+def hopeless_size(weights: int, quant: str, limit_kb: float | None) -> str | None:
+    """Why the candidate cannot meet max_size_kb whatever its training does (its weights alone are over it), or
+    None. Pruning and clustering keep every weight in a .tflite/.onnx file: they do not shrink it."""
+    if limit_kb is None:
+        return None
+    floor_kb = weights * BYTES_PER_WEIGHT[quant] / 1024
+    if floor_kb <= limit_kb:
+        return None
+    return (f"hopeless before training: {weights:,} weights as {quant} take at least {floor_kb:,.1f} KB, over "
+            f"max_size_kb {limit_kb:g}")

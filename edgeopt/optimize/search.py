@@ -40,6 +40,7 @@ class Problem:
     out: Path
     url: str
     study_name: str
+    source_params: int = 0
     fingerprint: dict[str, Any] = field(default_factory=dict)
 
 
@@ -115,7 +116,7 @@ def prepare(model, data, target, budgets, out, recipe=None, storage=None, study:
                    "budgets": bud.to_dict(), "space": space.to_dict(), "train": base.train.model_dump(mode="json"),
                    "max_stage_drop": base.max_stage_drop}
     return Problem(model_path, dataset, view, measurer, bud, space, dims, base.train, base.max_stage_drop, out, url,
-                   study, fingerprint)
+                   study, int(loaded.count_params()), fingerprint)
 
 
 def open_problem_study(p: Problem, worker: bool):
@@ -160,6 +161,14 @@ def objective(p: Problem, study, on_event: Callable[[str, dict], None]):
                 on_event("pruned", rec)
                 raise optuna.TrialPruned(rec["pruned"])
             return _finish(trial, rec, on_event)
+        hopeless = cand.hopeless_size(
+            cand.weights_of(space_mod.parse_student(choice["student"]), p.source_params, p.dataset), choice["quant"],
+            cand.size_limit_kb(p.budgets, p.measurer.target.name))
+        if hopeless:  # pruned before any training: its size is fixed by its architecture
+            rec["pruned"] = hopeless
+            trial.set_user_attr("record", rec)
+            on_event("pruned", rec)
+            raise optuna.TrialPruned(hopeless)
         folder = p.out / "candidates" / f"trial-{trial.number:04d}"
         started = time.monotonic()
         try:

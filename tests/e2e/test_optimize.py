@@ -33,7 +33,7 @@ optimize:
 """
 NO_STUDENT = SPACE.replace("none: true, zoo: [small_cnn]", "none: true, zoo: []")
 EASY = "targets:\n  x86-cpu: {max_size_kb: 1000, max_accuracy_drop: 0.2}\n"
-IMPOSSIBLE = "targets:\n  x86-cpu: {max_size_kb: 0.5, max_accuracy_drop: 0.2}\n"
+IMPOSSIBLE = "targets:\n  x86-cpu: {max_size_kb: 1000, min_accuracy: 0.9999}\n"  # the tiny model: ~0.9
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -92,12 +92,12 @@ def test_impossible_budgets_exit_1_with_the_closest_misses_and_no_best(tmp_path,
     out = tmp_path / "out"
     proc = run(command(tiny_model_path, tmp_path, out, IMPOSSIBLE, NO_STUDENT, 4))
     assert proc.returncode == 1, proc.stderr[-3000:]
-    assert "No candidate meets every budget" in proc.stdout and "size_kb" in proc.stdout
+    assert "No candidate meets every budget" in proc.stdout and "accuracy" in proc.stdout
     assert not (out / "best").exists()
     doc = json.loads((out / "front.json").read_text())
     assert doc["best"] is None and doc["closest"]
     for c in doc["closest"]:
-        assert any("max 0.5 KB" in m for m in c["misses"])
+        assert any("< min" in m and "accuracy" in m for m in c["misses"]), c
     assert "No candidate meets every budget" in (out / "front.md").read_text()
 
 
@@ -194,8 +194,9 @@ def test_kill_mid_study_then_rerun_continues(tmp_path, tiny_model_path):
     assert all(w.endswith(f":{first.pid}") for w in before.values())
     assert len(finished) >= 4 and len(finished) > len(before)
     killed = [t for t in after if t.state == TrialState.FAIL]
-    assert len(killed) == 1  # the one running at the kill: failed at restart, its choices retried
-    assert any(t.params == killed[0].params for t in after if t.number > killed[0].number)
+    assert len(killed) <= 1  # the one running at the kill (if the kill fell inside one): failed at restart
+    for k in killed:  # ... and its choices retried
+        assert any(t.params == k.params for t in after if t.number > k.number)
     assert optuna.load_study(study_name="edgeopt", storage=url).get_trials(states=(TrialState.RUNNING,)) == []
 
 
