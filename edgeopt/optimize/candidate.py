@@ -33,6 +33,15 @@ STAND_IN = {"warmup": 0, "min_runs": 1, "min_seconds": 0.0, "max_seconds": 1.0, 
 class Stopped(Exception):
     """The candidate cannot be scored: the accuracy guard stopped its pipeline, or its artifact was not built."""
 
+    def __init__(self, message: str, cached: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.cached = cached or []
+
+
+def cached_stages(manifest) -> list[str]:
+    """The model stages the stage cache gave this run (a prefix shared with an earlier candidate)."""
+    return [s["stage"] for s in (manifest.extra.get("cache") or {}).get("stages", []) if s.get("from_cache")]
+
 
 @dataclass(frozen=True)
 class Measurer:
@@ -87,10 +96,10 @@ def pipeline(model_path: Path, view, recipe, out: Path, progress=None):
     manifest = compress(model_path, view, out, recipe=recipe, force=True, progress=progress)
     guard = manifest.extra.get("guard") or {}
     if guard.get("verdict") == "stopped":
-        raise Stopped(guard.get("message", "the accuracy guard stopped the pipeline"))
+        raise Stopped(guard.get("message", "the accuracy guard stopped the pipeline"), cached_stages(manifest))
     built = [a for a in manifest.artifacts if a.format in ("tflite", "onnx")]
     if not built or built[-1].status == "failed":
-        raise Stopped(f"not built: {built[-1].error if built else 'no artifact'}")
+        raise Stopped(f"not built: {built[-1].error if built else 'no artifact'}", cached_stages(manifest))
     return manifest
 
 

@@ -174,7 +174,7 @@ def objective(p: Problem, study, on_event: Callable[[str, dict], None]):
         try:
             manifest = cand.pipeline(p.model_path, p.view, recipe, folder)
         except cand.Stopped as e:
-            rec.update(pruned=str(e), seconds=round(time.monotonic() - started, 1))
+            rec.update(pruned=str(e), cached_stages=e.cached, seconds=round(time.monotonic() - started, 1))
             trial.set_user_attr("record", rec)
             on_event("pruned", rec)
             raise optuna.TrialPruned(str(e)) from None
@@ -189,6 +189,7 @@ def objective(p: Problem, study, on_event: Callable[[str, dict], None]):
             judged = cand.judge(m, source, p.budgets)
             measured = "bench"
         rec.update(**cand.figures(m), **judged, measured=measured, source_accuracy=source.accuracy,
+                   cached_stages=cand.cached_stages(manifest),
                    artifact=str(path.relative_to(p.out)), seconds=round(time.monotonic() - started, 1))
         if m.status != "ok" or m.accuracy is None:
             rec["pruned"] = f"measurement {m.status}: {m.error or 'no accuracy'}"

@@ -133,6 +133,8 @@ def test_a_small_run_writes_the_front_and_a_best_that_compress_reproduces(tmp_pa
             assert len(c["constraints"]) == 10
         else:
             assert c["pruned"]
+    pruned_too = [c for c in doc["candidates"] if c["choice"]["sparsity"] == 0.5 and c.get("duplicate_of") is None]
+    assert len(pruned_too) == 2 and "prune" in pruned_too[1]["cached_stages"]  # the shared prefix came from the cache
     best = doc["best"]
     pick = next(c for c in doc["candidates"] if c["trial"] == best["trial"])
     assert pick["meets_all"] and pick["measured"] == "bench" and best["size_reproduced"]
@@ -142,7 +144,7 @@ def test_a_small_run_writes_the_front_and_a_best_that_compress_reproduces(tmp_pa
     # the user's rerun of the winner's recipe builds the same artifact
     again = tmp_path / "again"
     rerun = run([*EDGEOPT, "compress", str(tiny_model_path), "--data", "digits", "--recipe",
-                 str(out / "best" / "recipe.yaml"), "--out", str(again), "--allow-drop"])
+                 str(out / "best" / "recipe.yaml"), "--out", str(again), "--allow-drop", "--no-cache"])
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     manifest = json.loads((again / "manifest.json").read_text())
     built = [a for a in manifest["artifacts"] if a["format"] in ("tflite", "onnx")]
