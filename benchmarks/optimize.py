@@ -1,0 +1,141 @@
+"""`edgeopt optimize` on the bundled shapes teacher for rpi4, with a budget plain int8 PTQ misses.
+
+1. Plain int8 post-training quantization of the teacher (`edgeopt compress`, convert: tflite [int8], no float
+   fallback): its size, its estimated rpi4 p90 and its validation top-1.
+2. Budget: half that p90, a third of that size, at most ``--max-drop`` (1.5 points) below the teacher.
+3. `edgeopt optimize ... --target rpi4` (a subprocess, as a user runs it) with ``--trials`` and ``--time-budget``.
+4. Prints the front, the winner (or the closest misses), the trials run and the wall time; when there is a
+   winner, reruns its best/recipe.yaml with `edgeopt compress` and checks the artifact's size is the same and
+   its test top-1 within 0.5 points.
+
+    python benchmarks/optimize.py [--trials 12] [--time-budget 40m] [--epochs 30] [--lr 0.01]
+
+Writes benchmarks/results/optimize.{json,md}. Exit 0 when a winner was found and reproduced, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import REPO, md_table, write_results  # noqa: E402
+
+TEACHER = REPO / "sample_models" / "shapes_mobilenetv2.keras"
+EDGEOPT = [sys.executable, "-m", "edgeopt.cli"]
+
+
+def plain_int8(work: Path) -> dict:
+    """The baseline the budget is cut from: int8 PTQ of the teacher, estimated on rpi4, scored on validation."""
+    from edgeopt.bench.estimate import estimate_artifact
+    from edgeopt.bench.targets import load_target
+    from edgeopt.compress import compress
+    from edgeopt.data.loaders import load_dataset
+    from edgeopt.optimize.candidate import validation_view
+    from edgeopt.recipe import Recipe
+
+    view = validation_view(load_dataset("shapes"))
+    recipe = Recipe.from_dict({"stages": [{"convert": {"tflite": ["int8"], "onnx": [], "accuracy_aware": False}}]})
+    manifest = compress(TEACHER, view, work / "ptq", recipe=recipe)
+    a = next(a for a in manifest.artifacts if a.format == "tflite")
+    est = estimate_artifact(work / "ptq" / a.path, "tflite", load_target("rpi4"))
+    guard = manifest.extra["guard"]
+    return {"size_bytes": a.size_bytes, "p90_ms_estimated": round(est.ms, 4),
+            "val_accuracy": a.info["parity"]["accuracy"], "teacher_val_accuracy": guard["source_accuracy"]}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trials", type=int, default=12)
+    ap.add_argument("--time-budget", default="40m")
+    ap.add_argument("--epochs", type=int, default=30, help="distillation epochs per student")
+    ap.add_argument("--lr", type=float, default=0.01, help="initial LR of the cosine schedule every stage trains with")
+    ap.add_argument("--max-drop", type=float, default=0.015)
+    ap.add_argument("--work", type=Path, default=None, help="keep the study here (default: a temp folder)")
+    args = ap.parse_args()
+    import yaml
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="edgeopt-optimize-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    base = plain_int8(work)
+    budgets = {"targets": {"rpi4": {"max_p90_ms": round(base["p90_ms_estimated"] / 2, 4),
+                                    "max_size_kb": round(base["size_bytes"] / 3 / 1024, 2),
+                                    "max_accuracy_drop": args.max_drop}}}
+    (work / "budgets.yaml").write_text(yaml.safe_dump(budgets))
+    # max_stage_drop 0.9: a student far under the teacher is still scored (and shown on the front); the budget's
+    # max_accuracy_drop is what rules it out
+    space = {"train": {"epochs": args.epochs, "batch_size": 64,
+                       "lr_schedule": {"kind": "cosine", "initial": args.lr}}, "max_stage_drop": 0.9,
+             "optimize": {"student": {"none": True, "zoo": ["small_cnn"], "width": [0.5, 1.0],
+                                      "depth": [3], "epochs": args.epochs},
+                          "sparsity": [0.0], "cluster": [0], "quant": ["int8", "int8_fallback", "qat", "fp16"],
+                          "qat_epochs": 2, "runtimes": ["litert"], "threads": [4]}}
+    (work / "space.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
+    out = work / "opt"
+    cmd = [*EDGEOPT, "optimize", str(TEACHER), "--data", "shapes", "--target", "rpi4", "--budgets",
+           str(work / "budgets.yaml"), "--recipe", str(work / "space.yaml"), "--trials", str(args.trials),
+           "--time-budget", args.time_budget, "--out", str(out)]
+    started = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.monotonic() - started
+    print(proc.stdout)
+    if proc.returncode not in (0, 1):
+        print(proc.stderr[-3000:], file=sys.stderr)
+        return 1
+    doc = json.loads((out / "front.json").read_text())
+    check: dict = {}
+    best = doc.get("best")
+    if best:
+        again = work / "again"
+        rerun = subprocess.run([*EDGEOPT, "compress", str(TEACHER), "--data", "shapes", "--recipe",
+                                str(out / "best" / "recipe.yaml"), "--out", str(again), "--allow-drop",
+                                "--no-cache"],  # from scratch, not from the stage cache best/ filled
+                               capture_output=True, text=True)
+        manifest = json.loads((again / "manifest.json").read_text())
+        a = [a for a in manifest["artifacts"] if a["format"] in ("tflite", "onnx")][-1]
+        acc = a["info"]["parity"]["accuracy"]
+        check = {"rerun_rc": rerun.returncode, "size_bytes": a["size_bytes"], "test_accuracy": acc,
+                 "same_size": a["size_bytes"] == best["test"]["size_bytes"],
+                 "accuracy_within_0.5_points": abs(acc - best["test"]["accuracy"]) <= 0.005}
+    front = [c for c in doc["candidates"] if c["on_front"]]
+    rows = [[c["trial"], c["label"], f"{c['accuracy']:.4f}", f"{c['p90_ms']:.3f}", f"{c['size_bytes'] / 1024:.1f}",
+             "yes" if c["meets_all"] else "no: " + ", ".join(k for k, ok in c["meets"].items() if not ok)]
+            for c in sorted(front, key=lambda c: -c["accuracy"])]
+    t = doc["trials"]
+    md = (f"# edgeopt optimize: shapes teacher → rpi4\n\nPlain int8 PTQ of the teacher: {base['size_bytes'] / 1024:.1f} "
+          f"KB, p90 {base['p90_ms_estimated']:.3f} ms (estimated), val top-1 {base['val_accuracy']:.4f} "
+          f"(teacher {base['teacher_val_accuracy']:.4f}). Budget: {budgets['targets']['rpi4']}.\n\n"
+          f"{t['total']} trials ({t['complete']} complete, {t['fully_measured']} fully measured, {t['pruned']} "
+          f"pruned, {t['failed']} failed) in {wall / 60:.1f} min on this machine (shared, 2 cores); "
+          f"--trials {args.trials}, --time-budget {args.time_budget}, {args.epochs} distillation epochs (cosine LR from "
+          f"{args.lr}); sampler "
+          f"{doc['sampler']}; space of {doc['space_size']} candidates.\n\n## Pareto front (validation)\n\n"
+          + md_table(["trial", "candidate", "val top-1", "p90 ms (est.)", "size KB", "within budget"], rows))
+    if best:
+        md += (f"\n## Winner\n\ntrial {best['trial']}: {best['label']} — test top-1 {best['test']['accuracy']:.4f}, "
+               f"p90 {best['test']['p90_ms']:.3f} ms (est.), {best['test']['size_bytes'] / 1024:.1f} KB.\n"
+               f"Rerun of best/recipe.yaml with `edgeopt compress`: same size {check['same_size']}, test top-1 "
+               f"{check['test_accuracy']:.4f} (within 0.5 points: {check['accuracy_within_0.5_points']}).\n")
+    else:
+        md += "\n## No candidate within budget\n\nClosest:\n\n" + "".join(
+            f"- trial {c['trial']} ({c['label']}): " + "; ".join(c["misses"]) + "\n" for c in doc["closest"])
+    print(md)
+    write_results("optimize", {"baseline_int8": base, "budgets": budgets, "space": space, "trials": t,
+                               "wall_s": round(wall, 1), "total_s": round(time.monotonic() - t0, 1),
+                               "best": best, "rerun": check, "front": front, "closest": doc["closest"],
+                               "args": {k: str(v) for k, v in vars(args).items()}}, md)
+    return 0 if best and check.get("same_size") and check.get("accuracy_within_0.5_points") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
