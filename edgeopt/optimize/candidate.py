@@ -210,7 +210,8 @@ def promising(judged: dict[str, Any], margin: float) -> bool:
 
 
 # the fewest bytes a weight takes in each quant mode's artifact (int8 fallback keeps some ops in float: more)
-BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "dynamic": 1, "int8": 1, "int8_fallback": 1, "qat": 1}
+BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "dynamic": 1, "int8_weights": 1, "int8": 1, "int8_fallback": 1, "qat": 1,
+                    "u8s8": 1}
 
 
 def size_limit_kb(budgets: Budgets, target_name: str) -> float | None:

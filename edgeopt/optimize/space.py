@@ -16,10 +16,13 @@ from edgeopt.errors import UsageError, validation_error
 from edgeopt.recipe import Recipe
 from edgeopt.train.fit import TrainDefaults
 
-QuantMode = Literal["fp32", "fp16", "dynamic", "int8", "int8_fallback", "qat"]
-QUANT_MODES: tuple[str, ...] = ("fp32", "fp16", "dynamic", "int8", "int8_fallback", "qat")
-# what each runtime edgeopt converts for can run: LiteRT takes every TFLite mode, ONNX Runtime fp32 and int8
-RUNTIME_MODES = {"litert": QUANT_MODES, "onnxruntime": ("fp32", "int8")}
+QuantMode = Literal["fp32", "fp16", "dynamic", "int8_weights", "int8", "int8_fallback", "qat", "u8s8"]
+QUANT_MODES: tuple[str, ...] = ("fp32", "fp16", "dynamic", "int8_weights", "int8", "int8_fallback", "qat", "u8s8")
+# what each runtime edgeopt converts for can run: LiteRT the TFLite modes (int8_weights: weight-only int8, needs
+# the aiedge extra), ONNX Runtime fp32, int8 and u8s8 (uint8 activations, int8 weights, QDQ)
+RUNTIME_MODES = {"litert": ("fp32", "fp16", "dynamic", "int8_weights", "int8", "int8_fallback", "qat"),
+                 "onnxruntime": ("fp32", "int8", "u8s8")}
+NEEDS_AIEDGE = "int8_weights"
 NO_STUDENT = "none"
 
 
@@ -65,7 +68,7 @@ class Space(BaseModel):
     prune_epochs: int = Field(2, ge=1)
     cluster: list[int] = [0, 16]  # weight clusters (0: no clustering)
     cluster_epochs: int = Field(2, ge=1)
-    quant: list[QuantMode] = list(QUANT_MODES)
+    quant: list[QuantMode] | None = None  # None: every mode the runtimes offer (int8_weights where installed)
     qat_epochs: int = Field(2, ge=1)
     max_accuracy_drop: float = Field(0.01, ge=0, le=1)  # int8_fallback: float ops kept until within this
     runtimes: list[Literal["litert", "onnxruntime"]] | None = None  # None: those the target offers
@@ -174,7 +177,14 @@ def resolve(space: Space, target, image_input: bool) -> Dimensions:
     if too_many:
         raise UsageError(f"optimize.threads: {too_many[0]} is not in 1..{target.cores} (target {target.name})",
                          f"give thread counts from 1 to {target.cores}")
-    quant = {r: [q for q in space.quant if q in RUNTIME_MODES[r]] for r in runtimes}
+    from edgeopt.stages.convert import aiedge
+
+    modes = list(space.quant) if space.quant is not None else [
+        q for q in QUANT_MODES if q != NEEDS_AIEDGE or aiedge.available()]
+    if NEEDS_AIEDGE in modes and not aiedge.available():
+        raise UsageError("optimize.quant: int8_weights needs ai-edge-quantizer, which is not installed",
+                         f"{aiedge.INSTALL_HINT}, or remove int8_weights from optimize.quant")
+    quant = {r: [q for q in modes if q in RUNTIME_MODES[r]] for r in runtimes}
     dims = Dimensions(student=students, sparsity=list(dict.fromkeys(space.sparsity)),
                       cluster=list(dict.fromkeys(space.cluster)), runtime=list(runtimes), quant=quant,
                       threads=list(dict.fromkeys(threads)))

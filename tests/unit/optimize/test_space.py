@@ -37,7 +37,8 @@ def test_every_candidate_of_the_default_space_is_a_recipe_that_round_trips():
         convert = recipe.stages[-1][1]
         assert len(convert.tflite) + len(convert.onnx) == 1  # one artifact per candidate
         seen += 1
-    assert seen == dims.size() == 7 * 3 * 2 * (6 + 2)
+    assert seen == dims.size() == 7 * 3 * 2 * (len(dims.quant["litert"]) + 3)
+    assert dims.quant["onnxruntime"] == ["fp32", "int8", "u8s8"]
 
 
 def test_optuna_trial_params_map_back_to_the_choice():
@@ -57,6 +58,8 @@ def test_space_config_round_trips_and_overrides():
     dims = sp.resolve(space, load_target("x86-cpu"), image_input=True)
     assert dims.student == ["small_cnn:w0.5:d2", "small_cnn:w0.5:d3"]
     assert dims.quant == {"litert": ["int8"], "onnxruntime": ["int8"]}
+    assert sp.resolve(sp.Space.from_dict({"quant": ["u8s8", "int8_weights"]}), load_target("x86-cpu"),
+                      image_input=True).quant == {"litert": ["int8_weights"], "onnxruntime": ["u8s8"]}
 
 
 def test_mobilenet_students_search_alpha():
@@ -71,6 +74,7 @@ def test_mobilenet_students_search_alpha():
     ({"sparsity": []}, "optimize.sparsity has no choice"),
     ({"student": {"none": False, "width": []}}, "optimize.student has no choice"),
     ({"runtimes": ["onnxruntime"], "quant": ["fp16", "qat"]}, "optimize.quant has no choice"),
+    ({"runtimes": ["litert"], "quant": ["u8s8"]}, "optimize.quant has no choice"),
 ])
 def test_an_empty_space_is_a_usage_error(raw, needle):
     with pytest.raises(UsageError, match=needle):
