@@ -78,7 +78,7 @@ def main() -> int:
                        "lr_schedule": {"kind": "cosine", "initial": args.lr}}, "max_stage_drop": 0.9,
              "optimize": {"student": {"none": True, "zoo": ["small_cnn"], "width": [0.5, 1.0],
                                       "depth": [3], "epochs": args.epochs},
-                          "sparsity": [0.0], "cluster": [0], "quant": ["int8", "int8_fallback", "qat", "fp16"],
+                          "channel": [0.0, 0.3, 0.5], "prune_epochs": 4, "sparsity": [0.0], "cluster": [0], "quant": ["int8", "int8_fallback", "qat", "fp16"],
                           "qat_epochs": 2, "runtimes": ["litert"], "threads": [4]}}
     (work / "space.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
     out = work / "opt"

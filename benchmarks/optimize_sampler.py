@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, md_table, write_results  # noqa: E402
 
 SPACE = {"student": {"none": True, "zoo": ["small_cnn"], "width": [0.5, 0.75, 1.0], "depth": [2, 3], "epochs": 4},
-         "sparsity": [0.0, 0.6], "prune_epochs": 2, "cluster": [0], "runtimes": ["litert"],
+         "channel": [0.0], "sparsity": [0.0, 0.6], "prune_epochs": 2, "cluster": [0], "runtimes": ["litert"],
          "quant": ["fp32", "fp16", "dynamic", "int8", "int8_fallback"],
          "measure": {"launches": 1, "min_seconds": 0.3, "warmup": 5, "min_runs": 50}}
 BUDGETS = {"targets": {"x86-cpu": {"max_size_kb": 20, "max_accuracy_drop": 0.1}}}

@@ -224,14 +224,18 @@ def size_limit_kb(budgets: Budgets, target_name: str) -> float | None:
     return None
 
 
-def weights_of(student: dict[str, Any] | None, source_params: int, dataset) -> int:
-    """How many weights the candidate's model has before any stage trains it (a zoo student is built, untrained)."""
+def weights_of(student: dict[str, Any] | None, source_params: int, dataset, channel: float = 0.0) -> int:
+    """The fewest weights the candidate's model can have, known before any stage trains it: the source's or the
+    (built, untrained) student's, times (1 − channel share)² when channel pruning removes that share of every
+    layer's inputs and outputs (the input and output layers keep theirs: more, never fewer)."""
     if student is None:
-        return source_params
-    from edgeopt.models import zoo
+        n = source_params
+    else:
+        from edgeopt.models import zoo
 
-    spec = dict(student)
-    return int(zoo.build(spec.pop("zoo"), dataset.input_shape, dataset.num_classes, **spec).count_params())
+        spec = dict(student)
+        n = int(zoo.build(spec.pop("zoo"), dataset.input_shape, dataset.num_classes, **spec).count_params())
+    return int(n * (1 - channel) ** 2)
 
 
 def hopeless_size(weights: int, quant: str, limit_kb: float | None) -> str | None:
@@ -242,5 +246,5 @@ def hopeless_size(weights: int, quant: str, limit_kb: float | None) -> str | Non
     floor_kb = weights * BYTES_PER_WEIGHT[quant] / 1024
     if floor_kb <= limit_kb:
         return None
-    return (f"hopeless before training: {weights:,} weights as {quant} take at least {floor_kb:,.1f} KB, over "
+    return (f"hopeless before training: {weights:,} weights (at least) as {quant} take {floor_kb:,.1f} KB, over "
             f"max_size_kb {limit_kb:g}")

@@ -162,7 +162,8 @@ def objective(p: Problem, study, on_event: Callable[[str, dict], None]):
                 raise optuna.TrialPruned(rec["pruned"])
             return _finish(trial, rec, on_event)
         hopeless = cand.hopeless_size(
-            cand.weights_of(space_mod.parse_student(choice["student"]), p.source_params, p.dataset), choice["quant"],
+            cand.weights_of(space_mod.parse_student(choice["student"]), p.source_params, p.dataset,
+                            choice.get("channel", 0.0)), choice["quant"],
             cand.size_limit_kb(p.budgets, p.measurer.target.name))
         if hopeless:  # pruned before any training: its size is fixed by its architecture
             rec["pruned"] = hopeless

@@ -3,8 +3,9 @@ Optuna trial's choices become a Recipe.
 
 Every dimension is a list of choices; a candidate is one choice per dimension, written as a plain recipe (distill
 → prune → cluster → quantize → convert), so ``best/recipe.yaml`` is what ``edgeopt compress --recipe`` reruns.
-Parameters are Optuna categoricals with the same names in every trial (``student``, ``sparsity``, ``cluster``,
-``runtime``, ``quant.<runtime>``, ``threads``): a dimension with one choice is fixed, not searched."""
+Parameters are Optuna categoricals (``student``, ``channel``, ``sparsity`` — only without channel pruning: one prune
+stage per recipe —, ``cluster``, ``runtime``, ``quant.<runtime>``, ``threads``): a dimension with one choice is
+fixed, not searched."""
 
 from __future__ import annotations
 
@@ -64,7 +65,8 @@ class MeasureSettings(BaseModel):
 class Space(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     student: StudentSpace = StudentSpace()
-    sparsity: list[float] = [0.0, 0.5, 0.8]  # unstructured magnitude pruning (0: none)
+    channel: list[float] = [0.0, 0.25, 0.5]  # share of channels channel pruning removes (0: none): a smaller model
+    sparsity: list[float] = [0.0, 0.5, 0.8]  # unstructured magnitude pruning (0: none), when not channel pruned
     prune_epochs: int = Field(2, ge=1)
     cluster: list[int] = [0, 16]  # weight clusters (0: no clustering)
     cluster_epochs: int = Field(2, ge=1)
@@ -79,11 +81,11 @@ class Space(BaseModel):
     screen_margin: float = Field(1.25, ge=1)
     measure: MeasureSettings = MeasureSettings()
 
-    @field_validator("sparsity")
+    @field_validator("sparsity", "channel")
     @classmethod
     def _fractions(cls, v: list[float]) -> list[float]:
         if any(not 0 <= s < 1 for s in v):
-            raise ValueError(f"sparsity choices must be in [0, 1), got {v}")
+            raise ValueError(f"choices must be shares in [0, 1), got {v}")
         return v
 
     @field_validator("cluster")
@@ -114,6 +116,7 @@ class Dimensions(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     student: list[str]
+    channel: list[float]
     sparsity: list[float]
     cluster: list[int]
     runtime: list[str]
@@ -122,10 +125,11 @@ class Dimensions(BaseModel):
 
     def size(self) -> int:
         per_runtime = sum(len(self.quant.get(r, [])) for r in self.runtime)
-        return len(self.student) * len(self.sparsity) * len(self.cluster) * per_runtime * len(self.threads)
+        pruning = sum(len(self.sparsity) if c == 0 else 1 for c in self.channel)
+        return len(self.student) * pruning * len(self.cluster) * per_runtime * len(self.threads)
 
     def empty_dimension(self) -> str | None:
-        for name in ("student", "sparsity", "cluster", "runtime", "threads"):
+        for name in ("student", "channel", "sparsity", "cluster", "runtime", "threads"):
             if not getattr(self, name):
                 return name
         if not any(self.quant.get(r) for r in self.runtime):
@@ -185,7 +189,8 @@ def resolve(space: Space, target, image_input: bool) -> Dimensions:
         raise UsageError("optimize.quant: int8_weights needs ai-edge-quantizer, which is not installed",
                          f"{aiedge.INSTALL_HINT}, or remove int8_weights from optimize.quant")
     quant = {r: [q for q in modes if q in RUNTIME_MODES[r]] for r in runtimes}
-    dims = Dimensions(student=students, sparsity=list(dict.fromkeys(space.sparsity)),
+    dims = Dimensions(student=students, channel=list(dict.fromkeys(space.channel)),
+                      sparsity=list(dict.fromkeys(space.sparsity)),
                       cluster=list(dict.fromkeys(space.cluster)), runtime=list(runtimes), quant=quant,
                       threads=list(dict.fromkeys(threads)))
     empty = dims.empty_dimension()
@@ -199,8 +204,10 @@ def suggest(trial, dims: Dimensions) -> dict[str, Any]:
     """One choice per dimension from an Optuna trial (fixed dimensions are still recorded, as one-choice
     categoricals, so every trial has the same parameter names)."""
     runtime = trial.suggest_categorical("runtime", dims.runtime)
-    return {"student": trial.suggest_categorical("student", dims.student),
-            "sparsity": trial.suggest_categorical("sparsity", dims.sparsity),
+    student = trial.suggest_categorical("student", dims.student)
+    channel = trial.suggest_categorical("channel", dims.channel)
+    return {"student": student, "channel": channel,
+            "sparsity": trial.suggest_categorical("sparsity", dims.sparsity) if channel == 0 else 0.0,
             "cluster": trial.suggest_categorical("cluster", dims.cluster),
             "runtime": runtime,
             "quant": trial.suggest_categorical(f"quant.{runtime}", dims.quant[runtime]),
@@ -210,7 +217,8 @@ def suggest(trial, dims: Dimensions) -> dict[str, Any]:
 def choices_of(params: dict[str, Any]) -> dict[str, Any]:
     """A trial's params (as Optuna stores them) back to the choice dict ``suggest`` returned."""
     runtime = params["runtime"]
-    return {"student": params["student"], "sparsity": params["sparsity"], "cluster": params["cluster"],
+    return {"student": params["student"], "channel": params.get("channel", 0.0),
+            "sparsity": params.get("sparsity", 0.0), "cluster": params["cluster"],
             "runtime": runtime, "quant": params[f"quant.{runtime}"], "threads": params["threads"]}
 
 
@@ -222,7 +230,10 @@ def to_recipe(choice: dict[str, Any], space: Space, train: TrainDefaults, max_st
     if student is not None:
         stages.append({"distill": {"student": student, "epochs": space.student.epochs,
                                    "temperature": space.student.temperature, "alpha": space.student.alpha}})
-    if choice["sparsity"] > 0:
+    if choice.get("channel", 0) > 0:
+        stages.append({"prune": {"structure": "channel", "target_sparsity": choice["channel"],
+                                 "epochs": space.prune_epochs}})
+    elif choice["sparsity"] > 0:
         stages.append({"prune": {"target_sparsity": choice["sparsity"], "epochs": space.prune_epochs}})
     if choice["cluster"]:
         stages.append({"cluster": {"number_of_clusters": choice["cluster"], "epochs": space.cluster_epochs}})
@@ -245,6 +256,8 @@ def describe(choice: dict[str, Any]) -> str:
     s = parse_student(choice["student"])
     parts.append("no student" if s is None else " ".join(
         [s["zoo"], f"w{s.get('width', s.get('alpha')):g}", *([f"d{s['depth']}"] if "depth" in s else [])]))
+    if choice.get("channel"):
+        parts.append(f"channels -{choice['channel']:.0%}")
     if choice["sparsity"]:
         parts.append(f"sparsity {choice['sparsity']:g}")
     if choice["cluster"]:

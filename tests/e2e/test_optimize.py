@@ -24,6 +24,7 @@ train: {epochs: 1}
 max_stage_drop: 0.1
 optimize:
   student: {none: true, zoo: [small_cnn], width: [0.5], depth: [1], epochs: 1}
+  channel: [0.0]
   sparsity: [0.0, 0.5]
   prune_epochs: 1
   cluster: [0]

@@ -50,5 +50,6 @@ def test_size_floor_prunes_before_training():
     assert cand.size_limit_kb(Budgets.from_dict({"targets": {"*": {"max_size_kb": {"limit": 5, "level": "warn"}}}}),
                               "rpi4") is None
     assert cand.hopeless_size(200_000, "int8", 100) is not None  # 195 KB of int8 weights
-    assert "800,000 weights as fp32" in cand.hopeless_size(800_000, "fp32", 100)
+    assert "800,000 weights (at least) as fp32" in cand.hopeless_size(800_000, "fp32", 100)
+    assert cand.weights_of(None, 400_000, None, channel=0.5) == 100_000  # (1 - 0.5)² of the source's
     assert cand.hopeless_size(50_000, "int8", 100) is None and cand.hopeless_size(10**9, "fp32", None) is None

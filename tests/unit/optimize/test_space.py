@@ -14,11 +14,13 @@ from edgeopt.train.fit import TrainDefaults
 
 
 def _all_choices(dims: sp.Dimensions):
-    for student, sparsity, cluster, runtime, threads in itertools.product(
-            dims.student, dims.sparsity, dims.cluster, dims.runtime, dims.threads):
+    for student, channel, sparsity, cluster, runtime, threads in itertools.product(
+            dims.student, dims.channel, dims.sparsity, dims.cluster, dims.runtime, dims.threads):
+        if channel and sparsity:
+            continue  # one prune stage per recipe: channel pruning or unstructured sparsity
         for quant in dims.quant[runtime]:
-            yield {"student": student, "sparsity": sparsity, "cluster": cluster, "runtime": runtime,
-                   "quant": quant, "threads": threads}
+            yield {"student": student, "channel": channel, "sparsity": sparsity, "cluster": cluster,
+                   "runtime": runtime, "quant": quant, "threads": threads}
 
 
 def test_every_candidate_of_the_default_space_is_a_recipe_that_round_trips():
@@ -31,13 +33,15 @@ def test_every_candidate_of_the_default_space_is_a_recipe_that_round_trips():
         names = [name for name, _ in recipe.stages]
         assert names[-1] == "convert"
         assert ("distill" in names) == (choice["student"] != sp.NO_STUDENT)
-        assert ("prune" in names) == (choice["sparsity"] > 0)
+        assert names.count("prune") == (choice["sparsity"] > 0 or choice["channel"] > 0)
+        if choice["channel"]:
+            assert dict(recipe.stages)["prune"].structure == "channel"
         assert ("cluster" in names) == bool(choice["cluster"])
         assert ("quantize" in names) == (choice["quant"] == "qat")
         convert = recipe.stages[-1][1]
         assert len(convert.tflite) + len(convert.onnx) == 1  # one artifact per candidate
         seen += 1
-    assert seen == dims.size() == 7 * 3 * 2 * (len(dims.quant["litert"]) + 3)
+    assert seen == dims.size() == 7 * (3 + 2) * 2 * (len(dims.quant["litert"]) + 3)
     assert dims.quant["onnxruntime"] == ["fp32", "int8", "u8s8"]
 
 
@@ -45,11 +49,13 @@ def test_optuna_trial_params_map_back_to_the_choice():
     import optuna
 
     dims = sp.resolve(sp.Space(), load_target("x86-cpu"), image_input=True)
-    params = {"student": "small_cnn:w0.5:d2", "sparsity": 0.5, "cluster": 16, "runtime": "onnxruntime",
-              "quant.onnxruntime": "int8", "threads": 2}
+    params = {"student": "small_cnn:w0.5:d2", "channel": 0.0, "sparsity": 0.5, "cluster": 16,
+              "runtime": "onnxruntime", "quant.onnxruntime": "int8", "threads": 2}
     choice = sp.suggest(optuna.trial.FixedTrial(params), dims)
     assert choice == sp.choices_of(params)
     assert "small_cnn w0.5 d2" in sp.describe(choice) and "int8 (onnxruntime" in sp.describe(choice)
+    channel = sp.suggest(optuna.trial.FixedTrial({**params, "channel": 0.25}), dims)  # no sparsity asked then
+    assert channel["sparsity"] == 0.0 and "channels -25%" in sp.describe(channel)
 
 
 def test_space_config_round_trips_and_overrides():
