@@ -18,6 +18,9 @@ class Inputs:
         if not arrays:
             raise ValueError("Inputs needs at least one array")
         self.arrays = {str(k): np.asarray(v) for k, v in arrays.items()}
+        scalars = [k for k, v in self.arrays.items() if v.ndim == 0]
+        if scalars:
+            raise ValueError(f"input {scalars[0]} holds one value ({self.arrays[scalars[0]]!r:.60}), not samples")
         lengths = {len(v) for v in self.arrays.values()}
         if len(lengths) != 1:
             got = ", ".join(f"{k} {len(v)}" for k, v in self.arrays.items())

@@ -233,7 +233,7 @@ def group_named(arrays: dict[str, np.ndarray], source: str) -> tuple[dict, dict[
         try:
             out[base] = Inputs({n: named[n] for n in names[0]})
         except ValueError as e:
-            raise UsageError(f"{source}: {base}.*: {e}", "give every input of a split the same number of samples") from None
+            raise UsageError(f"{source}: {base}.*: {e}", "give each input of a split as an array of samples (one row each), all with as many rows") from None
     by_output: dict[str, dict[str, np.ndarray]] = {}
     for base, named in ys.items():
         for n, v in named.items():
