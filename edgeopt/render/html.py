@@ -113,9 +113,11 @@ def to_html(report: Report, verdict: Verdict | None = None, baseline: Report | N
     for t in targets:
         rows = [m for m in report.results if m.target == t]
         parts.append(f"<h2>Target {esc(t)}</h2>")
-        parts.append(img(plots.pareto_png(rows, t), f"{t}: accuracy vs p90", chart=f"pareto {t}",
-                         caption="Up and left is better. Marker area grows with the size on disk; outlined red "
-                                 "points are on the Pareto front (nothing else is both faster and more accurate)."))
+        _, quality, lower = plots.quality_axis([m for m in rows if m.status == "ok"])
+        better = "Down and left" if lower else "Up and left"
+        parts.append(img(plots.pareto_png(rows, t), f"{t}: {quality} vs p90", chart=f"pareto {t}",
+                         caption=f"{better} is better. Marker area grows with the size on disk; outlined red points "
+                                 f"are on the Pareto front (nothing else is both faster and better in {quality})."))
         parts.append(img(plots.latency_png(rows, t), f"{t}: latency distribution", chart=f"latency {t}",
                          caption="Box: p25–p75, line: p50, whiskers: p1–p99 of the timed single inferences."))
         moved = plots.comparison_png(comparisons, t) if comparisons else None

@@ -79,15 +79,33 @@ def plain(text: str) -> str:
     return text.replace("$", r"\$")
 
 
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats on both lower p90 and higher accuracy, by p90."""
-    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+def pareto_front(points: list[tuple[float, float]], lower_is_better: bool = False) -> list[int]:
+    """Indices of the points no other point beats on both lower p90 and a better score (higher accuracy; lower
+    for a lower-is-better metric such as MAE), by p90."""
+    sign = -1.0 if lower_is_better else 1.0
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -sign * points[i][1]))
     front, best = [], float("-inf")
     for i in order:
-        if points[i][1] > best:
+        if sign * points[i][1] > best:
             front.append(i)
-            best = points[i][1]
+            best = sign * points[i][1]
     return front
+
+
+def headline(m: Measurement) -> float | None:
+    """What the quality axis shows: top-1 for classifiers, else the task's headline metric (the report names it)."""
+    return m.accuracy if m.accuracy is not None else m.metric_value
+
+
+def quality_axis(rows: list[Measurement]) -> tuple[list[Measurement], str, bool]:
+    """(the results drawn, the quality axis's name, whether lower is better): accuracy when every result has one,
+    else the task metric most of them name (one metric per axis)."""
+    rows = [m for m in rows if headline(m) is not None]
+    if all(m.accuracy is not None for m in rows):
+        return rows, "accuracy", False
+    names = [m.metric for m in rows if m.accuracy is None]
+    rows = [m for m in rows if m.accuracy is None and m.metric == max(set(names), key=names.count)]
+    return rows, rows[0].metric or "metric", bool(rows[0].lower_is_better)
 
 
 def pareto_png(results: list[Measurement], target: str) -> str | None:
@@ -96,16 +114,18 @@ def pareto_png(results: list[Measurement], target: str) -> str | None:
 
 
 def pareto_figure(results: list[Measurement], target: str) -> Any:
-    """Accuracy vs p90 on one target; marker area grows with size on disk; the front is highlighted and named
-    in the legend; labels pushed apart so none overlaps another; the accuracy axis stops at 1."""
+    """Accuracy (or the task's metric) vs p90 on one target; marker area grows with size on disk; the front is
+    highlighted and named in the legend; labels pushed apart so none overlaps another; an accuracy axis stops at 1."""
     from matplotlib.lines import Line2D
 
-    rows = [m for m in results if m.status == "ok" and m.accuracy is not None and m.latency_ms is not None]
+    rows = [m for m in results if m.status == "ok" and headline(m) is not None and m.latency_ms is not None]
     if not rows:
         return None
+    rows, quality, lower = quality_axis(rows)
+    classifier = quality == "accuracy"
     unit, per_ms = latency_scale([m.latency_ms.p90 for m in rows])  # type: ignore[union-attr]
-    pts = [(m.latency_ms.p90 * per_ms, m.accuracy) for m in rows]  # type: ignore[union-attr, operator]
-    front = set(pareto_front(pts))
+    pts = [(m.latency_ms.p90 * per_ms, headline(m)) for m in rows]  # type: ignore[union-attr, operator]
+    front = set(pareto_front(pts, lower))
     sizes = [m.size_bytes or 0 for m in rows]
     biggest = max(sizes) or 1
     with_runtime = len({m.runtime for m in rows}) > 1
@@ -124,11 +144,14 @@ def pareto_figure(results: list[Measurement], target: str) -> Any:
     latency_axis(ax, "x", min(xs), max(xs))
     lo, hi = min(ys), max(ys)
     pad = max(0.01, (hi - lo) * 0.2)
-    ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad) if hi < 1 else 1.0 + pad / 4)
+    if classifier:
+        ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad) if hi < 1 else 1.0 + pad / 4)
+    else:
+        ax.set_ylim(lo - pad, hi + pad)
     ax.margins(x=0.12)
     _spread_labels(ax, texts, xs, ys)
     handles = [Line2D([], [], marker="o", ls="", color=FRONT, markeredgecolor="black", label="on the Pareto front"),
-               Line2D([], [], marker="o", ls="", color=DOMINATED, alpha=0.6, label="beaten on p90 and accuracy")]
+               Line2D([], [], marker="o", ls="", color=DOMINATED, alpha=0.6, label=f"beaten on p90 and {quality}")]
     if len(line) > 1:
         handles.append(Line2D([], [], color=FRONT, lw=1, label="Pareto front"))
     if any(m.role == "source" for m in rows):
@@ -136,8 +159,8 @@ def pareto_figure(results: list[Measurement], target: str) -> Any:
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=FONT, frameon=False)
     ax.set_xlabel(f"p90 latency ({unit})" + (" — some estimated" if any(m.estimated for m in rows) else ""),
                   fontsize=FONT + 1)
-    ax.set_ylabel("accuracy", fontsize=FONT + 1)
-    ax.set_title(plain(f"{target}: accuracy vs p90 latency — marker area ∝ size on disk"), fontsize=FONT + 2)
+    ax.set_ylabel(quality + (" (lower is better)" if lower else ""), fontsize=FONT + 1)
+    ax.set_title(plain(f"{target}: {quality} vs p90 latency — marker area ∝ size on disk"), fontsize=FONT + 2)
     ax.tick_params(labelsize=FONT)
     ax.grid(alpha=0.3)
     return fig

@@ -41,3 +41,23 @@ def test_latency_axis_in_the_unit_of_the_values():
     assert latency_scale([0.004, 0.005, 0.3]) == ("µs", 1e3)
     assert latency_scale([40.0, 2500.0, 3000.0]) == ("s", 1e-3)
     assert latency_scale([]) == ("ms", 1.0)
+
+
+def test_pareto_front_of_a_lower_is_better_metric():
+    pts = [(1.0, 0.30), (2.0, 0.20), (1.5, 0.25), (3.0, 0.22), (2.5, 0.10)]
+    assert pareto_front(pts, lower_is_better=True) == [0, 2, 1, 4]
+
+
+def test_a_regression_report_plots_its_metric_not_accuracy():
+    rows = []
+    for i, (mae, p50) in enumerate([(0.30, 1.0), (0.20, 2.0), (0.35, 3.0)]):
+        m = measurement(f"reg_{i}.tflite", acc=None, p50=p50, seed=i)
+        rows.append(m.model_copy(update={"task": "regression", "metric": "mae", "metric_value": mae,
+                                         "lower_is_better": True}))
+    fig = pareto_figure(rows, "x86-cpu")
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "mae (lower is better)" and "mae vs p90" in ax.get_title()
+    front = [c for c in ax.collections if c.get_edgecolor().size and c.get_edgecolor()[0][:3].tolist() == [0, 0, 0]]
+    # reg_0 (fastest) and reg_1 (lowest MAE) are on the front; reg_2 is slower and worse than both
+    assert sorted(round(float(c.get_offsets()[0][1]), 2) for c in front) == [0.20, 0.30]
+    assert ax.get_ylim()[0] < 0.20 and ax.get_ylim()[1] > 0.35
