@@ -34,6 +34,10 @@ optimize:
   measure: {launches: 1, warmup: 1, min_runs: 10, min_seconds: 0.05}
 """
 NO_STUDENT = SPACE.replace("none: true, zoo: [small_cnn]", "none: true, zoo: []")
+# twelve candidates, for the tests that need a study to outlast something (a kill, a second worker's start-up) on
+# a fast machine as well as on a loaded one
+WIDE = NO_STUDENT.replace("sparsity: [0.0, 0.5]", "sparsity: [0.0, 0.3, 0.5, 0.7]").replace(
+    "quant: [fp32, int8]", "quant: [fp32, fp16, int8]")
 EASY = "targets:\n  x86-cpu: {max_size_kb: 1000, max_accuracy_drop: 0.2}\n"
 IMPOSSIBLE = "targets:\n  x86-cpu: {max_size_kb: 1000, min_accuracy: 0.9999}\n"  # the tiny model: ~0.9
 
@@ -166,13 +170,13 @@ def test_kill_mid_study_then_rerun_continues(tmp_path, tiny_model_path):
 
     out = tmp_path / "out"
     url = f"sqlite:///{out / 'study.db'}"
-    args = command(tiny_model_path, tmp_path, out, IMPOSSIBLE, NO_STUDENT, 4)
+    args = command(tiny_model_path, tmp_path, out, IMPOSSIBLE, WIDE, 8)
     first = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            time.sleep(1)
+            time.sleep(0.2)
             if first.poll() is not None:
                 pytest.fail(f"optimize ended (rc {first.returncode}) before it could be interrupted")
             try:
@@ -212,17 +216,26 @@ def test_two_workers_share_a_postgres_study(tmp_path, tiny_model_path, postgres)
     shared = ["--storage", url, "--study", "shared"]
     outs = [tmp_path / "w0", tmp_path / "w1"]
     workers = []
+    sql_url = url.replace("postgresql://", "postgresql+psycopg://")
     for i, out in enumerate(outs):
-        workers.append(subprocess.Popen(command(tiny_model_path, tmp_path, out, EASY, NO_STUDENT, 4, *shared,
+        workers.append(subprocess.Popen(command(tiny_model_path, tmp_path, out, EASY, WIDE, 12, *shared,
                                                 "--worker"),
                                         env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-        if i == 0:
-            time.sleep(3)  # the first creates the tables and the study
+        deadline = time.monotonic() + 300
+        while i == 0 and time.monotonic() < deadline:  # the first creates the tables and the study
+            time.sleep(0.2)
+            if workers[0].poll() is not None:
+                break
+            try:
+                trials_of(sql_url, "shared")
+                break
+            except Exception:  # noqa: BLE001 — not created yet
+                continue
     results = [w.communicate(timeout=900) for w in workers]
     for w, (so, se) in zip(workers, results, strict=True):
         assert w.returncode == 0, se[-3000:]
         assert "worker: ran" in so
-    trials = trials_of(url.replace("postgresql://", "postgresql+psycopg://"), "shared")
+    trials = trials_of(sql_url, "shared")
     ran = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
            and (t.user_attrs.get("record") or {}).get("duplicate_of") is None]
     by = {w.pid: [t.number for t in ran if t.user_attrs["worker"].endswith(f":{w.pid}")] for w in workers}
@@ -231,7 +244,7 @@ def test_two_workers_share_a_postgres_study(tmp_path, tiny_model_path, postgres)
         homes = [o for o in outs if (o / "candidates" / f"trial-{t.number:04d}").is_dir()]
         assert len(homes) == 1, (t.number, homes)
     final = tmp_path / "final"
-    proc = run(command(tiny_model_path, tmp_path, final, EASY, NO_STUDENT, 4, *shared))
+    proc = run(command(tiny_model_path, tmp_path, final, EASY, WIDE, 12, *shared))
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads((final / "front.json").read_text())
     assert {c["trial"] for c in doc["candidates"]} == {t.number for t in trials
