@@ -13,6 +13,20 @@ ENV = "EDGEOPT_CACHE"
 OLD_ENV = "EDGEOPT_CACHE_DIR"
 
 
+def installed_versions(dists) -> dict[str, str | None]:
+    """The installed version of each distribution (None where it is absent): what a cached thing was built with,
+    so a cache can tell when it no longer matches (the stage cache's keys, the sysroot's aarch64 wheels)."""
+    from importlib import metadata
+
+    out: dict[str, str | None] = {}
+    for dist in dists:
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
 def root() -> Path:
     configured = os.environ.get(ENV) or os.environ.get(OLD_ENV)
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "edgeopt"

@@ -42,15 +42,7 @@ PACKAGES = ("edgeopt", "tensorflow", "tf_keras", "tensorflow-model-optimization"
 
 
 def versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    out: dict[str, str | None] = {}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    return cache_root.installed_versions(PACKAGES)
 
 
 def _update_array(h, a) -> None:

@@ -22,7 +22,6 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 
 from edgeopt import atomic, cache
@@ -179,16 +178,6 @@ def _build_rootfs(root: Path) -> dict:
     return {"suite": SUITE}
 
 
-def _host_versions() -> dict[str, str | None]:
-    out = {}
-    for dist in WHEELS:
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = None
-    return out
-
-
 def _install_wheels(root: Path) -> dict:
     site = root / "site"
     record = root / "wheels.json"
@@ -196,7 +185,7 @@ def _install_wheels(root: Path) -> dict:
         return json.loads(record.read_text())
     wheels = root / "wheels"
     shutil.rmtree(wheels, ignore_errors=True)
-    host = _host_versions()
+    host = cache.installed_versions(WHEELS)
     base = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--only-binary=:all:",
             "--python-version", "3.11", "--implementation", "cp", "-d", str(wheels)]
     for p in WHEEL_PLATFORMS:
