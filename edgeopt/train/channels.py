@@ -65,6 +65,14 @@ class ChannelGraph:
         if ra != rb:
             self.parent[rb] = ra
 
+    def tie(self, tensors: list[list[int]]) -> list[int]:
+        """Channel i of every tensor becomes one channel (what an Add, or a concatenation along another axis,
+        requires); returns the tied channels."""
+        for nodes in tensors[1:]:
+            for a, b in zip(tensors[0], nodes, strict=True):
+                self.union(a, b)
+        return list(tensors[0])
+
     def fixed_roots(self) -> set[int]:
         return {self.find(n) for n in self.fixed}
 
@@ -170,20 +178,14 @@ def _visit(g: ChannelGraph, layer, kind: str, ins: list[list[int]]) -> str | Non
     if kind in _MERGE:
         if len({len(n) for n in ins}) != 1 or len(ins[0]) != out_dim:
             return "merges tensors of different channel counts (broadcast)"
-        for nodes in ins[1:]:
-            for a, b in zip(ins[0], nodes, strict=True):
-                g.union(a, b)
-        g.outputs[(layer.name, 0)] = list(ins[0])
+        g.outputs[(layer.name, 0)] = g.tie(ins)
         return None
     if kind == "Concatenate":
         rank = len(layer.output_shape)
         if layer.axis % rank == rank - 1:
             g.outputs[(layer.name, 0)] = [n for nodes in ins for n in nodes]
         else:  # along another axis: channel i of every input ends up in one channel
-            for nodes in ins[1:]:
-                for a, b in zip(ins[0], nodes, strict=True):
-                    g.union(a, b)
-            g.outputs[(layer.name, 0)] = list(ins[0])
+            g.outputs[(layer.name, 0)] = g.tie(ins)
         return None
     if kind == "Flatten":
         positions = layer.input_shape[1:-1]
