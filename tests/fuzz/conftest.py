@@ -10,7 +10,9 @@ import signal
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgeopt.errors import UsageError
@@ -82,6 +84,18 @@ def pytest_terminal_summary(terminalreporter):
                                     f"{TALLY.counts['accepted']} accepted as valid)")
         for p in TALLY.problems[:20]:
             terminalreporter.write_line(f"  {p}")
+
+
+def image_folder(root: Path, rng, per_class: int, shape: tuple[int, ...], classes=("cat", "dog")) -> Path:
+    """A small, valid image folder (one sub-folder per class, random PNGs ``0.png``, ``1.png``, ...) that the
+    fuzz tests then break; drawn from ``rng`` class by class, so a seed gives the same pixels."""
+    from PIL import Image
+
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8)).save(root / c / f"{i}.png")
+    return root
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import uuid
 import numpy as np
 import pytest
 
-from tests.fuzz.conftest import SIZES, feed
+from tests.fuzz.conftest import SIZES, feed, image_folder
 
 COUNT = {"quick": 40, "full": 300}
 ODD = [None, "text", 3, 2.5, b"bytes", np.array("x"), np.zeros(()), np.zeros((0,)), np.zeros((0, 4)),
@@ -69,16 +69,10 @@ def test_code_data(tmp_path, clean, monkeypatch, size):
 
 @pytest.mark.parametrize("size", SIZES)
 def test_classes_files_and_options(tmp_path, clean, size):
-    from PIL import Image
-
     from edgeopt.data.loaders import load_dataset
 
     rng = np.random.default_rng(5)
-    root = tmp_path / "imgs"
-    for c in ("cat", "dog"):
-        (root / c).mkdir(parents=True)
-        Image.fromarray(rng.integers(0, 255, (4, 4), dtype=np.uint8)).save(root / c / "0.png")
-        Image.fromarray(rng.integers(0, 255, (4, 4), dtype=np.uint8)).save(root / c / "1.png")
+    root = image_folder(tmp_path / "imgs", rng, 2, (4, 4))
     listing = root / "classes.txt"
     texts = [b"", b"\n\n", b"cat\n", b"dog\ncat\ncat\n", b"\xff\xfe\x00c", b"cat\ndog\n" * 5000, b"dog\r\ncat\r\n",
              bytes(rng.integers(0, 256, 64, dtype=np.uint8))]

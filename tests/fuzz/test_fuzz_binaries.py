@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.fuzz.conftest import SIZES, feed
+from tests.fuzz.conftest import SIZES, feed, image_folder
 
 REPO = Path(__file__).resolve().parents[2]
 COUNT = {"quick": 12, "full": 40}
@@ -87,11 +87,7 @@ def test_image_folders(tmp_path, clean, size):
     from edgeopt.data.loaders import load_dataset
 
     rng = np.random.default_rng(3)
-    root = tmp_path / "imgs"
-    for c in ("cat", "dog"):
-        (root / c).mkdir(parents=True)
-        for i in range(3):
-            Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
+    root = image_folder(tmp_path / "imgs", rng, 3, (8, 8, 3))
     good = (root / "cat" / "0.png").read_bytes()
     victim = root / "dog" / "bad.png"
     for label, blob in corruptions(good, COUNT[size], seed=5):
