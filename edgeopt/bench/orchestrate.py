@@ -16,7 +16,6 @@ import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -41,15 +40,11 @@ VERSIONED = ("tensorflow", "tf-keras", "ai-edge-litert", "onnxruntime", "onnxrun
 def host_environment() -> dict:
     from edgeopt import __version__
     from edgeopt.bench.ondevice.runner import environment
+    from edgeopt.cache import installed_versions
 
     env = environment()
     env.pop("runtime_version", None)
-    versions = {}
-    for dist in VERSIONED:
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
+    versions = {k: v for k, v in installed_versions(VERSIONED).items() if v is not None}
     env.update({"edgeopt": __version__, "os": platform.platform(), "versions": versions,
                 "affinity_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None})
     return env
