@@ -4,6 +4,8 @@ write manifest.json, and move the folder into place only when every stage is don
 from __future__ import annotations
 
 import shutil
+import sys
+import types
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -169,3 +171,15 @@ def compress(model_path, data, out, recipe: Recipe | str | Path | None = None,
         raise
     return manifest
 
+
+class _CallableModule(types.ModuleType):
+    """``edgeopt.compress(...)`` is the public function (edgeopt/__init__.py); importing this module — which that
+    function itself does on its first call — rebinds the package's ``compress`` to the module, so the module
+    calls the same function (a second ``edgeopt.compress(...)`` in one process raised "'module' object is not
+    callable")."""
+
+    def __call__(self, *args, **kwargs):
+        return compress(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
