@@ -98,8 +98,8 @@ def apply(model, ctx: StageContext, cfg: ClusterConfig):
         "prune" in ctx.stages_done or overall(before) >= SPARSE_ENOUGH)
     clustered = apply_clustering(model, chosen, cfg, preserve)
     p = cfg.settings(ctx.train, lr_scale=CLUSTER_LR_SCALE)
-    fit = fine_tune(clustered, ctx.dataset, p, stage="cluster", recipe_precision=ctx.train.precision,
-                    progress=ctx.progress, teacher=ctx.teacher)
+    fit = fine_tune(clustered, ctx.dataset, p, stage="cluster", progress=ctx.progress,
+                    teacher=ctx.teacher)
     stripped = strip_clustering(clustered)
     bn = reestimate_bn(stripped, ctx.dataset.x_train, cfg.bn_samples, seed=ctx.train.seed)
     names = [layer.name for layer in chosen]

@@ -253,7 +253,7 @@ def apply(model, ctx: StageContext, cfg: PruneConfig):
     pruned = apply_pruning(model, chosen, cfg, s, targets)
     # early stopping keeps no epoch before the ramp has reached the target sparsity
     fit = fine_tune(pruned, ctx.dataset, p, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()], stage="prune",
-                    recipe_precision=ctx.train.precision, progress=ctx.progress, teacher=ctx.teacher,
+                    progress=ctx.progress, teacher=ctx.teacher,
                     start_epoch=max(s.end_step, s.begin_step) // p.steps_per_epoch(len(ctx.dataset.x_train)))
     stripped = strip_pruning(pruned)
     bn = reestimate_bn(stripped, ctx.dataset.x_train, cfg.bn_samples, seed=ctx.train.seed)

@@ -93,7 +93,7 @@ def apply(model, ctx: StageContext, cfg: Any):
     # the kept channels' BN statistics were taken with the removed ones feeding the next layer: re-estimated
     # first, the fine-tune starts near the source (shapes, 20 % of channels: val 0.12 → 0.68 before any step)
     reestimate_bn(slim, ctx.dataset.x_train, cfg.bn_samples, seed=ctx.train.seed)
-    fit = fine_tune(slim, ctx.dataset, p, stage="prune", recipe_precision=ctx.train.precision, progress=ctx.progress,
+    fit = fine_tune(slim, ctx.dataset, p, stage="prune", progress=ctx.progress,
                     teacher=ctx.teacher)  # self-distilled from the unpruned input model, like every fine-tune
     slim = copy_model(slim)  # without the fine-tune's compile state (its optimizer would be saved with it)
     bn = reestimate_bn(slim, ctx.dataset.x_train, cfg.bn_samples, seed=ctx.train.seed)

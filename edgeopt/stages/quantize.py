@@ -180,8 +180,8 @@ def apply(model, ctx: StageContext, cfg: QuantizeConfig):
                     100 * overall(before))
     qat, name, kept_float = apply_qat(model, cfg, preserve_sparsity, preserve_clusters)
     p = cfg.settings(ctx.train, lr_scale=QAT_LR_SCALE)
-    fit = fine_tune(qat, ctx.dataset, p, stage=f"quantize ({name})", recipe_precision=ctx.train.precision,
-                    progress=ctx.progress, teacher=ctx.teacher)
+    fit = fine_tune(qat, ctx.dataset, p, stage=f"quantize ({name})", progress=ctx.progress,
+                    teacher=ctx.teacher)
     bn = reestimate_bn(qat, ctx.dataset.x_train, cfg.bn_samples, seed=ctx.train.seed)
     qat = qat_roundtrip(qat)
     twin = float_twin(model, qat)

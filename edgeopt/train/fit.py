@@ -12,10 +12,17 @@ Distiller (its softmax output read as log-probabilities; tfmot's ``UpdatePruning
 the Distiller), by default **self-distilled** from the uncompressed input model (``self_distill``, ``temperature``,
 ``alpha``: the distill stage's loss), with an optional linear warm-up in steps (``warmup_steps``), light
 augmentation of image batches when asked (train/augment.py), validation after every epoch on fresh batch-norm statistics and
-early stopping on it (train/early_stopping.py; only the validation split decides). They stay float32 whatever
-``train.precision`` says: tfmot's wrappers are not tested under mixed precision, and on the x86 CPUs here mixed
-precision makes training slower, not faster (MobileNetV2 on shapes, 16 steps: 12–14 s float32, 19–37 s
-mixed_bfloat16, 2 shared cores, 2026-12-01). Keras's own batch-norm momentum is kept
+early stopping on it (train/early_stopping.py; only the validation split decides).
+
+Precision (``precision:`` in ``train:`` or on a stage: ``auto`` — the default — ``float32``, ``mixed_float16``,
+``mixed_bfloat16``; train/precision.py ``choose``): ``auto`` is mixed_float16 on a GPU with fast float16 and float32
+on CPUs, where mixed precision trains slower (benchmarks/results/mixed_precision.md). A fine-tune under a mixed
+policy trains a rebuilt twin of its model (layers and pruning wrappers under the policy, outputs float32) and copies
+the weights back into the float32 model the stage strips, hands on and converts. Pruning (tfmot wrappers, M:N,
+channel) trains under mixed precision; QAT and clustering cannot (tfmot's fake-quant and clustering ops are
+float32-only there): asked for in ``train:`` they fall back to float32 with the reason logged, asked for on the
+stage itself they are a UsageError. The manifest's ``fine_tune.precision`` says what each fine-tune used and why.
+Keras's own batch-norm momentum is kept
 (``scale_bn_momentum=False``; the statistics are re-estimated instead) and the seed is TensorFlow-only
 (``seed_all=False``).
 """
@@ -47,7 +54,8 @@ class TrainDefaults(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(64, ge=1)
-    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    # auto: mixed_float16 on a GPU with fast float16, float32 on CPUs (train/precision.py)
+    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
     lr_schedule: LRSchedule = LRSchedule()
     optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
     weight_decay: float = Field(0.0, ge=0)  # adamw's decoupled weight decay (e.g. 0.004); the others ignore it
@@ -95,7 +103,8 @@ class Settings:
     batch_size: int = 64
     lr: float | None = None  # None: the schedule's own ``initial``
     optimizer: str = "adam"
-    precision: str = "float32"
+    precision: str = "float32"  # or "auto" / a mixed policy (train/precision.py)
+    precision_explicit: bool = False  # the stage's own key asked: refuse a policy the model cannot train under
     temperature: float = 4.0
     alpha: float = 0.1  # weight of the hard-label loss when distilling
     seed: int = 0
@@ -147,6 +156,9 @@ class FineTuneConfig(BaseModel):
     warmup_steps: int | None = Field(None, ge=0)
     early_stopping: EarlyStoppingConfig | None | Literal[False] = None
     augment: AugmentConfig | None | Literal[False] = None
+    # None: train.precision (a mixed policy the wrappers cannot train under falls back to float32, logged); set
+    # here, such a policy is a UsageError
+    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] | None = None
 
     @field_validator("early_stopping", "augment", mode="before")
     @classmethod
@@ -164,8 +176,9 @@ class FineTuneConfig(BaseModel):
             return getattr(train, key, TrainDefaults.model_fields[key].default) if own is None else own
 
         base = Settings.from_train(train, epochs=self.epochs, batch_size=self.batch_size,
-                                   lr=self.lr or train.lr_schedule.initial * lr_scale, precision="float32",
-                                   fit_through="model", scale_bn_momentum=False, seed_all=False)
+                                   lr=self.lr or train.lr_schedule.initial * lr_scale, precision=self.precision,
+                                   precision_explicit=self.precision is not None, fit_through="model",
+                                   scale_bn_momentum=False, seed_all=False)
         return replace(base, self_distill=pick("self_distill"), temperature=pick("temperature"), alpha=pick("alpha"),
                        warmup_steps=pick("warmup_steps"), early_stopping=pick("early_stopping"),
                        augment=pick("augment"), bn_samples=self.bn_samples)
@@ -185,8 +198,13 @@ def train(model, x: np.ndarray, y: np.ndarray, settings: Settings, *, soft: np.n
     from edgeopt.train.distiller import logits_of
 
     distilled = soft is not None or teacher is not None
-    if settings.fit_through == "model" and settings.precision != "float32":
-        raise ValueError("fit_through='model' trains in float32 only (no mixed precision)")
+    choice = precision_mod.choose(model, settings.precision, explicit=settings.precision != precision_mod.AUTO,
+                                  stage="training")
+    settings = replace(settings, precision=choice.policy)
+    if settings.fit_through == "model":
+        precision_mod.require_built_under(model, settings.precision)  # fine_tune rebuilt it (and logged why)
+    else:
+        log.info("training under %s (%s)", choice.policy, choice.why)
     _seed(settings)
     steps = settings.steps_per_epoch(len(x))
     augment = augment_mod.make(settings.augment, x.shape[1:], settings.seed)
@@ -212,28 +230,33 @@ def train(model, x: np.ndarray, y: np.ndarray, settings: Settings, *, soft: np.n
 
 
 def fine_tune(model, dataset, settings: Settings, *, callbacks: Sequence = (), stage: str = "fine-tune",
-              recipe_precision: str = "float32", progress: Callable[[str], None] = lambda msg: None,
-              teacher=None, start_epoch: int = 0) -> dict:
-    """A compression stage's fine-tune of ``model`` (trained in place) on the train split — self-distilled from
-    ``teacher`` (the uncompressed input model) when ``settings.self_distill`` — validated after every epoch and
-    early-stopped on the validation split (never before ``start_epoch``). Returns the final train/val figures
-    and what the fine-tune did, for the stage's manifest notes."""
-    if recipe_precision != "float32":
-        log.info("%s: fine-tuning in float32 (train.precision %s applies to training stages)", stage,
-                 recipe_precision)
+              progress: Callable[[str], None] = lambda msg: None, teacher=None, start_epoch: int = 0) -> dict:
+    """A compression stage's fine-tune of ``model`` (its weights trained in place, the model stays float32) on the
+    train split — self-distilled from ``teacher`` (the uncompressed input model) when ``settings.self_distill`` —
+    under ``settings.precision`` where the model can train under it, validated after every epoch and early-stopped
+    on the validation split (never before ``start_epoch``). Returns the final train/val figures and what the
+    fine-tune did, for the stage's manifest notes."""
+    choice = precision_mod.choose(model, settings.precision, explicit=settings.precision_explicit,
+                                  stage=stage.split()[0])
+    log.info("%s: fine-tuning under %s (%s)", stage, choice.policy, choice.why)
+    settings = replace(settings, precision=choice.policy)
+    trainee = model if choice.policy == "float32" else precision_mod.to_policy(model, choice.policy)
     steps = settings.steps_per_epoch(len(dataset.x_train))
-    progress(f"{stage}: {settings.epochs} epochs × {steps} steps")
+    progress(f"{stage}: {settings.epochs} epochs × {steps} steps, {choice.policy}")
     logits, distill_note = _self_distill_teacher(teacher, model, dataset, settings)
     if logits is None:
         settings = replace(settings, alpha=1.0)
     val_cb = None
     if len(dataset.x_val):
-        val_cb = validation_callback(model, dataset.x_val, dataset.y_val, evaluate,
+        val_cb = validation_callback(trainee, dataset.x_val, dataset.y_val, evaluate,
                                      early_stopping=settings.early_stopping, start_epoch=start_epoch,
                                      bn_x=dataset.x_train, bn_samples=settings.bn_samples, seed=settings.seed)
-    _, history = train(model, dataset.x_train, dataset.y_train, settings, teacher=logits,
+    _, history = train(trainee, dataset.x_train, dataset.y_train, settings, teacher=logits,
                        callbacks=[*callbacks, *([val_cb] if val_cb else [])])
+    if trainee is not model:
+        model.set_weights(trainee.get_weights())  # float32 variables under the mixed layers: the same values
     out = {k: round(v[-1], 6) for k, v in history.items()}
+    out["precision"] = choice.note()
     out.update(self_distill=distill_note, augment=augment_mod.describe(settings.augment, dataset.x_train.shape[1:]),
                warmup_steps=settings.warmup_steps, steps_per_epoch=steps,
                validation=val_cb.summary if val_cb else {"split": None, "why": "no validation split"})

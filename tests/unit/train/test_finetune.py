@@ -47,7 +47,7 @@ def test_defaults_self_distil_with_early_stopping_and_augment_only_when_asked():
     s = PruneConfig().settings(t)
     assert s.self_distill and s.early_stopping == t.early_stopping and s.augment is None
     assert PruneConfig(augment=True).settings(t).augment == AugmentConfig()
-    assert s.precision == "float32" and s.bn_samples == 2048
+    assert s.precision == "auto" and s.bn_samples == 2048  # float32 on a CPU: test_precision_finetune.py
 
 
 def test_stage_keys_override_the_train_defaults_and_false_switches_off():

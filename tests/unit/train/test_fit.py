@@ -46,12 +46,18 @@ def test_every_training_stage_fits_through_the_one_loop(stage, through, monkeypa
     assert teachers == [through == "model" or stage == "distill"]
 
 
-def test_fine_tune_settings_are_float32_with_the_recipe_optimizer():
+def test_fine_tune_settings_take_the_recipe_precision_and_optimizer():
     from edgeopt.stages.quantize import QuantizeConfig
 
     train = TrainDefaults(precision="mixed_bfloat16", optimizer="sgd", lr_schedule=0.02, seed=7)
     s = QuantizeConfig(epochs=3).settings(train, lr_scale=0.1)
-    assert (s.epochs, s.batch_size, s.optimizer, s.seed, s.precision) == (3, 64, "sgd", 7, "float32")
+    # inherited from train: (fine_tune falls back to float32 where the wrappers cannot train mixed); the stage's
+    # own key is explicit (refused there instead)
+    assert (s.epochs, s.batch_size, s.optimizer, s.seed, s.precision) == (3, 64, "sgd", 7, "mixed_bfloat16")
+    assert not s.precision_explicit
+    own = QuantizeConfig(precision="float32").settings(train)
+    assert own.precision == "float32" and own.precision_explicit
+    assert TrainDefaults().precision == "auto" and QuantizeConfig().settings(TrainDefaults()).precision == "auto"
     assert s.lr == pytest.approx(0.002) and s.schedule == train.lr_schedule
     assert QuantizeConfig(lr=0.5).settings(train, lr_scale=0.1).lr == 0.5
 
@@ -77,7 +83,7 @@ def test_model_mode_trains_the_model_itself_and_keeps_bn_momentum(digits):
     assert not np.array_equal(model.get_layer("out").get_weights()[0], before)
     assert {"loss", "student_loss", "distillation_loss", "accuracy"} <= set(history)
     assert history["distillation_loss"] == [0.0] and history["loss"] == history["student_loss"]  # labels alone
-    with pytest.raises(ValueError, match="float32 only"):
+    with pytest.raises(ValueError, match="not under mixed_bfloat16"):
         fit.train(model, digits.x_train[:64], digits.y_train[:64], fit.Settings(
             epochs=1, fit_through="model", precision="mixed_bfloat16"))
 
