@@ -153,3 +153,18 @@ def test_an_unknown_fine_tune_precision_is_a_usage_error(bad):
 
     with pytest.raises(UsageError, match="precision"):
         Recipe.from_dict({"stages": [{"prune": {"precision": bad}}]})
+
+
+@pytest.mark.parametrize("extra, sparsity", [({"structure": "2:4", "exclude": ["conv2d"]}, 0.5),
+                                             ({"structure": "channel", "target_sparsity": 0.25}, 0.25)])
+def test_structured_pruning_trains_under_mixed_bfloat16_too(extra, sparsity, source, small, tmp_path):
+    cfg = {**PRUNE, "epochs": 2, "allocation": "uniform", "precision": "mixed_bfloat16", **extra}
+    model, notes = _run("prune", cfg, source, small, tmp_path)
+    assert notes["pruning"]["fine_tune"]["precision"]["used"] == "mixed_bfloat16"
+    assert notes["pruning"]["achieved_sparsity"] == pytest.approx(sparsity, abs=0.01)
+    assert set(precision.dtype_policies(model).values()) == {"float32"}
+    assert np.isfinite(np.asarray(model(small.x_val[:8]))).all()
+    if extra["structure"] == "2:4":  # two zeros in every block of 4 along the input axis, not just half overall
+        kernel = model.get_layer("dense").get_weights()[0]
+        blocks = (kernel.reshape(-1, 4, kernel.shape[-1]) == 0).sum(axis=1)
+        assert (blocks >= 2).all()
