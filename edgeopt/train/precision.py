@@ -108,6 +108,8 @@ def blocker(model) -> str | None:
             return f"layer '{layer.name}' is a {kind}: {REFUSED[kind]}"
         if isinstance(layer, keras.layers.Wrapper) and kind not in TRAINS_MIXED:
             return f"layer '{layer.name}' is a {kind} wrapper, not tested under mixed precision"
+        if isinstance(layer, keras.Model):
+            return f"layer '{layer.name}' is a nested model (rebuilt layer by layer only at the top level)"
     return None
 
 

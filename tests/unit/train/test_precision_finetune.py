@@ -134,7 +134,7 @@ def test_auto_is_float32_on_a_cpu_and_mixed_float16_where_float16_is_fast(source
     assert precision.choose(qat, "float32", explicit=True, stage="quantize").policy == "float32"
 
 
-def test_a_subclassed_model_falls_back_under_auto_and_is_refused_when_asked(monkeypatch):
+def test_subclassed_and_nested_models_fall_back_under_auto_and_are_refused_when_asked(monkeypatch):
     import tf_keras as keras
 
     class Sub(keras.Model):
@@ -145,6 +145,11 @@ def test_a_subclassed_model_falls_back_under_auto_and_is_refused_when_asked(monk
     assert precision.choose(Sub(), "auto", explicit=False, stage="training").policy == "float32"
     with pytest.raises(UsageError, match="subclassed"):
         precision.choose(Sub(), "mixed_bfloat16", explicit=True, stage="training")
+    inner = keras.Sequential([keras.layers.Dense(4)], name="inner")
+    inp = keras.Input((3,))
+    nested = keras.Model(inp, keras.layers.Dense(2, activation="softmax")(inner(inp)))
+    back = precision.choose(nested, "auto", explicit=False, stage="training")
+    assert back.policy == "float32" and "nested model" in back.why
 
 
 @pytest.mark.parametrize("bad", ["bfloat16", "fp16"])
