@@ -130,8 +130,7 @@ def choose(model, asked: str, *, explicit: bool, stage: str) -> Choice:
     if explicit and asked != AUTO:
         raise UsageError(f"{stage}: precision {asked} cannot train this model: {problem}",
                          f"drop `precision` from the {stage} stage (or set precision: float32 there)")
-    log.info("%s: training in float32 instead of %s: %s", stage, want, problem)
-    return Choice("float32", asked, f"{problem}; float32 instead of {want}")
+    return Choice("float32", asked, f"{problem}; float32 instead of {want}")  # the caller logs it
 
 
 @contextlib.contextmanager
