@@ -86,6 +86,8 @@ def mobilenet_v2_like(
     num_classes: int,
     *,
     alpha: float = 1.0,
+    depth: int | None = None,
+    kernel: int = 3,
     expansion: int | None = None,
     blocks: Sequence[Sequence[int]] | None = None,
     stem_filters: int = 32,
@@ -101,7 +103,10 @@ def mobilenet_v2_like(
     """MobileNetV2 in miniature: a 3x3 stem (stride ``stem_stride``), inverted residual blocks
     (1x1 expand → 3x3 depthwise → 1x1 linear project, each with BN; Add when the shapes match), a 1x1 conv to
     ``last_filters``, global average pooling, dropout, logits, softmax. ``blocks`` is a table of
-    (expansion, channels, repeats, stride); ``expansion`` overrides every row's factor (except a first 1).
+    (expansion, channels, repeats, stride); ``expansion`` overrides every row's factor (except a first 1);
+    ``depth`` keeps that many inverted residual blocks of the table (``shallower``: fewer ops, for a latency
+    floor set by per-op overheads); ``kernel`` is the depthwise kernel size (5 widens the receptive field of a
+    shallow net at the same op count).
     Channels scale by ``alpha`` (rounded to multiples of 8, as in MobileNetV2). A stride of 2 applies only
     while the feature map stays ≥ 2 px, so 8x8 inputs work too. ``resolution`` (MobileNet's second multiplier)
     resizes inputs to ``resolution`` × ``resolution`` px first: compute scales with its square."""
@@ -114,6 +119,9 @@ def mobilenet_v2_like(
         f"blocks={blocks}",
         "give rows of (expansion, channels, repeats, stride) with positive integers and stride 1 or 2",
     )
+    _check(kernel >= 1, f"kernel={kernel}", "use a depthwise kernel size of 1 or more (3 or 5)")
+    if depth is not None:
+        table = shallower(table, int(depth))
     _check(expansion is None or expansion >= 1, f"expansion={expansion}", "use an expansion of 1 or more")
     _check(stem_stride in (1, 2), f"stem_stride={stem_stride}", "use 1 (inputs up to ~64 px) or 2")
     _check(stem_filters >= 1 and last_filters >= 1, "stem_filters/last_filters < 1", "use 1 or more filters")
@@ -150,15 +158,37 @@ def mobilenet_v2_like(
             y = x
             if t != 1:
                 y = conv_bn_act(y, channels * t, 1, 1, f"{prefix}_expand")
-            y = conv_bn_act(y, None, 3, stride, prefix, depthwise=True)
+            y = conv_bn_act(y, None, kernel, stride, prefix, depthwise=True)
             y = conv_bn_act(y, out_channels, 1, 1, f"{prefix}_project", with_act=False)
             x = layers.Add(name=f"{prefix}_add")([x, y]) if stride == 1 and channels == out_channels else y
             channels, size = out_channels, size // stride
     x = conv_bn_act(x, _divisible(last_filters * max(alpha, 1.0)), 1, 1, "head")
     x = layers.GlobalAveragePooling2D(name="gap")(x)
     outputs = _classifier(keras, x, num_classes, dropout)
-    tag = f"_r{int(resolution)}" if resolution is not None else ""
+    tag = (f"_d{int(depth)}" if depth is not None else "") + (f"_k{kernel}" if kernel != 3 else "")
+    tag += f"_r{int(resolution)}" if resolution is not None else ""
     return keras.Model(inputs, outputs, name=name or f"mobilenet_v2_like_a{_tag(alpha)}{tag}")
+
+
+def shallower(table: Sequence[tuple[int, int, int, int]], depth: int) -> list[tuple[int, int, int, int]]:
+    """A block table cut to ``depth`` inverted residual blocks, keeping what shrinks the map and widens the
+    channels: first one repeat less of the row with the most repeats (the later row on a tie) until every row
+    has one, then the stride-1 rows after the first go (the last first: the widest, most weights), then rows
+    from the front. MobileNetV2's 32 px table (8 blocks): depth 5 = one block per row, 3 = the 16, 32 and
+    64-channel rows, 1 = the 64-channel row. ``depth`` above the table's block count is refused."""
+    rows = [list(r) for r in table]
+    total = sum(r[2] for r in rows)
+    _check(1 <= depth <= total, f"depth={depth} for a table of {total} blocks",
+           f"use a depth from 1 to {total}, or give blocks: for a deeper net")
+    while total > depth and any(r[2] > 1 for r in rows):
+        i = max(range(len(rows)), key=lambda i: (rows[i][2], i))
+        rows[i][2] -= 1
+        total -= 1
+    while total > depth:
+        later_stride1 = [i for i, r in enumerate(rows) if i > 0 and r[3] == 1]
+        del rows[later_stride1[-1] if later_stride1 else 0]
+        total -= 1
+    return [tuple(r) for r in rows]
 
 
 def mlp(

@@ -214,14 +214,59 @@ BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "dynamic": 1, "int8_weights": 1, "int8
                     "u8s8": 1}
 
 
-def size_limit_kb(budgets: Budgets, target_name: str) -> float | None:
-    """The target's error-level max_size_kb (its own block over ``*``), or None."""
+def error_limit(budgets: Budgets, target_name: str, key: str) -> float | None:
+    """The target's error-level limit ``key`` (its own block over ``*``), or None."""
     for name in (target_name, "*"):
         block = budgets.targets.get(name)
-        lim = block.max_size_kb if block is not None else None
+        lim = getattr(block, key) if block is not None else None
         if lim is not None and (lim.level or block.level) == "error":
             return lim.limit
     return None
+
+
+def size_limit_kb(budgets: Budgets, target_name: str) -> float | None:
+    return error_limit(budgets, target_name, "max_size_kb")
+
+
+def needed_accuracy(budgets: Budgets, target_name: str, source_accuracy: float | None) -> float | None:
+    """The lowest validation top-1 that can meet the target's error-level min_accuracy and max_accuracy_drop
+    (against the source's ``source_accuracy``), or None when the budgets ask no accuracy."""
+    need = [v for v in (error_limit(budgets, target_name, "min_accuracy"),) if v is not None]
+    drop = error_limit(budgets, target_name, "max_accuracy_drop")
+    if drop is not None and source_accuracy is not None:
+        need.append(source_accuracy - drop)
+    return max(need) if need else None
+
+
+def screen_student(model_path: Path, view, recipe, out: Path) -> dict[str, Any]:
+    """The short run of a candidate's student: only the recipe's first stage (its short distill, see
+    space.distill_stages), through the stage cache — the full pipeline then starts from the cached entry, so the
+    short epochs never train twice. Returns its validation top-1, the source's, and whether it came from the
+    cache; raises Stopped when the accuracy guard stopped it."""
+    import shutil
+
+    from edgeopt.compress import compress
+    from edgeopt.stages import STAGES
+
+    prefix = recipe.model_copy(update={"stages": [recipe.stages[0],
+                                                  ("convert", STAGES["convert"].config(tflite=[], onnx=[]))]})
+    manifest = compress(model_path, view, out, recipe=prefix, force=True)
+    guard = manifest.extra.get("guard") or {}
+    shutil.rmtree(out, ignore_errors=True)  # ours (candidates/); the model lives on in the stage cache
+    if guard.get("verdict") == "stopped":
+        raise Stopped(guard.get("message", "the accuracy guard stopped the short run"), cached_stages(manifest))
+    stage = guard["stages"][0]
+    return {"accuracy": stage["accuracy"], "source_accuracy": guard.get("source_accuracy"),
+            "epochs": recipe.stages[0][1].epochs, "cached": bool(cached_stages(manifest))}
+
+
+def hopeless_accuracy(short: dict[str, Any], gain: float, needed: float | None, epochs: int) -> str | None:
+    """Why the candidate's student cannot reach the accuracy the budgets need — its short run's validation top-1
+    plus ``gain`` (the most the remaining epochs are taken to add) is still under it — or None."""
+    if needed is None or short["accuracy"] + gain >= needed:
+        return None
+    return (f"hopeless after the short run: val top-1 {short['accuracy']:.4f} after {short['epochs']} of {epochs} "
+            f"distillation epochs; + {gain:g} for the rest is still under the {needed:.4f} the budgets need")
 
 
 def weights_of(student: dict[str, Any] | None, source_params: int, dataset, channel: float = 0.0) -> int:

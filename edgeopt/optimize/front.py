@@ -76,7 +76,9 @@ def summary(study, recs: list[dict[str, Any]]) -> dict[str, int]:
     return {"total": sum(counts.values()), "complete": counts.get("complete", 0), "pruned": counts.get("pruned", 0),
             "failed": counts.get("fail", 0), "running": counts.get("running", 0),
             "fully_measured": sum(1 for r in recs if r.get("measured") == "bench"),
-            "screened_only": sum(1 for r in recs if r.get("measured") == "screen")}
+            "screened_only": sum(1 for r in recs if r.get("measured") == "screen"),
+            "pruned_after_short_run": sum(1 for r in recs if (r.get("screen") or {}).get("verdict") == "pruned"
+                                          and r.get("duplicate_of") is None)}
 
 
 def front_document(study, header: dict[str, Any]) -> dict[str, Any]:

@@ -162,7 +162,7 @@ def objective(p: Problem, study, on_event: Callable[[str, dict], None]):
                 raise optuna.TrialPruned(rec["pruned"])
             return _finish(trial, rec, on_event)
         hopeless = cand.hopeless_size(
-            cand.weights_of(space_mod.parse_student(choice["student"]), p.source_params, p.dataset,
+            cand.weights_of(space_mod.parse_student(choice["student"], p.space.student.options), p.source_params, p.dataset,
                             choice.get("channel", 0.0)), choice["quant"],
             cand.size_limit_kb(p.budgets, p.measurer.target.name))
         if hopeless:  # pruned before any training: its size is fixed by its architecture
@@ -173,6 +173,8 @@ def objective(p: Problem, study, on_event: Callable[[str, dict], None]):
         folder = p.out / "candidates" / f"trial-{trial.number:04d}"
         started = time.monotonic()
         try:
+            if choice["student"] != space_mod.NO_STUDENT and p.space.student.screened:
+                _screen(p, recipe, folder.with_name(folder.name + "-screen"), rec, started, trial, on_event)
             manifest = cand.pipeline(p.model_path, p.view, recipe, folder)
         except cand.Stopped as e:
             rec.update(pruned=str(e), cached_stages=e.cached, seconds=round(time.monotonic() - started, 1))
@@ -200,6 +202,24 @@ def objective(p: Problem, study, on_event: Callable[[str, dict], None]):
         return _finish(trial, rec, on_event)
 
     return run_trial
+
+
+def _screen(p: Problem, recipe, folder: Path, rec: dict[str, Any], started: float, trial, on_event) -> None:
+    """The cheap fidelity of a student candidate: its short distillation run; the trial is pruned (the reason in
+    its record) when that run's accuracy cannot grow into the budgets' (cand.hopeless_accuracy)."""
+    import optuna
+
+    short = cand.screen_student(p.model_path, p.view, recipe, folder)
+    needed = cand.needed_accuracy(p.budgets, p.measurer.target.name, short["source_accuracy"])
+    why = cand.hopeless_accuracy(short, p.space.student.screen_gain, needed, p.space.student.epochs)
+    rec["screen"] = {**short, "needed_accuracy": needed, "gain": p.space.student.screen_gain,
+                     "verdict": "pruned" if why else "continued"}
+    if why:
+        rec.update(pruned=why, cached_stages=["distill"] if short["cached"] else [],
+                   seconds=round(time.monotonic() - started, 1))
+        trial.set_user_attr("record", rec)
+        on_event("pruned", rec)
+        raise optuna.TrialPruned(why)
 
 
 def _finish(trial, rec: dict[str, Any], on_event) -> tuple[float, float, float]:

@@ -50,7 +50,8 @@ def to_markdown(doc: dict[str, Any]) -> str:
 def _trials_line(doc: dict[str, Any]) -> str:
     t = doc.get("trials") or {}
     return (f"{t.get('total', 0)} trials: {t.get('complete', 0)} complete ({t.get('fully_measured', 0)} fully "
-            f"measured, {t.get('screened_only', 0)} screened only), {t.get('pruned', 0)} pruned, "
+            f"measured, {t.get('screened_only', 0)} screened only), {t.get('pruned', 0)} pruned "
+            f"({t.get('pruned_after_short_run', 0)} after their student's short run), "
             f"{t.get('failed', 0)} failed; space of {doc.get('space_size')} candidates; sampler {doc.get('sampler')}")
 
 

@@ -4,6 +4,13 @@ Teacher: ``teacher:`` (a model file) or the model compress was given. Student: `
 fresh), ``student: {path: ...}`` (a model file), or — without ``student:`` — the previous stage's model (e.g.
 the tuned student, trained further). The stage returns the plain student (softmax output, float32), not the
 Distiller wrapper, so later stages and the converters see an ordinary model.
+
+``augment:`` (image inputs; off unless asked) shifts/crops/flips/turns every training batch and runs the teacher
+on the augmented batch, so the student matches the teacher on inputs it never saw as they are ("function
+matching", Beyer et al. 2022), where fixed teacher logits of a small training set overfit. Measured on the
+bundled shapes teacher's validation split (6,000 training images) with a 3-block MobileNetV2-like student:
+0.56 val top-1 after 30 epochs without augmentation, 0.78 with shifts, crops and flips; 0.958 (the teacher:
+0.945) after 100 epochs with quarter turns too, the teacher's own training augmentation.
 """
 
 from __future__ import annotations
@@ -11,10 +18,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from edgeopt.errors import UsageError
 from edgeopt.models.zoo import ModelSpec
+from edgeopt.train.augment import AugmentConfig
 
 if TYPE_CHECKING:
     from edgeopt.stages import StageContext
@@ -33,6 +41,14 @@ class DistillConfig(BaseModel):
     epochs: int | None = Field(None, ge=1)
     batch_size: int | None = Field(None, ge=1)
     lr: float | None = Field(None, gt=0)
+    augment: AugmentConfig | None = None  # true: shift 0.1, crop 0.1 (train/augment.py); image inputs only
+
+    @field_validator("augment", mode="before")
+    @classmethod
+    def _switch(cls, v):
+        from edgeopt.train.fit import switch
+
+        return switch(v)
 
 
 def build_student(cfg: DistillConfig, previous, dataset, seed: int = 0):
@@ -90,9 +106,15 @@ def distill(teacher, student, dataset, cfg: DistillConfig, train, progress=None)
     if student is teacher:
         log.warning("distill: the student is the teacher itself (no student: and no earlier stage); "
                     "this is self-distillation — give student: {zoo: ...} for a smaller model")
+    from edgeopt.train import augment as augment_mod
+    from edgeopt.train.distiller import logits_of
+
     settings = Settings.from_train(train, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                                   temperature=cfg.temperature, alpha=cfg.alpha)
-    soft = teacher_logits(teacher, dataset.x_train)
+                                   temperature=cfg.temperature, alpha=cfg.alpha, augment=cfg.augment)
+    augmented = augment_mod.describe(cfg.augment, dataset.input_shape)
+    # augmented batches need the teacher's logits of each batch as augmented; plain ones take them once
+    soft = None if augmented["applied"] else teacher_logits(teacher, dataset.x_train)
+    on_the_fly = logits_of(teacher, "teacher")[1] if augmented["applied"] else None
     val = (dataset.x_val, dataset.y_val) if len(dataset.x_val) else None
     on_epoch = (lambda e, logs: progress(e + 1, settings.epochs, logs)) if progress else None
     source = student
@@ -101,12 +123,12 @@ def distill(teacher, student, dataset, cfg: DistillConfig, train, progress=None)
 
         source = keras.models.clone_model(teacher)
         source.set_weights(teacher.get_weights())
-    student, history = fit(source, dataset.x_train, dataset.y_train, settings, soft=soft, validation=val,
-                           on_epoch=on_epoch)
+    student, history = fit(source, dataset.x_train, dataset.y_train, settings, soft=soft, teacher=on_the_fly,
+                           validation=val, on_epoch=on_epoch)
     # figures on the validation split: the student is not a final artifact, so the test split stays unread
     # (convert reads it once for the artifacts made from this model)
     notes = {"temperature": cfg.temperature, "alpha": cfg.alpha, "epochs": settings.epochs,
-             "split": "val" if val else None,
+             "split": "val" if val else None, "augment": augmented,
              "student": {"name": student.name, "params": int(student.count_params())},
              "teacher": {"name": teacher.name, "params": int(teacher.count_params())},
              "val_accuracy": [round(v, 4) for v in history.get("val_accuracy", [])]}

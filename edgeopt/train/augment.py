@@ -4,7 +4,8 @@ when asked, horizontal flip — applied per sample inside the training step, nev
 Only image inputs are augmented: a batch of rank 4 (N, H, W, C) with 1 or 3 channels (``is_image``); every
 other input (tabular rows, sequences, token ids, multi-channel sensor stacks) trains as it is. ``flip`` is off
 by default: a mirrored 2, 3 or 7 is not the same digit, and a data set cannot tell us which of its classes are
-mirror-symmetric.
+mirror-symmetric. ``rotate`` (random quarter turns, square images only) is off by default for the same reason; it
+suits classes that do not change when turned (shapes, textures, aerial or microscope images).
 
 ``AugmentConfig`` imports no TensorFlow (recipes are parsed without it); ``make(cfg, input_shape, seed)``
 builds the augmenting callable, or returns None when there is nothing to do.
@@ -22,16 +23,18 @@ log = logging.getLogger(__name__)
 
 class AugmentConfig(BaseModel):
     """``shift``: largest translation as a fraction of height/width; ``crop``: largest zoom-in (a random crop
-    resized back) as a fraction; ``flip``: random left-right mirror. 0 / false turns one off."""
+    resized back) as a fraction; ``flip``: random left-right mirror; ``rotate``: random turn by 0, 90, 180 or 270
+    degrees (square images). 0 / false turns one off."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     shift: float = Field(0.1, ge=0.0, le=0.5)
     crop: float = Field(0.1, ge=0.0, lt=1.0)
     flip: bool = False
+    rotate: bool = False
 
     @property
     def active(self) -> bool:
-        return self.shift > 0 or self.crop > 0 or self.flip
+        return self.shift > 0 or self.crop > 0 or self.flip or self.rotate
 
 
 def is_image(input_shape: tuple[int, ...] | Any) -> bool:
@@ -48,7 +51,14 @@ def describe(cfg: AugmentConfig | None, input_shape) -> dict:
         return {"applied": False, "why": "off in the recipe"}
     if not is_image(input_shape):
         return {"applied": False, "why": f"input {tuple(input_shape)} is not an image (H, W, 1 or 3 channels)"}
-    return {"applied": True, **cfg.model_dump(), "shift_pixels": list(shift_pixels(cfg, input_shape))}
+    out = {"applied": True, **cfg.model_dump(), "shift_pixels": list(shift_pixels(cfg, input_shape))}
+    if cfg.rotate and not square(input_shape):
+        out.update(rotate=False, rotate_why=f"input {tuple(input_shape)[:2]} is not square: quarter turns skipped")
+    return out
+
+
+def square(input_shape) -> bool:
+    return int(input_shape[0]) == int(input_shape[1])
 
 
 def shift_pixels(cfg: AugmentConfig, input_shape) -> tuple[int, int]:
@@ -91,11 +101,21 @@ def make(cfg: AugmentConfig | None, input_shape, seed: int = 0):
         cols = dx[:, None] + tf.range(w)[None, :]
         return tf.gather(padded, cols, axis=2, batch_dims=1)
 
+    def turn(x):
+        # each sample its own number of quarter turns: all four computed, one picked per sample
+        k = tf.random.uniform([tf.shape(x)[0]], 0, 4, dtype=tf.int32, seed=seed + 5)
+        turns = tf.stack([tf.image.rot90(x, i) for i in range(4)], axis=1)
+        return tf.gather(turns, k, axis=1, batch_dims=1)
+
+    rotate = cfg.rotate and square(input_shape)
+
     def augment(x, training: bool = True):
         if not training:
             return x
         if py or px:
             x = shift(x)
+        if rotate:
+            x = turn(x)
         return spatial(x, training=True) if spatial is not None else x
 
     return augment

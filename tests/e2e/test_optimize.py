@@ -54,8 +54,8 @@ def command(model, tmp_path, out, budgets=EASY, space=NO_STUDENT, trials=4, *ext
             "--recipe", str(write(tmp_path, "space.yaml", space)), "--trials", str(trials), "--out", str(out), *extra]
 
 
-def run(args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run(args, capture_output=True, text=True, env=ENV, cwd=cwd, timeout=900)
+def run(args, cwd=None, **env) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, env={**ENV, **env}, cwd=cwd, timeout=900)
 
 
 def trials_of(url: str, name: str = "edgeopt"):
@@ -119,6 +119,47 @@ def test_a_candidate_the_accuracy_guard_stops_is_pruned_with_its_reason(tmp_path
     assert doc["trials"]["pruned"] == 1 and doc["trials"]["total"] == 1  # a one-candidate space: one trial
     assert doc["candidates"][0]["state"] == "pruned" and "max_stage_drop" in doc["candidates"][0]["pruned"]
     assert not (out / "best").exists()
+
+
+# one candidate: a small_cnn student distilled 1 + 1 epochs (the short run first), int8
+SCREENED = SPACE.replace("none: true, zoo: [small_cnn], width: [0.5], depth: [1], epochs: 1",
+                         "none: false, zoo: [small_cnn], width: [0.25], depth: [1], epochs: 2, screen_epochs: 1, "
+                         "screen_gain: GAIN").replace("sparsity: [0.0, 0.5]", "sparsity: [0.0]").replace(
+    "quant: [fp32, int8]", "quant: [int8]").replace("max_stage_drop: 0.1", "max_stage_drop: 0.9")
+CLOSE = "targets:\n  x86-cpu: {max_size_kb: 1000, max_accuracy_drop: 0.01}\n"
+
+
+def test_a_hopeless_short_run_prunes_the_trial_before_the_full_training(tmp_path, tiny_model_path):
+    out = tmp_path / "out"
+    proc = run(command(tiny_model_path, tmp_path, out, CLOSE, SCREENED.replace("GAIN", "0.0"), 1))
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    doc = json.loads((out / "front.json").read_text())
+    (c,) = doc["candidates"]
+    assert c["state"] == "pruned" and c["pruned"].startswith("hopeless after the short run"), c
+    screen = c["screen"]
+    assert screen["verdict"] == "pruned" and screen["epochs"] == 1
+    # the rule as documented: short-run accuracy + gain (0 here) under the source's accuracy - max_accuracy_drop
+    assert screen["needed_accuracy"] == pytest.approx(screen["source_accuracy"] - 0.01)
+    assert screen["accuracy"] + screen["gain"] < screen["needed_accuracy"]
+    assert f"{screen['accuracy']:.4f} after 1 of 2 distillation epochs" in c["pruned"]
+    assert not (out / "candidates" / "trial-0000").exists()  # the full pipeline never ran
+    assert "accuracy" not in c or c.get("accuracy") is None
+
+
+@pytest.mark.slow
+def test_a_promising_short_run_continues_from_the_stage_cache(tmp_path, tiny_model_path):
+    out = tmp_path / "out"
+    proc = run(command(tiny_model_path, tmp_path, out, CLOSE, SCREENED.replace("GAIN", "1.0"), 1),
+               EDGEOPT_CACHE=str(tmp_path / "cache"))  # its own: the short run is stored by this run, not another
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    (c,) = json.loads((out / "front.json").read_text())["candidates"]
+    assert c["state"] == "complete" and c["screen"]["verdict"] == "continued", c
+    assert not c["screen"]["cached"] and c["cached_stages"] == ["distill"]  # the short run was not trained again
+    names = [next(iter(stage)) for stage in c["recipe"]["stages"]]
+    assert names == ["distill", "distill", "convert"]
+    assert c["recipe"]["stages"][1]["distill"]["student"] is None and c["accuracy"] is not None
+    manifest = json.loads((out / "candidates" / "trial-0000" / "manifest.json").read_text())
+    assert [s["from_cache"] for s in manifest["cache"]["stages"]] == [True, False]
 
 
 @pytest.mark.slow

@@ -105,6 +105,39 @@ def test_width_depth_and_alpha_scale_the_models():
     assert build("mobilenet_v2_like", (8, 8, 1), 3).output_shape == (None, 3)
 
 
+def test_shallower_keeps_the_rows_that_downsample_and_widen():
+    from edgeopt.models.zoo import MOBILENET_V2_32PX_BLOCKS, shallower
+
+    table = MOBILENET_V2_32PX_BLOCKS  # 16 x1, 24 x2, 32 x2 (s2), 64 x2 (s2), 96 x1: 8 blocks
+    assert shallower(table, 8) == list(table)
+    assert [r[1:3] for r in shallower(table, 6)] == [(16, 1), (24, 2), (32, 1), (64, 1), (96, 1)]
+    assert [r[1] for r in shallower(table, 5)] == [16, 24, 32, 64, 96]  # one block per row
+    assert [r[1] for r in shallower(table, 4)] == [16, 24, 32, 64]  # the last stride-1 row goes first
+    assert shallower(table, 3) == [(1, 16, 1, 1), (6, 32, 1, 2), (6, 64, 1, 2)]
+    assert shallower(table, 1) == [(6, 64, 1, 2)]
+    for bad in (0, 9):
+        with pytest.raises(UsageError, match="depth"):
+            shallower(table, bad)
+
+
+def test_mobilenet_depth_and_kernel():
+    def blocks(model):
+        return sorted({layer.name.split("_")[0] for layer in model.layers if layer.name.endswith("_dw")})
+
+    deep, shallow = build("mobilenet_v2_like", (32, 32, 3), 10), build("mobilenet_v2_like", (32, 32, 3), 10, depth=3)
+    assert len(blocks(deep)) == 8 and blocks(shallow) == ["block1", "block2", "block3"]
+    assert shallow.count_params() < 0.3 * deep.count_params() and shallow.name == "mobilenet_v2_like_a1_d3"
+    assert shallow.output_shape == (None, 10)
+    wide = build("mobilenet_v2_like", (32, 32, 3), 10, depth=3, kernel=5)
+    assert {layer.kernel_size for layer in wide.layers if layer.name.endswith("_dw")} == {(5, 5)}
+    assert wide.name == "mobilenet_v2_like_a1_d3_k5"
+    # a custom table is cut the same way
+    table = [(1, 8, 1, 1), (4, 16, 3, 2)]
+    assert len(blocks(build("mobilenet_v2_like", (16, 16, 1), 3, blocks=table, depth=2))) == 2
+    with pytest.raises(UsageError, match="depth=5 for a table of 4 blocks"):
+        build("mobilenet_v2_like", (16, 16, 1), 3, blocks=table, depth=5)
+
+
 def test_flatten_head_and_model_name():
     model = build("small_cnn", (8, 8, 1), 3, head="flatten", width=0.5, name="student")
     assert model.name == "student" and any(isinstance(layer, keras.layers.Flatten) for layer in model.layers)

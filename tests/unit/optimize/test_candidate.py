@@ -53,3 +53,18 @@ def test_size_floor_prunes_before_training():
     assert "800,000 weights (at least) as fp32" in cand.hopeless_size(800_000, "fp32", 100)
     assert cand.weights_of(None, 400_000, None, channel=0.5) == 100_000  # (1 - 0.5)² of the source's
     assert cand.hopeless_size(50_000, "int8", 100) is None and cand.hopeless_size(10**9, "fp32", None) is None
+
+
+def test_the_accuracy_the_budgets_need_and_the_short_run_rule():
+    assert cand.needed_accuracy(BUDGETS, "rpi4", 0.92) == 0.92 - 0.05
+    assert cand.needed_accuracy(BUDGETS, "rpi4", None) is None  # no source figure: no drop to judge
+    assert cand.needed_accuracy(BUDGETS, "x86-cpu", 0.92) is None  # asks no accuracy
+    both = Budgets.from_dict({"targets": {"*": {"min_accuracy": 0.9, "max_accuracy_drop": 0.05}}})
+    assert cand.needed_accuracy(both, "rpi4", 0.92) == 0.9  # the stricter of the two
+    warn = Budgets.from_dict({"targets": {"rpi4": {"min_accuracy": {"limit": 0.99, "level": "warn"}}}})
+    assert cand.needed_accuracy(warn, "rpi4", 0.92) is None
+    short = {"accuracy": 0.5, "epochs": 5}
+    why = cand.hopeless_accuracy(short, 0.3, 0.87, 30)
+    assert why and "0.5000 after 5 of 30 distillation epochs" in why and "0.8700" in why
+    assert cand.hopeless_accuracy(short, 0.4, 0.87, 30) is None  # 0.9 could still reach it
+    assert cand.hopeless_accuracy(short, 0.0, None, 30) is None

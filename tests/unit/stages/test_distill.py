@@ -147,3 +147,30 @@ def test_distill_says_which_model_it_trains():
     assert fresh.startswith("a fresh small_cnn (width=0.25)") and "the tune stage's model is not used" in fresh
     assert student_origin(DistillConfig(student={"path": "s.keras"}), []) == "file s.keras from student:"
 
+
+
+def test_augmented_distillation_runs_the_teacher_on_each_augmented_batch(digits, teacher, monkeypatch):
+    from edgeopt.stages import distill
+    from edgeopt.train import fit
+
+    seen = {}
+    real = fit.train
+
+    def spy(model, x, y, settings, **kw):
+        seen.update(soft=kw.get("soft"), teacher=kw.get("teacher"), augment=settings.augment)
+        return real(model, x, y, settings, **kw)
+
+    monkeypatch.setattr(fit, "train", spy)
+    spec = {"student": {"zoo": "mlp", "width": 0.25, "depth": 1}, "temperature": 2.0, "alpha": 0.5}
+    plain_ctx, aug_ctx = _ctx(digits, teacher), _ctx(digits, teacher)
+    plain = distill.apply(teacher, plain_ctx, _cfg(spec))
+    assert seen["soft"] is not None and seen["teacher"] is None and seen["augment"] is None  # logits once
+    augmented = distill.apply(teacher, aug_ctx, _cfg({**spec, "augment": {"shift": 0.15, "crop": 0.0}}))
+    assert seen["soft"] is None and seen["teacher"] is not None and seen["augment"].shift == 0.15
+    note = aug_ctx.notes["distillation"]["augment"]
+    assert note["applied"] and note["shift_pixels"] == [1, 1]  # 15 % of 8 px, whole pixels
+    assert plain_ctx.notes["distillation"]["augment"] == {"applied": False, "why": "off in the recipe"}
+    assert aug_ctx.notes["distillation"]["student"]["val_accuracy"] > 0.3  # trains (chance: 0.1)
+    w_plain, w_aug = plain.get_layer("dense1").get_weights()[0], augmented.get_layer("dense1").get_weights()[0]
+    assert not np.allclose(w_plain, w_aug)  # same seeds: only the augmented batches differ
+    assert _cfg({**spec, "augment": True}).augment.shift == 0.1 and _cfg({**spec, "augment": False}).augment is None

@@ -64,7 +64,7 @@ def test_stage_keys_override_the_train_defaults_and_false_switches_off():
     assert Recipe.from_dict(rec.to_dict()) == rec and Recipe.from_dict(Recipe(train=off).to_dict()).train == off
 
 
-@pytest.mark.parametrize("bad, match", [({"train": {"augment": {"rotate": 1}}}, "rotate"),
+@pytest.mark.parametrize("bad, match", [({"train": {"augment": {"rotate": "sideways"}}}, "rotate"),
                                         ({"train": {"augment": {"shift": 0.9}}}, "shift"),
                                         ({"train": {"alpha": 2}}, "alpha"),
                                         ({"stages": [{"quantize": {"early_stopping": {"patience": -1}}}]}, "patience"),
@@ -131,6 +131,24 @@ def test_flip_is_off_unless_asked():
     flipped = [np.array_equal(o, x[0, :, ::-1]) for o in out]
     assert any(flipped) and not all(flipped)
     assert augment.make(AugmentConfig(shift=0.0, crop=0.0), x.shape[1:]) is None
+
+
+def test_rotate_turns_each_sample_by_quarter_turns_of_square_images_only():
+    rng = np.random.default_rng(1)
+    x = rng.random((32, 8, 8, 1)).astype(np.float32)
+    cfg = AugmentConfig(shift=0.0, crop=0.0, rotate=True)
+    out = np.asarray(augment.make(cfg, x.shape[1:], seed=2)(x, training=True))
+    turns = []
+    for i in range(len(x)):
+        k = [j for j in range(4) if np.array_equal(np.rot90(x[i], j, axes=(0, 1)), out[i])]
+        assert k, f"sample {i} is not a quarter turn of its input"
+        turns.append(k[0])
+    assert len(set(turns)) >= 3  # each sample draws its own turn
+    assert augment.make(AugmentConfig(shift=0.0, crop=0.0), x.shape[1:]) is None  # off unless asked
+    wide = augment.describe(cfg, (8, 16, 3))
+    assert wide["applied"] is False or wide["rotate"] is False
+    assert "not square" in augment.describe(AugmentConfig(rotate=True), (8, 16, 3))["rotate_why"]
+    assert augment.describe(cfg, (8, 8, 1))["rotate"] is True
 
 
 # --- self-distillation, validation, early stopping -------------------------------------------------------------
