@@ -8,7 +8,13 @@
    winner, reruns its best/recipe.yaml with `edgeopt compress` and checks the artifact's size is the same and
    its test top-1 within 0.5 points.
 
-    python benchmarks/optimize.py [--trials 12] [--time-budget 40m] [--epochs 30] [--lr 0.01]
+    python benchmarks/optimize.py [--trials 16] [--time-budget 40m] [--epochs 80] [--screen-epochs 10]
+
+The students: small CNNs and shallow MobileNetV2s (3 inverted residual blocks, 5x5 depthwise kernels: few ops,
+the floor of the rpi4 estimate), distilled with the teacher run on every augmented batch — shifts, crops, flips
+and quarter turns, the augmentation the teacher was trained with (sample_models/build.py) — first for
+``--screen-epochs`` (a student whose short run is hopeless against the accuracy budget is pruned there), then
+for the rest of ``--epochs``.
 
 Writes benchmarks/results/optimize.{json,md}. Exit 0 when a winner was found and reproduced, 1 otherwise.
 """
@@ -55,10 +61,13 @@ def plain_int8(work: Path) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--trials", type=int, default=12)
+    ap.add_argument("--trials", type=int, default=16)
     ap.add_argument("--time-budget", default="40m")
-    ap.add_argument("--epochs", type=int, default=30, help="distillation epochs per student")
-    ap.add_argument("--lr", type=float, default=0.01, help="initial LR of the cosine schedule every stage trains with")
+    ap.add_argument("--epochs", type=int, default=80, help="distillation epochs per student")
+    ap.add_argument("--screen-epochs", type=int, default=10, help="the student's short run (the screening fidelity)")
+    ap.add_argument("--screen-gain", type=float, default=0.6,
+                    help="the most the rest of the epochs are taken to add to the short run's val top-1")
+    ap.add_argument("--lr", type=float, default=0.005, help="initial LR of the cosine schedule every stage trains with")
     ap.add_argument("--max-drop", type=float, default=0.015)
     ap.add_argument("--work", type=Path, default=None, help="keep the study here (default: a temp folder)")
     args = ap.parse_args()
@@ -76,18 +85,24 @@ def main() -> int:
     # max_accuracy_drop is what rules it out
     space = {"train": {"epochs": args.epochs, "batch_size": 64,
                        "lr_schedule": {"kind": "cosine", "initial": args.lr}}, "max_stage_drop": 0.9,
-             "optimize": {"student": {"none": True, "zoo": ["small_cnn"], "width": [0.5, 1.0],
-                                      "depth": [3], "epochs": args.epochs},
-                          "channel": [0.0, 0.3, 0.5], "prune_epochs": 4, "sparsity": [0.0], "cluster": [0], "quant": ["int8", "int8_fallback", "qat", "fp16"],
-                          "qat_epochs": 2, "runtimes": ["litert"], "threads": [4]}}
+             "optimize": {"student": {"none": True, "zoo": ["small_cnn", "mobilenet_v2_like"], "width": [0.75, 1.0],
+                                      "depth": [3], "options": {"mobilenet_v2_like": {"kernel": 5}},
+                                      "epochs": args.epochs, "screen_epochs": args.screen_epochs,
+                                      "screen_gain": args.screen_gain,
+                                      "augment": {"shift": 0.1, "crop": 0.1, "flip": True, "rotate": True}},
+                          "channel": [0.0, 0.5], "prune_epochs": 4, "sparsity": [0.0], "cluster": [0],
+                          "quant": ["int8", "qat"], "qat_epochs": 2, "runtimes": ["litert"], "threads": [4]}}
     (work / "space.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
     out = work / "opt"
     cmd = [*EDGEOPT, "optimize", str(TEACHER), "--data", "shapes", "--target", "rpi4", "--budgets",
            str(work / "budgets.yaml"), "--recipe", str(work / "space.yaml"), "--trials", str(args.trials),
            "--time-budget", args.time_budget, "--out", str(out)]
+    load_before = os.getloadavg()
     started = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    # a stage cache of its own: the wall time is the search's from scratch, not from an earlier run's entries
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "EDGEOPT_CACHE": str(work / "cache")})
     wall = time.monotonic() - started
+    load_after = os.getloadavg()
     print(proc.stdout)
     if proc.returncode not in (0, 1):
         print(proc.stderr[-3000:], file=sys.stderr)
@@ -112,15 +127,25 @@ def main() -> int:
              "yes" if c["meets_all"] else "no: " + ", ".join(k for k, ok in c["meets"].items() if not ok)]
             for c in sorted(front, key=lambda c: -c["accuracy"])]
     t = doc["trials"]
+    screens = [[c["trial"], c["label"], f"{c['screen']['accuracy']:.4f}", f"{c['screen']['needed_accuracy']:.4f}",
+                c["screen"]["verdict"], "-" if c.get("accuracy") is None else f"{c['accuracy']:.4f}"]
+               for c in doc["candidates"] if c.get("screen") and c.get("duplicate_of") is None]
+    load = (f"load average {load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end (1-minute; the machine "
+            "is shared with other helpers' work)")
     md = (f"# edgeopt optimize: shapes teacher → rpi4\n\nPlain int8 PTQ of the teacher: {base['size_bytes'] / 1024:.1f} "
           f"KB, p90 {base['p90_ms_estimated']:.3f} ms (estimated), val top-1 {base['val_accuracy']:.4f} "
           f"(teacher {base['teacher_val_accuracy']:.4f}). Budget: {budgets['targets']['rpi4']}.\n\n"
           f"{t['total']} trials ({t['complete']} complete, {t['fully_measured']} fully measured, {t['pruned']} "
-          f"pruned, {t['failed']} failed) in {wall / 60:.1f} min on this machine (shared, 2 cores); "
-          f"--trials {args.trials}, --time-budget {args.time_budget}, {args.epochs} distillation epochs (cosine LR from "
-          f"{args.lr}); sampler "
+          f"pruned — {t.get('pruned_after_short_run', 0)} after their student's short run —, {t['failed']} failed) in "
+          f"{wall / 60:.1f} min on this machine (2 cores, {load}); "
+          f"--trials {args.trials}, --time-budget {args.time_budget}, {args.epochs} distillation epochs, the first "
+          f"{args.screen_epochs} as the short run (pruned when its val top-1 + {args.screen_gain} is under the "
+          f"budget's), cosine LR from {args.lr}; sampler "
           f"{doc['sampler']}; space of {doc['space_size']} candidates.\n\n## Pareto front (validation)\n\n"
-          + md_table(["trial", "candidate", "val top-1", "p90 ms (est.)", "size KB", "within budget"], rows))
+          + md_table(["trial", "candidate", "val top-1", "p90 ms (est.)", "size KB", "within budget"], rows)
+          + "\n## Students' short runs (validation)\n\n"
+          + md_table(["trial", "candidate", f"val top-1 after {args.screen_epochs} epochs", "budget needs",
+                      "verdict", "candidate's val top-1"], screens))
     if best:
         md += (f"\n## Winner\n\ntrial {best['trial']}: {best['label']} — test top-1 {best['test']['accuracy']:.4f}, "
                f"p90 {best['test']['p90_ms']:.3f} ms (est.), {best['test']['size_bytes'] / 1024:.1f} KB.\n"
@@ -132,6 +157,10 @@ def main() -> int:
     print(md)
     write_results("optimize", {"baseline_int8": base, "budgets": budgets, "space": space, "trials": t,
                                "wall_s": round(wall, 1), "total_s": round(time.monotonic() - t0, 1),
+                               "load_average": {"start": load_before, "end": load_after},
+                               "short_runs": [{"trial": c["trial"], "label": c["label"], **c["screen"],
+                                               "candidate_accuracy": c.get("accuracy")}
+                                              for c in doc["candidates"] if c.get("screen")],
                                "best": best, "rerun": check, "front": front, "closest": doc["closest"],
                                "args": {k: str(v) for k, v in vars(args).items()}}, md)
     return 0 if best and check.get("same_size") and check.get("accuracy_within_0.5_points") else 1
