@@ -136,4 +136,4 @@ def test_plain_savedmodel_converts_and_refuses_training(tmp_path, tiny_model_pat
     with pytest.raises(UsageError, match="plain TensorFlow SavedModel"):
         compress(tmp_path / "sm", digits, tmp_path / "out2", Recipe.from_dict(PRUNE_INT8))
 
-# MobileNetV3Small (Keras 3) through prune + int8 is run by benchmarks/compression.py: ~1-2 min on 2 cores.
+# MobileNetV3Small (Keras 3) through prune + int8 is run by benchmarks/keras3_mobilenetv3.py: ~1-2 min on 2 cores.

@@ -1,0 +1,86 @@
+"""Settings exploration for benchmarks/compression.py, on the VALIDATION split only: each recipe runs through
+``edgeopt.compress`` on a view of the data whose test split IS the validation split (the real test split is
+dropped before any stage runs), so every figure printed here — the guard's per-stage val top-1 and convert's "test"
+parity — is a validation figure. One JSON line per run is appended to --log
+(default benchmarks/results/compression_explore.jsonl, the log of the settings tried for compression.py).
+
+    python benchmarks/compression_explore.py --model shapes --name p85 --recipe '{"stages": [...]}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+from _common import REPO, RESULTS  # noqa: E402
+
+FILES = {"digits": ("digits", "digits_cnn.keras"), "shapes": ("shapes", "shapes_mobilenetv2.keras")}
+
+
+def val_view(name: str):
+    """The data set with its test split replaced by the validation split (exploration never reads test)."""
+    from edgeopt.data.dataset import Dataset
+    from edgeopt.data.loaders import load_dataset
+
+    d = load_dataset(name)
+    return Dataset.from_arrays(f"{name}-valview", d.x_train, d.y_train, d.x_val, d.y_val, d.x_val, d.y_val,
+                               num_classes=d.num_classes)
+
+
+def main() -> None:
+    from edgeopt import compress
+    from edgeopt.core.artifact import gzip_bytes
+    from edgeopt.recipe import Recipe
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--model-path", default=None)
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--recipe", required=True)
+    ap.add_argument("--log", default=str(RESULTS / "compression_explore.jsonl"))
+    a = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("edgeopt").setLevel(logging.INFO)
+    data_name, file = FILES.get(a.model, (a.data, None))
+    path = Path(a.model_path) if a.model_path else REPO / "sample_models" / file
+    rec = json.loads(a.recipe)
+    stages = rec["stages"]
+    if not any("convert" in s for s in stages):
+        stages.append({"convert": {"tflite": ["fp32", "int8"], "onnx": []}})
+    data = val_view(data_name)
+    t0 = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        m = compress(path, data, Path(tmp) / "out", Recipe.from_dict(rec))
+        base = compress(path, data, Path(tmp) / "base",
+                        Recipe.from_dict({"stages": [{"convert": {"tflite": ["fp32"], "onnx": []}}]}))
+        b = base.artifacts[-1]
+        bgz = gzip_bytes(Path(tmp) / "base" / b.path)
+        arts = {a_.precision: a_ for a_ in m.artifacts if a_.format == "tflite"}
+        out = {"name": a.name, "model": a.model, "recipe": rec, "wall_s": round(time.time() - t0, 1),
+               "guard": [(s.get("stage"), s.get("accuracy")) for s in m.extra["guard"].get("stages", [])],
+               "guard_verdict": m.extra["guard"]["verdict"], "source_val": m.extra["guard"]["source_accuracy"]}
+        for p, art in arts.items():
+            gz = gzip_bytes(Path(tmp) / "out" / art.path)
+            acc = art.info["parity"]["accuracy"]
+            out[p] = {"val_top1": acc, "gzip": gz, "ratio": round(bgz / gz, 2),
+                      "drop_pt": round(100 * (b.info["parity"]["accuracy"] - acc), 2)}
+        for k in ("pruning", "clustering"):
+            if k in m.extra:
+                ft = m.extra[k].get("fine_tune", {})
+                out[k] = {"achieved": m.extra[k].get("achieved_sparsity"), "val": ft.get("validation")}
+    print(json.dumps(out))
+    with open(a.log, "a") as f:
+        f.write(json.dumps(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()
