@@ -147,7 +147,7 @@ def objective(p: Problem, study, on_event: Callable[[str, dict], None]):
     wid = study_mod.worker_id()
 
     def run_trial(trial) -> tuple[float, float, float]:
-        trial.set_user_attr("worker", wid)
+        # (the trial's "worker" attribute is written by the sampler as Optuna creates the trial: study.make_sampler)
         choice = space_mod.suggest(trial, p.dims)
         recipe = space_mod.to_recipe(choice, p.space, p.train, p.max_stage_drop)
         rec: dict[str, Any] = {"choice": choice, "label": space_mod.describe(choice), "recipe": recipe.to_dict(),

@@ -58,9 +58,19 @@ def shown_url(url: str) -> str:
         return url.split("@")[-1]
 
 
+# what two workers creating a fresh database's tables at the same moment raise (optuna/optuna#1092: RDBStorage's
+# create_all + alembic stamp is not safe against itself); the loser retries and finds the tables made
+SCHEMA_RACE = ("already exists", "unique constraint failed", "duplicate key", "database is locked")
+SCHEMA_TRIES = 10
+
+
 def open_storage(url: str):
     """An Optuna RDBStorage at ``url`` with a heartbeat (a dead worker's trial is failed and retried); a server
-    that cannot be reached or a database that cannot be opened is a UsageError with the fix."""
+    that cannot be reached or a database that cannot be opened is a UsageError with the fix. Workers that start
+    together on a fresh database race to create its tables: the losers retry (SCHEMA_RACE)."""
+    import random
+    import time
+
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
@@ -70,12 +80,21 @@ def open_storage(url: str):
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("postgresql"):
         kwargs["connect_args"] = {"connect_timeout": 10}
-    try:
-        return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
-    except Exception as e:  # noqa: BLE001 — sqlalchemy/psycopg raise many kinds; all mean "cannot use it"
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise UsageError(f"--storage {shown_url(url)}: cannot open the study storage ({first})", STORAGE_FIX) from None
+    elif url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": 30}  # wait for another worker's write, not "database is locked"
+    for attempt in range(1, SCHEMA_TRIES + 1):
+        try:
+            return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+        except Exception as e:  # noqa: BLE001 — sqlalchemy/psycopg raise many kinds; all mean "cannot use it"
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            if attempt < SCHEMA_TRIES and any(m in first.lower() for m in SCHEMA_RACE):
+                log.debug("storage %s: %s (another worker is creating it; retry %d)", shown_url(url), first, attempt)
+                time.sleep(random.uniform(0.1, 0.5))
+                continue
+            raise UsageError(f"--storage {shown_url(url)}: cannot open the study storage ({first})",
+                             STORAGE_FIX) from None
+    raise AssertionError("unreachable")
 
 
 def make_sampler(kind: str, seed: int):
@@ -86,8 +105,22 @@ def make_sampler(kind: str, seed: int):
     from optuna.samplers import NSGAIISampler, TPESampler
 
     if kind == "nsga2":
-        return NSGAIISampler(seed=seed, population_size=10)
-    return TPESampler(seed=seed, n_startup_trials=8, multivariate=True, group=True, constant_liar=True)
+        return _tagging(NSGAIISampler)(seed=seed, population_size=10)
+    return _tagging(TPESampler)(seed=seed, n_startup_trials=8, multivariate=True, group=True, constant_liar=True)
+
+
+def _tagging(sampler_class):
+    """``sampler_class`` that writes the trial's ``worker`` (host:pid) as the first thing after Optuna creates the
+    trial — before sampling, which takes a while under TPE — so a worker killed at any later moment leaves a
+    RUNNING trial that fail_dead_local_trials can tell is its own."""
+
+    class Tagging(sampler_class):
+        def before_trial(self, study, trial) -> None:
+            study._storage.set_trial_user_attr(trial._trial_id, "worker", worker_id())
+            super().before_trial(study, trial)
+
+    Tagging.__name__ = Tagging.__qualname__ = f"Worker{sampler_class.__name__}"
+    return Tagging
 
 
 def open_study(url: str, name: str, sampler_kind: str, seed: int, load_only: bool = False):

@@ -212,14 +212,16 @@ def test_kill_mid_study_then_rerun_continues(tmp_path, tiny_model_path):
     out = tmp_path / "out"
     url = f"sqlite:///{out / 'study.db'}"
     args = command(tiny_model_path, tmp_path, out, IMPOSSIBLE, WIDE, 8)
-    first = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             start_new_session=True)
+    err = tmp_path / "first.stderr"
+    with err.open("w") as sink:  # the child keeps its own copy of the descriptor
+        first = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=sink, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             time.sleep(0.2)
             if first.poll() is not None:
-                pytest.fail(f"optimize ended (rc {first.returncode}) before it could be interrupted")
+                pytest.fail(f"optimize ended (rc {first.returncode}) before it could be interrupted: "
+                            f"{err.read_text()[-1500:]}")
             try:
                 trials = trials_of(url)
             except (KeyError, Exception):  # noqa: BLE001 — the study is not created yet
@@ -230,7 +232,8 @@ def test_kill_mid_study_then_rerun_continues(tmp_path, tiny_model_path):
         else:
             pytest.fail("no trial finished in time")
     finally:
-        os.killpg(first.pid, signal.SIGKILL)  # our own process group (start_new_session)
+        if first.poll() is None:  # (an early exit is the failure to report, not a missing process group)
+            os.killpg(first.pid, signal.SIGKILL)  # our own process group (start_new_session)
         first.wait()
     before = {t.number: t.user_attrs.get("worker") for t in trials_of(url)
               if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}

@@ -40,6 +40,40 @@ def test_a_study_keeps_its_problem(tmp_path):
         st.check_same_problem(study, {"target": "x86-cpu", "data": "digits"})
 
 
+WORKER = """
+import os, sys, time
+from pathlib import Path
+from edgeopt.optimize import study as st
+go = Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.005)
+st.open_study(sys.argv[1], "shared", "tpe", 0)
+print("opened")
+"""
+
+
+def test_workers_starting_together_on_a_fresh_database_all_open_the_study(tmp_path):
+    # optuna/optuna#1092: without the retry, six workers released at once on a fresh SQLite file lost the race
+    # to create its tables ("table alembic_version already exists") in every round tried (4 of 4)
+    url, go = st.storage_url(None, tmp_path), tmp_path / "go"
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    workers = [subprocess.Popen([sys.executable, str(script), url, str(go)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    try:
+        import time
+
+        time.sleep(3.0)  # every worker has imported optuna and is waiting
+        go.touch()
+        results = [w.communicate(timeout=120) for w in workers]
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+    assert [out.strip() for out, _ in results] == ["opened"] * 6, [err[-300:] for _, err in results]
+    assert [s.study_name for s in __import__("optuna").get_all_study_summaries(url)] == ["shared"]
+
+
 def test_a_trial_left_running_by_a_dead_local_process_is_failed_and_queued_again(tmp_path):
     from optuna.trial import TrialState
 
@@ -68,3 +102,13 @@ def test_samplers():
 def test_sqlite_file_is_in_the_output_folder(tmp_path):
     st.open_study(st.storage_url(None, tmp_path), "s", "tpe", 0)
     assert Path(tmp_path / "study.db").is_file()
+
+
+@pytest.mark.parametrize("kind", ["tpe", "nsga2"])
+def test_a_trial_names_its_worker_the_moment_it_exists(tmp_path, kind):
+    # a worker killed while TPE samples (after Optuna made the trial, before any choice) used to leave a RUNNING
+    # trial with no worker: no restart could tell it was its own, and it stayed RUNNING in the study for good
+    study = st.open_study(st.storage_url(None, tmp_path), "s", kind, 0)
+    study.ask()
+    (trial,) = study.get_trials()
+    assert trial.params == {} and trial.user_attrs == {"worker": st.worker_id()}
