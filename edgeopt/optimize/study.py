@@ -82,19 +82,19 @@ def open_storage(url: str):
         kwargs["connect_args"] = {"connect_timeout": 10}
     elif url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": 30}  # wait for another worker's write, not "database is locked"
-    for attempt in range(1, SCHEMA_TRIES + 1):
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
                               heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
         except Exception as e:  # noqa: BLE001 — sqlalchemy/psycopg raise many kinds; all mean "cannot use it"
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-            if attempt < SCHEMA_TRIES and any(m in first.lower() for m in SCHEMA_RACE):
-                log.debug("storage %s: %s (another worker is creating it; retry %d)", shown_url(url), first, attempt)
-                time.sleep(random.uniform(0.1, 0.5))
-                continue
-            raise UsageError(f"--storage {shown_url(url)}: cannot open the study storage ({first})",
-                             STORAGE_FIX) from None
-    raise AssertionError("unreachable")
+            if attempt >= SCHEMA_TRIES or not any(m in first.lower() for m in SCHEMA_RACE):
+                raise UsageError(f"--storage {shown_url(url)}: cannot open the study storage ({first})",
+                                 STORAGE_FIX) from None
+        log.debug("storage %s: %s (another worker is creating it; retry %d)", shown_url(url), first, attempt)
+        time.sleep(random.uniform(0.1, 0.5))
 
 
 def make_sampler(kind: str, seed: int):
