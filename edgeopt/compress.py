@@ -4,12 +4,11 @@ write manifest.json, and move the folder into place only when every stage is don
 from __future__ import annotations
 
 import shutil
-import sys
-import types
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from edgeopt._callable import callable_module
 from edgeopt.core.artifact import Artifact, Manifest
 from edgeopt.errors import UsageError
 from edgeopt.out_folder import check_out, make_staging, swap_into_place
@@ -172,14 +171,4 @@ def compress(model_path, data, out, recipe: Recipe | str | Path | None = None,
     return manifest
 
 
-class _CallableModule(types.ModuleType):
-    """``edgeopt.compress(...)`` is the public function (edgeopt/__init__.py); importing this module — which that
-    function itself does on its first call — rebinds the package's ``compress`` to the module, so the module
-    calls the same function (a second ``edgeopt.compress(...)`` in one process raised "'module' object is not
-    callable")."""
-
-    def __call__(self, *args, **kwargs):
-        return compress(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+callable_module(__name__, compress)  # edgeopt.compress(...) stays the function (edgeopt/_callable.py)

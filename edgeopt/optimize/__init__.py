@@ -6,10 +6,10 @@ front.py reads what the study found; search.py runs the loop and builds best/. I
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 from typing import Any
+
+from edgeopt._callable import callable_module
 
 
 def optimize(model, data, target, budgets, out, trials: int | None = 20, time_budget_s: float | None = None,
@@ -26,12 +26,4 @@ def optimize(model, data, target, budgets, out, trials: int | None = 20, time_bu
     return None if worker else search.finish(p, st)
 
 
-class _CallableModule(types.ModuleType):
-    """``edgeopt.optimize(...)`` is the public function (edgeopt/__init__.py); importing this package rebinds that
-    name to the package, so the package calls the same function."""
-
-    def __call__(self, *args, **kwargs):
-        return optimize(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+callable_module(__name__, optimize)  # edgeopt.optimize(...) stays the function (edgeopt/_callable.py)
