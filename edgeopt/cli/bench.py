@@ -60,11 +60,11 @@ def do_bench(paths: list[Path], targets: list[str], data: str, out: Path, agains
     _console().print(one_line(describe(dataset)), highlight=False, markup=False, soft_wrap=True)
     n = (len(items) + (len(collect(list(against))) if against else 0)) * len(target_objs)
     with _progress() as progress:
-        task = progress.add_task("bench", total=n)
+        bar = progress.add_task("bench", total=n)
         report = benchmark(paths, target_objs, dataset, out, against=against, task=task, metric=metric,
-                           on_start=lambda what: progress.update(task, description=f"bench: {what}"),
-                           on_result=lambda m: progress.advance(task), **overrides)
-        progress.update(task, description="bench: done")
+                           on_start=lambda what: progress.update(bar, description=f"bench: {what}"),
+                           on_result=lambda m: progress.advance(bar), **overrides)
+        progress.update(bar, description="bench: done")
     return report
 
 

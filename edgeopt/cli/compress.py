@@ -32,15 +32,15 @@ def do_compress(model: Path, data: str, out: Path, recipe: Path | None, force: b
     data = load_dataset(data, num_classes=num_classes, scale=scale)  # bad names fail here, before any progress is drawn
     total = len(rec.stages) - 1 + sum(len(plan(cfg)) for name, cfg in rec.stages if name == "convert")
     with _progress() as progress:
-        task = progress.add_task("compress", total=total)
+        bar = progress.add_task("compress", total=total)
 
         def step(msg: str) -> None:
-            progress.update(task, description=f"compress: {msg}")
-            progress.advance(task)
+            progress.update(bar, description=f"compress: {msg}")
+            progress.advance(bar)
 
         manifest = compress(model, data, out, recipe=rec, progress=step, force=force, signature=signature,
                             cache=cache, cache_max_mb=cache_max_mb, task=task, metric=metric)
-        progress.update(task, completed=total, description="compress: done")
+        progress.update(bar, completed=total, description="compress: done")
     return manifest
 
 

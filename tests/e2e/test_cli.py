@@ -101,6 +101,21 @@ def test_compress_then_bench_then_report_then_gate(tmp_path, tiny_model_path):
     assert "max_size_kb" in error_line(proc)
 
 
+def test_task_flag_reaches_compress_and_bench(tmp_path, tiny_model_path):
+    # both commands once passed rich's progress-bar id (0) as the task, so --task did nothing
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("stages:\n  - convert: {tflite: [fp32], onnx: []}\n")
+    out = tmp_path / "art"
+    proc = run("compress", tiny_model_path, "--data", "digits", "--out", out, "--recipe", recipe, "--task", "raw")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "manifest.json").read_text())["source"]["task"] == "raw"
+    report = tmp_path / "report.json"
+    proc = run("bench", out / "tiny_fp32.tflite", "--data", "digits", "--out", report, "--task", "raw", "--threads",
+               "1", "--min-runs", "5", "--min-seconds", "0", "--warmup", "1", "--launches", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert [r["task"] for r in json.loads(report.read_text())["results"]] == ["raw"]
+
+
 def test_channel_pruning_shows_macs_and_its_scan_from_compress_to_report(tmp_path, tiny_model_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("train: {epochs: 1}\nmax_stage_drop: 1.0\nstages:\n"
