@@ -1,5 +1,5 @@
 """Several named model inputs as one batch: ``Inputs`` (name → array, the same number of rows each), indexed by rows
-like an array. A single-input model keeps a plain array everywhere; ``rows``, ``n_rows`` and ``feed`` take both.
+like an array. A single-input model keeps a plain array everywhere; ``feed`` and ``ordered`` take both.
 
 Models, converters and runtimes are fed by name (``feed``): TFLite orders its inputs and outputs by name, ONNX and
 Keras by the model's own order, so an index would not mean the same tensor in every format."""
@@ -41,9 +41,6 @@ class Inputs:
     def items(self):
         return self.arrays.items()
 
-    def map(self, fn) -> Inputs:
-        return Inputs({k: fn(v) for k, v in self.arrays.items()})
-
     @property
     def shapes(self) -> dict[str, tuple[int, ...]]:
         """name → shape of one sample (without the batch dimension)."""
@@ -54,22 +51,6 @@ class Inputs:
 
     def __repr__(self) -> str:
         return f"Inputs({', '.join(f'{k}: {v.dtype}{tuple(v.shape)}' for k, v in self.arrays.items())})"
-
-
-def n_rows(x) -> int:
-    return len(x)
-
-
-def rows(x, idx):
-    """Rows ``idx`` (a slice or index array) of an array or Inputs."""
-    return x[idx]
-
-
-def concat(parts: list):
-    """Concatenate batches (arrays, or Inputs with the same names) along the samples."""
-    if parts and isinstance(parts[0], Inputs):
-        return Inputs({k: np.concatenate([p.arrays[k] for p in parts]) for k in parts[0].names})
-    return np.concatenate(parts)
 
 
 def feed(x, names: list[str] | None = None):

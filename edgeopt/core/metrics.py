@@ -181,10 +181,6 @@ class Task:
         """Whether y holds class ids (and training stages can fit against them)."""
         return self.name == "classification" or (self.name == "raw" and self.metric.name == "agreement")
 
-    @property
-    def metric_name(self) -> str:
-        return self.metric.name
-
     def score(self, outputs: np.ndarray, y: np.ndarray) -> float:
         return self.metric(y, outputs)
 
