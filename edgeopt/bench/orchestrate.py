@@ -143,11 +143,12 @@ def benchmark(paths: list[str | Path], targets: list, dataset, out: str | Path |
     remove_dead_owners(Path(tempfile.gettempdir()), "edgeopt-bench-")  # left by a bench that was kill -9'd
     with tempfile.TemporaryDirectory(prefix=f"edgeopt-bench-{os.getpid()}.") as tmp:
         # without labels (a data set without y_*) results carry fidelity to the source only
-        scorer = Scorer(dataset, task or _manifest_source(paths).get("task"), metric)
+        source = _manifest_source(paths)
+        scorer = Scorer(dataset, task or source.get("task"), metric)
         run = _Run(report, items, write_inputs(Path(tmp), dataset.x_test), scorer, Path(tmp), out,
                    on_result, on_start, groups, units, changed_since_manifest(items))
         # several outputs: every artifact is scored on the source model's first (TFLite orders them by name)
-        run.output = ((_manifest_source(paths).get("model") or {}).get("output_names") or [None])[0]
+        run.output = ((source.get("model") or {}).get("output_names") or [None])[0]
         for t in targets:
             run.target_env(t.name).update({"threads": t.threads, "run": t.run.model_dump(),
                                            "connection": t.connection.kind, "device_type": t.device})
