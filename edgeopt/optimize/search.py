@@ -142,8 +142,6 @@ def _duplicate(study, params: dict[str, Any]):
 
 
 def objective(p: Problem, study, on_event: Callable[[str, dict], None]):
-    import optuna
-
     wid = study_mod.worker_id()
 
     def run_trial(trial) -> tuple[float, float, float]:
@@ -157,19 +155,14 @@ def objective(p: Problem, study, on_event: Callable[[str, dict], None]):
         if dup is not None:  # a categorical space repeats itself: its figures are already in the study
             rec.update({k: v for k, v in dup.user_attrs["record"].items() if k not in rec}, duplicate_of=dup.number)
             if "pruned" in rec:
-                trial.set_user_attr("record", rec)
-                on_event("pruned", rec)
-                raise optuna.TrialPruned(rec["pruned"])
+                raise _pruned(trial, rec, rec["pruned"], on_event)
             return _finish(trial, rec, on_event)
-        hopeless = cand.hopeless_size(
+        limit_kb = cand.size_limit_kb(p.budgets, p.measurer.target.name)
+        hopeless = limit_kb is not None and cand.hopeless_size(  # (no size limit: no student built to count)
             cand.weights_of(space_mod.parse_student(choice["student"], p.space.student.options), p.source_params, p.dataset,
-                            choice.get("channel", 0.0)), choice["quant"],
-            cand.size_limit_kb(p.budgets, p.measurer.target.name))
+                            choice.get("channel", 0.0)), choice["quant"], limit_kb)
         if hopeless:  # pruned before any training: its size is fixed by its architecture
-            rec["pruned"] = hopeless
-            trial.set_user_attr("record", rec)
-            on_event("pruned", rec)
-            raise optuna.TrialPruned(hopeless)
+            raise _pruned(trial, rec, hopeless, on_event)
         folder = p.out / "candidates" / f"trial-{trial.number:04d}"
         started = time.monotonic()
         try:
@@ -178,9 +171,7 @@ def objective(p: Problem, study, on_event: Callable[[str, dict], None]):
             manifest = cand.pipeline(p.model_path, p.view, recipe, folder)
         except cand.Stopped as e:
             rec.update(pruned=str(e), cached_stages=e.cached, seconds=round(time.monotonic() - started, 1))
-            trial.set_user_attr("record", rec)
-            on_event("pruned", rec)
-            raise optuna.TrialPruned(str(e)) from None
+            raise _pruned(trial, rec, str(e), on_event) from None
         artifact, path = cand.final_artifact(manifest, folder)
         source = cand.source_measurement(manifest, p.measurer.target.name)
         threads = choice["threads"]
@@ -195,10 +186,7 @@ def objective(p: Problem, study, on_event: Callable[[str, dict], None]):
                    cached_stages=cand.cached_stages(manifest),
                    artifact=str(path.relative_to(p.out)), seconds=round(time.monotonic() - started, 1))
         if m.status != "ok" or m.accuracy is None:
-            rec["pruned"] = f"measurement {m.status}: {m.error or 'no accuracy'}"
-            trial.set_user_attr("record", rec)
-            on_event("pruned", rec)
-            raise optuna.TrialPruned(rec["pruned"])
+            raise _pruned(trial, rec, f"measurement {m.status}: {m.error or 'no accuracy'}", on_event)
         return _finish(trial, rec, on_event)
 
     return run_trial
@@ -207,8 +195,6 @@ def objective(p: Problem, study, on_event: Callable[[str, dict], None]):
 def _screen(p: Problem, recipe, folder: Path, rec: dict[str, Any], started: float, trial, on_event) -> None:
     """The cheap fidelity of a student candidate: its short distillation run; the trial is pruned (the reason in
     its record) when that run's accuracy cannot grow into the budgets' (cand.hopeless_accuracy)."""
-    import optuna
-
     short = cand.screen_student(p.model_path, p.view, recipe, folder)
     needed = cand.needed_accuracy(p.budgets, p.measurer.target.name, short["source_accuracy"])
     why = cand.hopeless_accuracy(short, p.space.student.screen_gain, needed, p.space.student.epochs)
@@ -217,9 +203,17 @@ def _screen(p: Problem, recipe, folder: Path, rec: dict[str, Any], started: floa
     if why:
         rec.update(pruned=why, cached_stages=["distill"] if short["cached"] else [],
                    seconds=round(time.monotonic() - started, 1))
-        trial.set_user_attr("record", rec)
-        on_event("pruned", rec)
-        raise optuna.TrialPruned(why)
+        raise _pruned(trial, rec, why, on_event)
+
+
+def _pruned(trial, rec: dict[str, Any], why: str, on_event):
+    """The TrialPruned to raise for a candidate dropped for ``why``, its record stored and shown first."""
+    import optuna
+
+    rec["pruned"] = why
+    trial.set_user_attr("record", rec)
+    on_event("pruned", rec)
+    return optuna.TrialPruned(why)
 
 
 def _finish(trial, rec: dict[str, Any], on_event) -> tuple[float, float, float]:
