@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edgeopt.core.artifact import Artifact
+from edgeopt.core.metrics import TASK_NAMES
 from edgeopt.core.safe_yaml import load_yaml
 from edgeopt.errors import UsageError, nearest, validation_error
 from edgeopt.stage_cache import Chain, deterministic, fresh_state, run_model_stage
@@ -55,8 +56,8 @@ class Recipe(BaseModel):
             raise UsageError(f"{source}: max_stage_drop must be a number from 0 to 1 (got {drop!r})",
                              "give the top-1 a stage may lose against the source model, e.g. max_stage_drop: 0.02")
         task = raw.get("task")
-        if task is not None and task not in TASKS:
-            raise UsageError(f"{source}: task must be one of {', '.join(TASKS)} (got {task!r})",
+        if task is not None and task not in TASK_NAMES:
+            raise UsageError(f"{source}: task must be one of {', '.join(TASK_NAMES)} (got {task!r})",
                              "write e.g. `task: regression`, or leave it out to infer it from the model and labels")
         stages = []
         if not isinstance(raw.get("stages") or [], list):
@@ -84,7 +85,6 @@ class Recipe(BaseModel):
 
 
 TOP_LEVEL = ("task", "train", "max_stage_drop", "stages")
-TASKS = ("classification", "multilabel", "regression", "raw")
 
 
 def parse_stage(name: str, cfg: dict[str, Any], where: str) -> BaseModel:
