@@ -31,8 +31,6 @@ def parse_duration(text: str | None) -> float | None:
 class LiveTable:
     """The candidates as they finish: a rich table redrawn on a terminal, one log line each elsewhere."""
 
-    COLUMNS = ("trial", "candidate", "val top-1", "p90", "size KB", "budgets", "measured")
-
     def __init__(self) -> None:
         self.console = _console(stderr=True)
         self.rows: dict[int, list[str]] = {}
@@ -52,14 +50,8 @@ class LiveTable:
             self.live.__exit__(*exc)
 
     def _table(self):
-        from rich.table import Table
-
-        t = Table(title=f"edgeopt optimize — candidates ({time.monotonic() - self.started:,.0f} s)")
-        for col in self.COLUMNS:
-            t.add_column(col, justify="right" if col in ("trial", "val top-1", "p90", "size KB") else "left")
-        for n in sorted(self.rows)[-30:]:
-            t.add_row(*self.rows[n])
-        return t
+        return candidate_table(f"edgeopt optimize — candidates ({time.monotonic() - self.started:,.0f} s)",
+                               [self.rows[n] for n in sorted(self.rows)[-30:]])
 
     def __call__(self, kind: str, rec: dict) -> None:
         from edgeopt.render.optimize import candidate_row
@@ -88,16 +80,25 @@ def write_outputs(doc: dict, out: Path) -> None:
     write_text(out / "report.html", to_html(doc))
 
 
-def print_front(doc: dict) -> None:
+def candidate_table(title: str, rows: list[list[str]]):
+    """A rich table of candidates (render.optimize.candidate_row rows): the live one and the final front."""
     from rich.table import Table
 
-    from edgeopt.render.optimize import FRONT_HEADERS, candidate_row, front_rows, verdict_lines
+    from edgeopt.render.optimize import FRONT_HEADERS, NUMERIC_FRONT_COLUMNS
 
-    t = Table(title=f"Pareto front on {doc['target']} (validation accuracy, p90, size)")
+    t = Table(title=title)
     for col in FRONT_HEADERS:
-        t.add_column(col, justify="right" if col in ("trial", "val top-1", "p90", "size KB") else "left")
-    for r in front_rows(doc):
-        t.add_row(*candidate_row(r))
+        t.add_column(col, justify="right" if col in NUMERIC_FRONT_COLUMNS else "left")
+    for row in rows:
+        t.add_row(*row)
+    return t
+
+
+def print_front(doc: dict) -> None:
+    from edgeopt.render.optimize import candidate_row, front_rows, verdict_lines
+
+    t = candidate_table(f"Pareto front on {doc['target']} (validation accuracy, p90, size)",
+                        [candidate_row(r) for r in front_rows(doc)])
     console = _console()
     console.print(t)
     for line in verdict_lines(doc):

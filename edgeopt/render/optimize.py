@@ -13,6 +13,7 @@ from edgeopt.render.markdown import _md_table
 from edgeopt.verdict.text import fmt_ms
 
 FRONT_HEADERS = ["trial", "candidate", "val top-1", "p90", "size KB", "budgets", "measured"]
+NUMERIC_FRONT_COLUMNS = frozenset(("trial", "val top-1", "p90", "size KB"))  # right-aligned where aligned
 
 
 def _p90(rec: dict[str, Any]) -> str:
