@@ -41,14 +41,15 @@ def _listed(out: Path) -> set[str] | None:
     return names
 
 
-def check_out(out: str | Path, model_path: str | Path, force: bool = False) -> Path:
-    """``out`` if compress may write there, else a UsageError naming the folder and the fix (before any work)."""
+def check_out_path(out: str | Path, model_path: str | Path, pick: str) -> Path:
+    """``out`` as a Path if it is a place a command may make its output folder — not the current folder, a folder
+    above it or the filesystem root, not the input model, a folder holding it or one inside it, not a file — else a
+    UsageError ending in ``pick`` (the fix). Who owns a non-empty ``out`` is each command's own check."""
     raw = str(out)
     out = Path(out)
     here = Path.cwd().resolve()
     target = out.resolve()
     model = Path(model_path).resolve()
-    pick = "pick a new folder for --out (e.g. out/compressed)"
     if raw in (".", "..", "") or target == here or target in here.parents or target == Path(target.anchor):
         raise UsageError(f"--out {raw} is the current folder or one above it", pick)
     if target == model or target in model.parents:
@@ -57,6 +58,13 @@ def check_out(out: str | Path, model_path: str | Path, force: bool = False) -> P
         raise UsageError(f"--out {out} is inside the input model folder {model_path}", pick)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file, not a folder", pick)
+    return out
+
+
+def check_out(out: str | Path, model_path: str | Path, force: bool = False) -> Path:
+    """``out`` if compress may write there, else a UsageError naming the folder and the fix (before any work)."""
+    pick = "pick a new folder for --out (e.g. out/compressed)"
+    out = check_out_path(out, model_path, pick)
     if not out.exists() or not any(out.iterdir()):
         return out
     owned = _listed(out)

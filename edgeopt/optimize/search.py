@@ -20,6 +20,7 @@ from edgeopt.optimize import candidate as cand
 from edgeopt.optimize import front as front_mod
 from edgeopt.optimize import space as space_mod
 from edgeopt.optimize import study as study_mod
+from edgeopt.out_folder import check_out_path
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +48,8 @@ class Problem:
 def check_out_dir(out: Path, model_path: Path) -> Path:
     """DIR is new, empty or an earlier optimize output (it holds optimize.json); never the current folder, the
     model or a folder above them."""
-    raw, target, here, model = str(out), out.resolve(), Path.cwd().resolve(), model_path.resolve()
     pick = "pick a new folder for --out (e.g. out/optimize)"
-    if raw in (".", "..", "") or target == here or target in here.parents:
-        raise UsageError(f"--out {raw} is the current folder or one above it", pick)
-    if target == model or target in model.parents or (model.is_dir() and model in target.parents):
-        raise UsageError(f"--out {out} is, contains or lies inside the input model {model_path}", pick)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file, not a folder", pick)
+    out = check_out_path(out, model_path, pick)
     if out.exists() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise UsageError(f"--out {out} is not empty and is not an earlier `edgeopt optimize` output",
                          f"{pick}, or empty that folder yourself")
