@@ -121,7 +121,6 @@ def source_measurement(manifest, target_name: str) -> Measurement:
 def screen(artifact, path: Path, measurer: Measurer, threads: int) -> Measurement:
     """Cheap figures: the file's size, the convert stage's top-1 (validation, in a LiteRT/ORT session), the
     target's latency estimate when it has a calibration (None otherwise)."""
-    from edgeopt.bench.estimate import estimate_artifact
     from edgeopt.runtimes import for_format
 
     par = artifact.info.get("parity") or {}
@@ -131,27 +130,33 @@ def screen(artifact, path: Path, measurer: Measurer, threads: int) -> Measuremen
                     threads=threads)
     if measurer.target.calibration is not None:
         try:
-            ms = estimate_artifact(path, artifact.format, measurer.target, threads=threads).ms
-            m.latency_ms = Latency(p50=ms, p90=ms, p99=ms, mean=ms, std=0.0, n=0)
+            m.latency_ms = estimated_latency(path, artifact.format, measurer, threads)
             m.estimated = True
         except Exception as e:  # noqa: BLE001 — no estimate: the full measurement decides
             log.info("no latency estimate for %s: %s", path.name, e)
     return m
 
 
-def measure(path: Path, dataset, measurer: Measurer, threads: int, overrides: dict[str, Any]) -> Measurement:
-    """The bench harness on one artifact (``dataset``'s test split scores it); on a stand-in the latency is
-    replaced by the target's estimate and marked so."""
+def estimated_latency(path: Path, fmt: str, measurer: Measurer, threads: int) -> Latency:
+    """The target's latency estimate of one artifact, as a Latency (every percentile the one figure, no samples)."""
     from edgeopt.bench.estimate import estimate_artifact
+
+    ms = estimate_artifact(path, fmt, measurer.target, threads=threads).ms
+    return Latency(p50=ms, p90=ms, p99=ms, mean=ms, std=0.0, n=0)
+
+
+def measure(path: Path, dataset, measurer: Measurer, threads: int, overrides: dict[str, Any],
+            estimate: Latency | None = None) -> Measurement:
+    """The bench harness on one artifact (``dataset``'s test split scores it); on a stand-in the latency is
+    replaced by the target's estimate (``estimate``, the screen's, when it made one) and marked so."""
     from edgeopt.bench.orchestrate import benchmark
 
     extra = overrides if measurer.mode == "device" else {}
     report = benchmark([path], [measurer.bench_target], dataset, threads=threads, **extra)
     m = report.results[0]
     if measurer.mode == "estimate" and m.status == "ok":
-        ms = estimate_artifact(path, m.format, measurer.target, threads=threads).ms
         m.samples_ms, m.launches = [], []
-        m.latency_ms = Latency(p50=ms, p90=ms, p99=ms, mean=ms, std=0.0, n=0)
+        m.latency_ms = estimate or estimated_latency(path, m.format, measurer, threads)
         m.estimated = True
         m.init_ms = m.first_ms = m.peak_rss_mb = m.eval_peak_rss_mb = None  # this machine's, not the board's
     return m

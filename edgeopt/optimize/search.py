@@ -174,7 +174,8 @@ def objective(p: Problem, study, on_event: Callable[[str, dict], None]):
         judged = cand.judge(m, source, p.budgets)
         measured = "screen"
         if cand.promising(judged, p.space.screen_margin):
-            m = cand.measure(path, p.view, p.measurer, threads, p.space.measure.overrides())
+            m = cand.measure(path, p.view, p.measurer, threads, p.space.measure.overrides(),
+                             estimate=m.latency_ms if m.estimated else None)
             judged = cand.judge(m, source, p.budgets)
             measured = "bench"
         rec.update(**cand.figures(m), **judged, measured=measured, source_accuracy=source.accuracy,
