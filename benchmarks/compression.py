@@ -296,9 +296,14 @@ def markdown(results: dict, tune: dict | None, load: dict, wall_s: float | None 
                   "epochs)", "", "```", json.dumps({k: v for k, v in tune.items() if k != "recipe"}, indent=2), "```",
                   "", f"Outcome: {tune_outcome(tune)}", ""]
     lines += explored()
-    lines += [f"Whole run: {wall_s:.0f} s. " if wall_s else "",
-              f"Machine load: `uptime` at start {load.get('start')}, at end {load.get('end')}; other helpers' jobs "
-              "shared the 2 cores, so wall times and p50s are loose (p50s within one model share the noise).", ""]
+    lines += [f"Last run: {wall_s:.0f} s. " if wall_s else "",
+              f"Machine load: `uptime` at start {load.get('start')}, at end {load.get('end')}; other jobs shared the "
+              "2 cores, so wall times and p50s are loose (p50s within one model share the noise). Each model's rows "
+              "ran in one run (a run of some models keeps the others' stored entries):", ""]
+    lines += [f"- {name}: ran {res.get('ran_at', '?')}, {res.get('wall_s', '?')} s, load at start "
+              f"`{(res.get('load') or {}).get('start', '?')}`, at end `{(res.get('load') or {}).get('end', '?')}`"
+              for name, res in results.items()]
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -378,13 +383,15 @@ def main() -> None:
         for name in [m for m in args.models.split(",") if m]:
             if name not in SETUPS:
                 sys.exit(f"--models: unknown model {name!r}; use {', '.join(SETUPS)}")
-            t0 = time.perf_counter()
+            t0, load_start = time.perf_counter(), uptime()
             (work / name).mkdir(parents=True)
             results[name] = run_model(name, work / name, models_cache, [w for w in args.rows.split(",") if w],
                                       args.launches)
-            results[name]["wall_s"] = round(time.perf_counter() - t0, 1)
+            results[name].update(wall_s=round(time.perf_counter() - t0, 1), ran_at=time.strftime("%Y-%m-%d %H:%M"),
+                                 load={"start": load_start, "end": uptime()})
             log.info("%s done in %.0f s", name, results[name]["wall_s"])
-            save(results, None, load, started)  # after each model: a later failure loses nothing
+            if not args.rows:
+                save(results, None, load, started)  # after each model: a later failure loses nothing
         if not args.no_tune:
             try:
                 tune = tune_row(work)
@@ -392,17 +399,31 @@ def main() -> None:
                 log.exception("tune + distill row failed")
                 tune = {"error": f"{type(e).__name__}: {e}"[:300], "exit_code": None}
     load["end"] = uptime()
-    if args.models != ",".join(SETUPS) or args.rows or args.no_tune:
-        log.warning("a partial run: the results files hold only what ran now")
+    if args.rows:  # some rows of a model only: its entry would be half replaced, so nothing is stored
+        log.warning("--rows: a partial run; the results files are left as they were")
+        sys.stdout.write(markdown(results, tune, load, round(time.perf_counter() - started)))
+        return
     sys.stdout.write(save(results, tune, load, started))
 
 
 def save(results: dict, tune: dict | None, load: dict, started: float) -> str:
-    payload = {"models": results, "tune_distill": tune, "load": load, "wall_s": round(time.perf_counter() - started)}
-    md = markdown(results, tune, load, payload["wall_s"])  # adds each row's goal and figures to results
+    """Write the results files. A model that ran replaces that model's whole entry (its files are measured side
+    by side in one run); models and the tune row that did not run keep their stored entries, each with the date
+    and load of its own run."""
+    stored_path = REPO / "benchmarks" / "results" / "compression.json"
+    stored = json.loads(stored_path.read_text()) if stored_path.exists() else {}
+    kept = [k for k in stored.get("models", {}) if k not in results and k in SETUPS]
+    if kept:
+        log.warning("a partial run: kept the stored entries of %s", ", ".join(kept))
+    models = {k: results.get(k) or stored["models"][k] for k in SETUPS if k in results or k in kept}
+    if tune is not None:
+        tune["ran_at"] = time.strftime("%Y-%m-%d %H:%M")
+    else:
+        tune = stored.get("tune_distill")
+    payload = {"models": models, "tune_distill": tune, "load": load, "wall_s": round(time.perf_counter() - started)}
+    md = markdown(models, tune, load, payload["wall_s"])  # adds each row's goal and figures to results
     write_results("compression", payload, md)
     return md
-
 
 if __name__ == "__main__":
     main()
