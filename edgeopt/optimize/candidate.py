@@ -220,13 +220,30 @@ BYTES_PER_WEIGHT = {"fp32": 4, "fp16": 2, "dynamic": 1, "int8_weights": 1, "int8
 
 
 def error_limit(budgets: Budgets, target_name: str, key: str) -> float | None:
-    """The target's error-level limit ``key`` (its own block over ``*``), or None."""
-    for name in (target_name, "*"):
-        block = budgets.targets.get(name)
-        lim = getattr(block, key) if block is not None else None
-        if lim is not None and (lim.level or block.level) == "error":
-            return lim.limit
-    return None
+    """The error-level limit ``key`` that holds for every artifact on ``target_name``, or None: the pre-checks
+    prune candidates before their artifact exists, so only a limit no artifact can escape is used. The target's
+    own rule comes from the gate's precedence (verdict.gate.effective_limits: the target's block over ``*``, a
+    warn level included); an ``artifacts:`` selector that sets the key may hold some artifacts to another limit,
+    so the loosest of them counts, and none when one of them only warns."""
+    from edgeopt.verdict.gate import effective_limits
+
+    plain = budgets.model_copy(update={"targets": {
+        t: b.model_copy(update={"artifacts": {}}) for t, b in budgets.targets.items()}})
+    anyone = Measurement(artifact="candidate", format="tflite", precision="int8", target=target_name, runtime="any",
+                         status="ok")  # (selectors are dropped from `plain`: its fields select nothing)
+    rule = effective_limits(plain, anyone).get(key)
+    if rule is None or rule.level != "error":
+        return None
+    limits = [rule.limit]
+    for block in (budgets.targets[t] for t in (target_name, "*") if t in budgets.targets):
+        for ab in block.artifacts.values():
+            lim = ab.limits().get(key)
+            if lim is None:
+                continue
+            if (lim.level or ab.level) != "error":
+                return None
+            limits.append(lim.limit)
+    return max(limits) if key.startswith("max_") else min(limits)
 
 
 def size_limit_kb(budgets: Budgets, target_name: str) -> float | None:

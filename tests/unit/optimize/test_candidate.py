@@ -55,6 +55,25 @@ def test_size_floor_prunes_before_training():
     assert cand.hopeless_size(50_000, "int8", 100) is None and cand.hopeless_size(10**9, "fp32", None) is None
 
 
+def test_pre_check_limits_follow_the_gates_precedence():
+    """The limit a pre-check prunes by is one no artifact escapes, by the gate's precedence."""
+    def limit(targets: dict, key: str = "max_size_kb", target: str = "rpi4"):
+        return cand.error_limit(Budgets.from_dict({"targets": targets}), target, key)
+
+    # the target's own warn-level limit overrides an error one under "*" (the gate only warns)
+    assert limit({"*": {"max_size_kb": 5}, "rpi4": {"max_size_kb": {"limit": 9, "level": "warn"}}}) is None
+    assert limit({"*": {"max_size_kb": 5}, "rpi4": {"max_p90_ms": 2}}) == 5  # "*" holds where the target is silent
+    assert limit({"*": {"max_size_kb": 5}, "rpi4": {"level": "warn", "max_size_kb": 7}}) is None  # block level
+    # artifacts: selectors may hold some artifacts to a looser limit (the loosest counts), or only warn
+    assert limit({"rpi4": {"max_size_kb": 100, "artifacts": {"*_int8*": {"max_size_kb": 150}}}}) == 150
+    assert limit({"rpi4": {"max_size_kb": 100, "artifacts": {"*_int8*": {"max_size_kb": 50}}}}) == 100
+    assert limit({"rpi4": {"max_size_kb": 100, "artifacts": {"format=onnx": {"level": "warn", "max_size_kb": 9}}}}) \
+        is None
+    assert limit({"rpi4": {"artifacts": {"*_int8*": {"max_size_kb": 50}}}}) is None  # others: no limit at all
+    assert limit({"rpi4": {"min_accuracy": 0.9, "artifacts": {"*_fp16*": {"min_accuracy": 0.8}}}},
+                 "min_accuracy") == 0.8  # a lower bound: the loosest is the smallest
+
+
 def test_the_accuracy_the_budgets_need_and_the_short_run_rule():
     assert cand.needed_accuracy(BUDGETS, "rpi4", 0.92) == 0.92 - 0.05
     assert cand.needed_accuracy(BUDGETS, "rpi4", None) is None  # no source figure: no drop to judge
