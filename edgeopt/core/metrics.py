@@ -57,20 +57,20 @@ def _positive(y_pred: np.ndarray) -> np.ndarray:
     return p > (0.5 if p.min() >= 0 and p.max() <= 1 else 0.0)
 
 
-def f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Per-label F1 (threshold 0.5 on probabilities, 0 on logits), averaged over the labels (macro)."""
+def _f1_per_label(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     t, p = _flat(y_true) > 0.5, _positive(y_pred)
     tp, fp, fn = (t & p).sum(0), (~t & p).sum(0), (t & ~p).sum(0)
     denom = 2 * tp + fp + fn
-    per_label = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 1.0)  # no positives, none predicted: perfect
-    return float(per_label.mean())
+    return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 1.0)  # no positives, none predicted: perfect
+
+
+def f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Per-label F1 (threshold 0.5 on probabilities, 0 on logits), averaged over the labels (macro)."""
+    return float(_f1_per_label(y_true, y_pred).mean())
 
 
 def per_label_f1(y_true: np.ndarray, y_pred: np.ndarray) -> list[float]:
-    t, p = _flat(y_true) > 0.5, _positive(y_pred)
-    tp, fp, fn = (t & p).sum(0), (~t & p).sum(0), (t & ~p).sum(0)
-    denom = 2 * tp + fp + fn
-    return [round(float(v), 6) for v in np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 1.0)]
+    return [round(float(v), 6) for v in _f1_per_label(y_true, y_pred)]
 
 
 def auc(y_true: np.ndarray, y_pred: np.ndarray) -> float:

@@ -108,6 +108,11 @@ class Measurement(BaseModel):
     def key(self) -> tuple[str, str, str]:
         return (self.artifact, self.target, self.runtime)
 
+    def goodness(self, value: float) -> float:
+        """A value of this result's task metric turned so that higher is better (mae, rmse: negated): the
+        one place the verdicts read ``lower_is_better``."""
+        return -value if self.lower_is_better else value
+
     def launch_samples(self) -> list[list[float]]:
         """Each launch's raw samples (one list for a result without launch records)."""
         from edgeopt.core.stats import split

@@ -178,7 +178,7 @@ def compare_metric(old: Measurement, new: Measurement, rules: RegressionRules) -
         return _cmp(new, new.metric or "metric", old.metric_value, new.metric_value, None, None, rules.metric,
                     NOT_COMPARED, f"the baseline's metric is {old.metric}, this report's {new.metric}")
     change = new.metric_value - old.metric_value
-    worse = change if new.lower_is_better else -change
+    worse = new.goodness(old.metric_value) - new.goodness(new.metric_value)
     verdict = REGRESSED if worse > rules.metric + _EPS else IMPROVED if -worse > rules.metric + _EPS else UNCHANGED
     note = "lower is better" if new.lower_is_better else ""
     return _cmp(new, new.metric or "metric", old.metric_value, new.metric_value, change, None, rules.metric, verdict,

@@ -263,8 +263,7 @@ def measured_value(report: Report, m: Measurement, metric: str) -> tuple[float |
         if src.metric_value is None or m.metric_value is None:
             return None, "the task's metric was not measured" + (" for the source model" if src.metric_value is None
                                                                   else "")
-        diff = m.metric_value - src.metric_value
-        return (diff if m.lower_is_better else -diff), ""
+        return m.goodness(src.metric_value) - m.goodness(m.metric_value), ""
     if metric == "metric":
         if m.metric_value is None:
             return None, "the task's metric was not measured (no labels, or no source to compare with)"
@@ -354,7 +353,7 @@ def _goodness(m: Measurement) -> float:
     if m.accuracy is not None:
         return m.accuracy
     if m.metric_value is not None:
-        return -m.metric_value if m.lower_is_better else m.metric_value
+        return m.goodness(m.metric_value)
     return -1.0
 
 
