@@ -329,8 +329,10 @@ def distill_stages(choice: dict[str, Any], space: Space) -> list[dict[str, Any]]
               "augment": st.augment.model_dump() if st.augment is not None else False}
     if not st.screened:
         return [{"distill": {"student": student, "epochs": st.epochs, **common}}]
-    return [{"distill": {"student": student, "epochs": st.screen_epochs, **common}},
-            {"distill": {"epochs": st.epochs - st.screen_epochs, **common}}]
+    # one run of st.epochs in two stages: the LR schedule of the second goes on where the first left it
+    return [{"distill": {"student": student, "epochs": st.screen_epochs, "run_epochs": st.epochs, **common}},
+            {"distill": {"epochs": st.epochs - st.screen_epochs, "start_epoch": st.screen_epochs,
+                         "run_epochs": st.epochs, **common}}]
 
 
 def describe(choice: dict[str, Any]) -> str:

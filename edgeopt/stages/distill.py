@@ -42,6 +42,11 @@ class DistillConfig(BaseModel):
     batch_size: int | None = Field(None, ge=1)
     lr: float | None = Field(None, gt=0)
     augment: AugmentConfig | None = None  # true: shift 0.1, crop 0.1 (train/augment.py); image inputs only
+    # one run in two stages (e.g. a short screening run, then the rest): this stage trains ``epochs`` epochs from
+    # epoch ``start_epoch`` of a run of ``run_epochs``, and the LR schedule goes on where the first part left it
+    # (a restarted cosine cost ~2 points on shapes: 0.937 vs 0.958 val for a 3-block student, 10 + 70 epochs)
+    start_epoch: int = Field(0, ge=0)
+    run_epochs: int | None = Field(None, ge=1)  # None: start_epoch + epochs
 
     @field_validator("augment", mode="before")
     @classmethod
@@ -110,7 +115,11 @@ def distill(teacher, student, dataset, cfg: DistillConfig, train, progress=None)
     from edgeopt.train.distiller import logits_of
 
     settings = Settings.from_train(train, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                                   temperature=cfg.temperature, alpha=cfg.alpha, augment=cfg.augment)
+                                   temperature=cfg.temperature, alpha=cfg.alpha, augment=cfg.augment,
+                                   start_epoch=cfg.start_epoch, run_epochs=cfg.run_epochs)
+    if cfg.run_epochs is not None and cfg.run_epochs < cfg.start_epoch + settings.epochs:
+        raise UsageError(f"distill: start_epoch {cfg.start_epoch} + epochs {settings.epochs} run past run_epochs "
+                         f"{cfg.run_epochs}", "give run_epochs ≥ start_epoch + epochs, or leave run_epochs out")
     augmented = augment_mod.describe(cfg.augment, dataset.input_shape)
     # augmented batches need the teacher's logits of each batch as augmented; plain ones take them once
     soft = None if augmented["applied"] else teacher_logits(teacher, dataset.x_train)
@@ -129,6 +138,8 @@ def distill(teacher, student, dataset, cfg: DistillConfig, train, progress=None)
     # (convert reads it once for the artifacts made from this model)
     notes = {"temperature": cfg.temperature, "alpha": cfg.alpha, "epochs": settings.epochs,
              "split": "val" if val else None, "augment": augmented,
+             **({"schedule": {"start_epoch": cfg.start_epoch, "run_epochs": settings.run_epochs
+                              or cfg.start_epoch + settings.epochs}} if cfg.start_epoch or cfg.run_epochs else {}),
              "student": {"name": student.name, "params": int(student.count_params())},
              "teacher": {"name": teacher.name, "params": int(teacher.count_params())},
              "val_accuracy": [round(v, 4) for v in history.get("val_accuracy", [])]}

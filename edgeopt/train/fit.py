@@ -117,6 +117,10 @@ class Settings:
     scale_bn_momentum: bool = True  # False: leave every BatchNormalization's momentum as the model has it
     seed_all: bool = True  # keras.utils.set_random_seed (Python, NumPy, TF); False: tf.random.set_seed only
     warmup_steps: int = 0  # linear learning-rate warm-up over the first optimizer steps
+    # a run cut in parts (two distill stages): this part trains ``epochs`` epochs from epoch ``start_epoch`` of a
+    # run of ``run_epochs``, so the LR schedule (and warm-up) goes on where the earlier part left it
+    start_epoch: int = 0
+    run_epochs: int | None = None  # None: start_epoch + epochs
     self_distill: bool = False  # fine_tune: distil from the teacher it is given
     augment: Any = None  # an AugmentConfig (image inputs only) or None
     early_stopping: Any = None  # an EarlyStoppingConfig or None
@@ -302,8 +306,9 @@ def _seed(settings: Settings) -> None:
 
 def _optimizer(settings: Settings, steps: int):
     """The recipe's optimizer on the recipe's LR schedule, sized to this run and starting at ``settings.lr``."""
-    lr = schedules.build(settings.schedule, steps, settings.epochs, initial=settings.lr,
-                         warmup_steps=settings.warmup_steps)
+    lr = schedules.build(settings.schedule, steps, settings.run_epochs or settings.start_epoch + settings.epochs,
+                         initial=settings.lr, warmup_steps=settings.warmup_steps,
+                         start_step=settings.start_epoch * steps)
     return schedules.optimizer(settings, lr, name=settings.optimizer)
 
 

@@ -107,17 +107,20 @@ def lr_at(cfg: Any, epoch: float, epochs: int) -> float:
     return p["min_lr"] + (lr0 - p["min_lr"]) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build(cfg: Any, steps_per_epoch: int, epochs: int, initial: float | None = None, warmup_steps: int = 0):
+def build(cfg: Any, steps_per_epoch: int, epochs: int, initial: float | None = None, warmup_steps: int = 0,
+          start_step: int = 0):
     """A tf_keras LearningRateSchedule for a run of ``epochs`` × ``steps_per_epoch`` optimizer steps; with
     ``warmup_steps`` the rate rises linearly from initial / warmup_steps at the first step to the curve's value
-    at step ``warmup_steps`` (counted in optimizer steps, so it means the same whatever the data size)."""
+    at step ``warmup_steps`` (counted in optimizer steps, so it means the same whatever the data size).
+    ``start_step``: the schedule of a run that continues one cut short — an optimizer's step 0 reads the curve at
+    ``start_step`` (its own step count, which Adam's bias correction reads, still starts at 0)."""
     if steps_per_epoch < 1 or epochs < 1:
         raise ValueError(f"steps_per_epoch ({steps_per_epoch}) and epochs ({epochs}) must be ≥ 1")
-    if warmup_steps < 0:
-        raise ValueError(f"warmup_steps ({warmup_steps}) must be ≥ 0")
+    if warmup_steps < 0 or start_step < 0:
+        raise ValueError(f"warmup_steps ({warmup_steps}) and start_step ({start_step}) must be ≥ 0")
     cfg = resolve(cfg, initial)
     return _schedule_class()(kind=cfg.kind, steps_per_epoch=int(steps_per_epoch), epochs=int(epochs),
-                             warmup_steps=int(warmup_steps), **params(cfg))
+                             warmup_steps=int(warmup_steps), start_step=int(start_step), **params(cfg))
 
 
 def warmup_factor(step: int, warmup_steps: int) -> float:
@@ -152,14 +155,15 @@ def _schedule_class():
     @keras.saving.register_keras_serializable(package="edgeopt")
     class EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
         def __init__(self, kind, steps_per_epoch, epochs, initial, hold_epochs, decay_rate, step_epochs,
-                     warmup_epochs, min_lr, warmup_steps=0):
+                     warmup_epochs, min_lr, warmup_steps=0, start_step=0):
             super().__init__()
-            self.warmup_steps = int(warmup_steps)
+            self.warmup_steps, self.start_step = int(warmup_steps), int(start_step)
             self.kind, self.steps_per_epoch, self.epochs = kind, steps_per_epoch, epochs
             self.initial, self.hold_epochs, self.decay_rate = initial, hold_epochs, decay_rate
             self.step_epochs, self.warmup_epochs, self.min_lr = step_epochs, warmup_epochs, min_lr
 
         def __call__(self, step):
+            step = tf.cast(step, tf.float32) + float(self.start_step)
             lr = self._curve(step)
             if self.warmup_steps <= 0:
                 return lr
@@ -187,6 +191,6 @@ def _schedule_class():
             return {"kind": self.kind, "steps_per_epoch": self.steps_per_epoch, "epochs": self.epochs,
                     "initial": self.initial, "hold_epochs": self.hold_epochs, "decay_rate": self.decay_rate,
                     "step_epochs": self.step_epochs, "warmup_epochs": self.warmup_epochs, "min_lr": self.min_lr,
-                    "warmup_steps": self.warmup_steps}
+                    "warmup_steps": self.warmup_steps, "start_step": self.start_step}
 
     return EpochSchedule

@@ -115,6 +115,28 @@ def test_without_student_the_previous_model_keeps_training(digits, teacher):
     assert not np.array_equal(out.get_layer("block1_conv").get_weights()[0], w0)
 
 
+def test_a_distill_stage_can_continue_the_schedule_of_an_earlier_one(digits, teacher):
+    """start_epoch / run_epochs: the stage's optimizer reads the whole run's LR curve from where the earlier
+    part stopped (not a restarted schedule), and says so in its notes."""
+    from edgeopt.stages import distill
+    from edgeopt.train import fit, schedules
+
+    cosine = {"kind": "cosine", "initial": 0.01}
+    opt = fit._optimizer(fit.Settings(epochs=4, start_epoch=2, run_epochs=6, schedule=cosine), steps=10)
+    whole = schedules.build(cosine, steps_per_epoch=10, epochs=6)
+    rest = type(whole).from_config(opt.get_config()["learning_rate"]["config"])  # what the optimizer steps with
+    assert float(rest(0)) == pytest.approx(float(whole(20)), rel=1e-6)
+    assert float(rest(39)) == pytest.approx(float(whole(59)), rel=1e-6)
+    ctx = _ctx(digits, teacher, epochs=1)
+    distill.apply(teacher, ctx, _cfg({"student": {"zoo": "mlp", "width": 0.25, "depth": 1}, "start_epoch": 3,
+                                      "run_epochs": 4}))
+    assert ctx.notes["distillation"]["schedule"] == {"start_epoch": 3, "run_epochs": 4}
+    assert ctx.notes["distillation"]["epochs"] == 1
+    with pytest.raises(UsageError, match="start_epoch 3 \\+ epochs 2 run past run_epochs 4"):
+        distill.apply(teacher, _ctx(digits, teacher), _cfg({"student": {"zoo": "mlp"}, "start_epoch": 3,
+                                                            "run_epochs": 4}))
+
+
 def test_dense_softmax_student_file(digits, teacher, tmp_path):
     from edgeopt.stages import distill
 

@@ -95,6 +95,22 @@ def test_warmup_rises_linearly_in_steps_then_follows_the_curve():
         schedules.build(None, 10, 1, warmup_steps=-1)
 
 
+def test_a_run_cut_in_two_follows_one_schedule():
+    """The second part of a run (start_step) reads the whole run's curve where the first part stopped, warm-up
+    included, instead of restarting it."""
+    cfg = {"kind": "cosine", "initial": 0.01}
+    whole = schedules.build(cfg, steps_per_epoch=10, epochs=6, warmup_steps=15)
+    first = schedules.build(cfg, steps_per_epoch=10, epochs=6, warmup_steps=15)  # epochs 0-1 of the 6
+    rest = schedules.build(cfg, steps_per_epoch=10, epochs=6, warmup_steps=15, start_step=20)  # epochs 2-5
+    for step in range(60):
+        part = first(step) if step < 20 else rest(step - 20)
+        assert float(part) == pytest.approx(float(whole(step)), rel=1e-6)
+    assert float(rest(0)) < float(schedules.build(cfg, steps_per_epoch=10, epochs=4)(0))  # not a restart
+    assert type(rest).from_config(rest.get_config()).start_step == 20
+    with pytest.raises(ValueError, match="start_step"):
+        schedules.build(None, 10, 1, start_step=-1)
+
+
 # --- augmentation ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("shape, image", [((8, 8, 1), True), ((32, 32, 3), True), ((32, 32, 4), False),
