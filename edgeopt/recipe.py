@@ -23,7 +23,8 @@ from edgeopt.core.artifact import Artifact
 from edgeopt.core.metrics import TASK_NAMES
 from edgeopt.core.safe_yaml import load_yaml
 from edgeopt.errors import UsageError, nearest, validation_error
-from edgeopt.stage_cache import Chain, deterministic, fresh_state, run_model_stage
+from edgeopt.stage_cache import Chain
+from edgeopt.stage_step import deterministic, fresh_state, run_model_stage
 from edgeopt.stages import STAGES, StageContext
 from edgeopt.train.fit import TrainDefaults
 

@@ -73,6 +73,16 @@ def test_rerun_hits_every_model_stage_and_a_changed_stage_misses_from_there(tmp_
     assert third.extra["cache"]["stages"][0]["key"] == keys[0]
     assert digests(tmp_path / "c")["tiny_prune.keras"] == digests(tmp_path / "a")["tiny_prune.keras"]
 
+    # another test split (optimize's candidates score on a view whose test split is the validation split, its
+    # best/ on the real one): the model stages read train and val only, so they come from the cache
+    from edgeopt.data.dataset import Dataset
+
+    view = Dataset.from_arrays("digits-view", digits.x_train, digits.y_train, digits.x_val, digits.y_val,
+                               digits.x_val, digits.y_val, num_classes=digits.num_classes)
+    fourth = compress(tiny_model_path, view, tmp_path / "d", recipe=Recipe.from_dict(RECIPE))
+    assert from_cache(fourth) == [True, True]
+    assert fourth.extra["guard"]["stages"] == first.extra["guard"]["stages"]  # judged on val, as before
+
     # a damaged entry (its model file cut short) is rebuilt, never a crash; the stage runs again in this same
     # process (tfmot's layers named as in a fresh one) and the bytes are the same again
     model = next((tmp_path / "cache" / "stages").glob(f"*/{keys[1]}/model.keras"))

@@ -69,6 +69,29 @@ def test_data_fingerprint_sees_one_changed_value():
     assert data_fingerprint(a) != data_fingerprint(b)
 
 
+def test_model_stages_are_keyed_on_the_splits_they_read(tmp_path):
+    """Two data sets that differ only in their test split share prune's entry (model stages read train and val)
+    but not tune's (it reads test for its final figure); without a validation split the guard judges on test,
+    so then every stage is keyed on it."""
+    cache, model = StageCache(tmp_path / "stages"), tmp_path / "m.keras"
+    model.write_bytes(b"model")
+    a, b = _data(), _data()
+    b.y_test = 1 - b.y_test
+    prune, tune = _cfg("prune", target_sparsity=0.5), _cfg("tune", max_trials=1, space={"width": {"choice": [0.25]}})
+    ca, cb = Chain.start(cache, model, a), Chain.start(cache, model, b)
+    assert ca.key(None, "prune", prune, TrainDefaults()) == cb.key(None, "prune", prune, TrainDefaults())
+    assert ca.key(None, "tune", tune, TrainDefaults()) != cb.key(None, "tune", tune, TrainDefaults())
+    b.x_val = a.x_val + 1  # another validation split: another entry
+    assert Chain.start(cache, model, b).key(None, "prune", prune, TrainDefaults()) != \
+        ca.key(None, "prune", prune, TrainDefaults())
+    no_val_a, no_val_b = _data(), _data()
+    for d in (no_val_a, no_val_b):
+        d.x_val, d.y_val = d.x_val[:0], d.y_val[:0]
+    no_val_b.y_test = 1 - no_val_b.y_test
+    assert Chain.start(cache, model, no_val_a).key(None, "prune", prune, TrainDefaults()) != \
+        Chain.start(cache, model, no_val_b).key(None, "prune", prune, TrainDefaults())
+
+
 def _put(cache: StageCache, key: str, tmp_path: Path, size: int = 1000):
     src = tmp_path / f"src-{key[:6]}.keras"
     src.write_bytes(os.urandom(size))
