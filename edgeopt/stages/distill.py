@@ -44,7 +44,7 @@ class DistillConfig(BaseModel):
     augment: AugmentConfig | None = None  # true: shift 0.1, crop 0.1 (train/augment.py); image inputs only
     # one run in two stages (e.g. a short screening run, then the rest): this stage trains ``epochs`` epochs from
     # epoch ``start_epoch`` of a run of ``run_epochs``, and the LR schedule goes on where the first part left it
-    # (a restarted cosine cost ~2 points on shapes: 0.937 vs 0.958 val for a 3-block student, 10 + 70 epochs)
+    # (shapes, 3-block student, 5 + 25 epochs: val 0.834 restarted, 0.851 resumed; benchmarks/distill_resume.py)
     start_epoch: int = Field(0, ge=0)
     run_epochs: int | None = Field(None, ge=1)  # None: start_epoch + epochs
 
