@@ -2,7 +2,7 @@
 
     nice -n 5 python benchmarks/distill_resume.py            # ~10 min on 2 loaded cores
 
-edgeopt optimize distils each student in two stages: a short screening run, then the rest from the cached short run. This measures, with one seed per variant, what the second stage's LR schedule costs, on the bundled shapes teacher with a 3-block
+edgeopt optimize distils each student in two stages: a short screening run, then the rest from the cached short run. This measures what the second stage's LR schedule costs, on the bundled shapes teacher with a 3-block
 MobileNetV2-like student (alpha 0.75, 5×5 depthwise, the optimize benchmark's winner), augmented distillation,
 cosine schedule from 0.005 (as benchmarks/optimize.py): (a) one stage of N epochs, (b) S + (N − S) epochs with the second stage's schedule restarted
 (what optimize did before), (c) S + (N − S) epochs as one run in two parts. Validation split only; the test split
