@@ -85,23 +85,17 @@ def write_inputs(folder: Path, x_eval) -> Path:
     """The data file a runner reads: one sample (the memory phase), a pool of distinct samples for timing and the
     full eval split; the runner reads each array only when it needs it. Several named inputs (core.inputs.Inputs):
     the same keys with ``.<input name>`` appended."""
-    if hasattr(x_eval, "arrays"):
-        arrays: dict[str, np.ndarray] = {}
-        for name, x in x_eval.items():
-            x = np.ascontiguousarray(x, dtype=np.float32)
-            pool = x[: min(POOL_SIZE, len(x))]
-            arrays.update({f"x_one.{name}": pool[:1], f"x_pool.{name}": pool, f"x_eval.{name}": x})
-        if not any(np.any(v) for k, v in arrays.items() if k.startswith("x_pool.")):
-            raise ValueError("the timing inputs are all zeros; pass real data")
-        path = folder / "inputs.npz"
-        np.savez(path, **arrays)
-        return path
-    x_eval = np.ascontiguousarray(x_eval, dtype=np.float32)
-    pool = x_eval[: min(POOL_SIZE, len(x_eval))]
-    if not np.any(pool):
+    named = x_eval.items() if hasattr(x_eval, "arrays") else [(None, x_eval)]
+    arrays: dict[str, np.ndarray] = {}
+    for name, x in named:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        pool = x[: min(POOL_SIZE, len(x))]
+        suffix = "" if name is None else f".{name}"
+        arrays.update({f"x_one{suffix}": pool[:1], f"x_pool{suffix}": pool, f"x_eval{suffix}": x})
+    if not any(np.any(v) for k, v in arrays.items() if k.startswith("x_pool")):
         raise ValueError("the timing inputs are all zeros; pass real data")
     path = folder / "inputs.npz"
-    np.savez(path, x_one=pool[:1], x_pool=pool, x_eval=x_eval)
+    np.savez(path, **arrays)
     return path
 
 
