@@ -121,15 +121,21 @@ def read_tflite(data: bytes) -> Graph:
     return Graph("tflite", tuple(subgraphs), (model, data))
 
 
-def tflite_op_macs(sg: Subgraph, op: Op) -> int | None:
-    """MACs of one TFLite conv / depthwise / transposed conv / fully-connected / batch-matmul op (batch 1);
-    None for every other op."""
+def _op_shapes(sg: Subgraph, op: Op):
+    """(input i → its shape, (1,) when unknown; the first output's element count, 1 when unknown): what both
+    formats' MAC counts read."""
     def shape(i: int) -> tuple[int, ...]:
         t = sg.tensors.get(op.inputs[i]) if len(op.inputs) > i else None
         return t.shape if t is not None else (1,)
 
     out = sg.tensors.get(op.outputs[0]) if op.outputs else None
-    out_elems = out.elems if out is not None else 1
+    return shape, out.elems if out is not None else 1
+
+
+def tflite_op_macs(sg: Subgraph, op: Op) -> int | None:
+    """MACs of one TFLite conv / depthwise / transposed conv / fully-connected / batch-matmul op (batch 1);
+    None for every other op."""
+    shape, out_elems = _op_shapes(sg, op)
     if op.type in ("CONV_2D", "CONV_3D"):  # weights [out, kh, kw, in]
         return out_elems * int(np.prod(shape(1)[1:]))
     if op.type == "TRANSPOSE_CONV":  # inputs: output shape, weights [out, kh, kw, in], activations
@@ -235,12 +241,7 @@ def read_onnx(source: str | Path | bytes, *, shapes: bool = False, external_data
 def onnx_op_macs(sg: Subgraph, op: Op) -> int | None:
     """MACs of one ONNX Conv / ConvTranspose / QLinearConv / ConvInteger / Gemm / MatMul op (batch 1, shapes as
     the file or shape inference state them); None for every other op."""
-    def shape(i: int) -> tuple[int, ...]:
-        t = sg.tensors.get(op.inputs[i]) if len(op.inputs) > i else None
-        return t.shape if t is not None else (1,)
-
-    out = sg.tensors.get(op.outputs[0]) if op.outputs else None
-    out_elems = out.elems if out is not None else 1
+    shape, out_elems = _op_shapes(sg, op)
     if op.type in ("Conv", "ConvInteger", "QLinearConv", "ConvTranspose"):  # weights [out, in / group, k...]
         w = shape(3 if op.type == "QLinearConv" else 1)
         return out_elems * (int(np.prod(w[1:])) if len(w) > 1 else 1)
