@@ -105,6 +105,7 @@ def prepare(model, data, target, budgets, out, recipe=None, storage=None, study:
     view = cand.validation_view(dataset)
     loaded = load_model(model_path, sample=dataset.x_val[:64])
     check_compatible(loaded, dataset)
+    check_classifier(loaded, dataset)
     dims = space_mod.resolve(space, tgt, image_input=len(dataset.input_shape) == 3)
     measurer = cand.Measurer.for_target(tgt)
     fingerprint = {"model": _sha256(model_path), "data": dataset.name, "target": tgt.name,
@@ -112,6 +113,20 @@ def prepare(model, data, target, budgets, out, recipe=None, storage=None, study:
                    "max_stage_drop": base.max_stage_drop}
     return Problem(model_path, dataset, view, measurer, bud, space, dims, base.train, base.max_stage_drop, out, url,
                    study, int(loaded.count_params()), fingerprint)
+
+
+def check_classifier(model, dataset) -> None:
+    """optimize trains students and prunes against class labels and ranks candidates by top-1: a model and data of
+    another task (regression, multi-label, no labels) are refused before any trial, with what to do instead."""
+    from edgeopt.data import tasks
+    from edgeopt.stages.convert import predict
+
+    task, why = tasks.infer(dataset, predict(model, dataset.x_val[:64] if len(dataset.x_val) else dataset.x_test[:64]))
+    if task != "classification":
+        raise UsageError(f"edgeopt optimize searches classifiers (candidates are trained on class labels and ranked by "
+                         f"top-1), but model and data '{dataset.name}' are a {task} task"
+                         f"{f' ({why})' if why else ''}",
+                         "for other tasks: edgeopt compress with a convert-only recipe, then edgeopt bench and gate")
 
 
 def open_problem_study(p: Problem, worker: bool):

@@ -76,7 +76,8 @@ def open_storage(url: str):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     optuna.logging.disable_default_handler()  # its records go through edgeopt's logging (cli/logs), not stderr
-    optuna.logging.enable_propagation()
+    if not any(getattr(h, "_edgeopt", False) for h in logging.getLogger("optuna").handlers):
+        optuna.logging.enable_propagation()  # the Python API: to the caller's logging; the CLI's log file otherwise
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("postgresql"):
         kwargs["connect_args"] = {"connect_timeout": 10}

@@ -93,6 +93,28 @@ def test_a_folder_of_the_users_is_refused(tmp_path, tiny_model_path):
     assert (out / "notes.txt").read_text() == "keep me" and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
 
+def test_a_regression_model_is_refused_before_any_trial(tmp_path):
+    """optimize ranks classifiers by top-1: another task is exit 2 with one line saying what to use instead."""
+    import numpy as np
+    import tf_keras as keras
+
+    rng = np.random.default_rng(0)
+    x = rng.random((300, 6)).astype("float32")
+    y = (x @ rng.random((6, 1))).astype("float32")
+    np.savez(tmp_path / "reg.npz", x_train=x[:200], y_train=y[:200], x_val=x[200:250], y_val=y[200:250],
+             x_test=x[250:], y_test=y[250:])
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(1)])
+    model.save(tmp_path / "reg.keras")
+    args = command(tmp_path / "reg.keras", tmp_path, tmp_path / "out")
+    args[args.index("digits")] = str(tmp_path / "reg.npz")
+    proc = run(args)
+    assert proc.returncode == 2, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "searches classifiers" in errors[0] and "a regression task" in errors[0]
+    assert "edgeopt compress with a convert-only recipe" in errors[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "study.db").exists()
+
+
 @pytest.mark.slow
 def test_impossible_budgets_exit_1_with_the_closest_misses_and_no_best(tmp_path, tiny_model_path):
     out = tmp_path / "out"

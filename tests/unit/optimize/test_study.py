@@ -112,3 +112,34 @@ def test_a_trial_names_its_worker_the_moment_it_exists(tmp_path, kind):
     study.ask()
     (trial,) = study.get_trials()
     assert trial.params == {} and trial.user_attrs == {"worker": st.worker_id()}
+
+
+OPTUNA_LOGS = """
+import logging, sys
+from edgeopt.cli.logs import setup_logging
+from edgeopt.optimize import study as st
+if sys.argv[2] == "cli":
+    setup_logging(logging.INFO, verbose=False)
+st.open_study(sys.argv[1], "s", "tpe", 0)
+try:
+    raise ValueError("boom")
+except ValueError:
+    logging.getLogger("optuna.study._optimize").warning("Trial 0 failed", exc_info=True)
+print(logging.getLogger("optuna").propagate)
+"""
+
+
+@pytest.mark.parametrize("how", ["cli", "api"])
+def test_optuna_records_go_to_the_cli_log_file_not_the_terminal(tmp_path, how):
+    """A failed trial's record (Optuna logs it with its traceback) is kept in the CLI's log file, off the
+    terminal; used from Python, Optuna's records reach the caller's logging."""
+    log = tmp_path / "edgeopt.log"
+    proc = subprocess.run([sys.executable, "-c", OPTUNA_LOGS, st.storage_url(None, tmp_path), how],
+                          capture_output=True, text=True, timeout=120, env={**__import__("os").environ,
+                                                                             "EDGEOPT_LOG": str(log)})
+    assert proc.returncode == 0, proc.stderr
+    if how == "cli":
+        assert proc.stdout.strip() == "False" and "Traceback" not in proc.stderr and "boom" not in proc.stderr
+        assert "Trial 0 failed" in log.read_text() and "ValueError: boom" in log.read_text()
+    else:
+        assert proc.stdout.strip() == "True" and "Trial 0 failed" in proc.stderr  # Python's last-resort handler
