@@ -29,6 +29,7 @@ class Tensor:
     dtype: str  # numpy's name: float32, float16, int8, uint8, int16, int32, int64, bool, ... (TFLite/ONNX's own if none)
     shape: tuple[int, ...]  # batch-1: unknown or dynamic dims read as 1; () reads as (1,)
     const: bool  # holds data in the file (weights, biases), not an activation
+    scales: int = 0  # quantization scales stored (TFLite): 0 none, 1 per tensor, one per channel otherwise
 
     @property
     def elems(self) -> int:
@@ -106,7 +107,9 @@ def read_tflite(data: bytes) -> Graph:
         for t in range(sg.TensorsLength()):
             tensor = sg.Tensors(t)
             shape = tuple(max(int(d), 1) for d in tensor.ShapeAsNumpy()) if tensor.ShapeLength() else (1,)
-            tensors[t] = Tensor(dtypes.get(tensor.Type(), str(tensor.Type())), shape, has_data(tensor.Buffer()))
+            quant = tensor.Quantization()
+            tensors[t] = Tensor(dtypes.get(tensor.Type(), str(tensor.Type())), shape, has_data(tensor.Buffer()),
+                                quant.ScaleLength() if quant is not None else 0)
         ops = []
         for i in range(sg.OperatorsLength()):
             op = sg.Operators(i)

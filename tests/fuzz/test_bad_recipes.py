@@ -22,7 +22,7 @@ KEYS = {
     "quantize": ["qat", "preserve_sparsity", "preserve_clusters", "epochs", "lr", "exclude"],
     "cluster": ["number_of_clusters", "centroid_init", "preserve_sparsity", "per_channel", "epochs", "exclude"],
     "convert": ["tflite", "onnx", "opset", "int8_io", "calibration_samples", "max_accuracy_drop", "accuracy_aware",
-                "max_float_ops", "debug_samples", "onnx_int8"],
+                "max_float_ops", "debug_samples", "onnx_int8", "per_channel", "strip_metadata"],
 }
 VALUES = [None, 0, 1, -1, 2, 0.5, 1.0, 1.5, -0.3, math.nan, math.inf, "", "2:4", "4:2", "x", "polynomial", "int8",
           "fp32", "auto", True, False, [], ["int8"], ["fp64"], ["conv*"], {}, {"a": 1}, 10**9]

@@ -30,13 +30,14 @@ from edgeopt.core import metrics
 from edgeopt.core.artifact import Artifact
 from edgeopt.core.inputs import Inputs, feed
 from edgeopt.errors import UsageError
-from edgeopt.stages.convert import aiedge
+from edgeopt.stages.convert import aiedge, int8_search
 from edgeopt.stages.convert.onnx import int8_bytes, onnx_bytes, u8s8
 from edgeopt.stages.convert.tflite import (
     check_calibration,
     flex_bytes,
     input_dtype,
     int8_tflite,
+    strip_metadata,
     strip_strings,
     tflite_bytes,
 )
@@ -69,6 +70,14 @@ class ConvertConfig(BaseModel):
     # drop tensor names and signature defs from TFLite files (LiteRT's strip_strings): a few hundred bytes
     # that matter on tiny models; inputs/outputs are then addressed by index only
     strip_strings: bool = False
+    # int8 / int16x8 TFLite weights: one scale (and zero point) per output channel, the converter's default, or one
+    # per tensor (false): fewer quantization parameters, clustered weights keep as few distinct int8 values as they
+    # have clusters (gzip), and what per-tensor-only accelerators take. Post-training only: a QAT model's ranges
+    # were trained per channel, so false is refused for it
+    per_channel: bool = True
+    # drop the converter's metadata (min_runtime_version, CONVERSION_METADATA: its version and flags) from TFLite
+    # files: ~200 bytes no runtime reads; tensors, ops and signature defs stay
+    strip_metadata: bool = False
 
 
 def parity(path: Path, fmt: str, x: np.ndarray, y: np.ndarray | None, reference: np.ndarray, task=None,
@@ -162,6 +171,11 @@ def apply(model, ctx: StageContext, cfg: ConvertConfig) -> list[Artifact]:
     wants_int = any(p in ("int8", "int16x8") for p in cfg.tflite) or bool({"int8", "u8s8"} & set(cfg.onnx))
     if "int8_weights" in cfg.tflite:
         aiedge.require("tflite int8_weights (weight-only int8)")
+    if not cfg.per_channel and "int8" in cfg.tflite and int8_search.is_quantization_aware(model):
+        raise UsageError("convert: per_channel: false cannot apply to a quantization-aware model (QAT trained its conv "
+                         "weights' ranges per channel; the converter keeps them)",
+                         "drop the quantize stage (or set quantize: {qat: false}) for per-tensor post-training int8, "
+                         "or keep per_channel: true")
     # refused here, before any conversion, so a bad calibration set never leaves half the artifacts behind
     dtype = input_dtype(model)  # several inputs: name → dtype, in the model's order (what calibration follows)
     calibration = check_calibration(ds.representative(cfg.calibration_samples), dtype) if wants_int else None
@@ -247,7 +261,7 @@ def _build(fmt: str, precision: str, float_model, cfg: ConvertConfig, calibratio
     elif fmt == "tflite":
         try:
             data = (built.fp32_tflite() if precision == "fp32" else
-                    tflite_bytes(float_model, precision, calibration, cfg.int8_io))
+                    tflite_bytes(float_model, precision, calibration, cfg.int8_io, per_channel=cfg.per_channel))
         except Exception as e:  # noqa: BLE001 — builtins could not express it: Select TF ops, said in the manifest
             if precision not in ("fp32", "fp16", "dynamic"):
                 raise
@@ -268,6 +282,8 @@ def _build(fmt: str, precision: str, float_model, cfg: ConvertConfig, calibratio
         data = built.fp32_onnx()
     if fmt == "tflite" and cfg.strip_strings:
         data = strip_strings(data)
+    if fmt == "tflite" and cfg.strip_metadata:
+        data = strip_metadata(data)
     return data
 
 

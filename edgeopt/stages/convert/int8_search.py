@@ -56,12 +56,15 @@ class Calibrated:
     ``float_tflite`` gives the float flatbuffer to calibrate: the fp32 artifact's own bytes, so an int8 artifact
     costs one calibration pass and a re-quantize, not a second Keras → TFLite conversion (the converter's int8
     path converts the model again only to calibrate that same float graph). The debug model QuantizationDebugger
-    ranks ops with is built only when the search needs the ranking."""
+    ranks ops with is built only when the search needs the ranking. ``per_channel`` False: one weight scale per
+    tensor (mlir_quantize's disable_per_channel), in the artifacts and in the debug model that ranks ops alike."""
 
-    def __init__(self, float_tflite: Callable[[], bytes], samples: np.ndarray, debug_samples: int = 64) -> None:
+    def __init__(self, float_tflite: Callable[[], bytes], samples: np.ndarray, debug_samples: int = 64,
+                 per_channel: bool = True) -> None:
         self._float = float_tflite
         self._samples = samples
         self._debug_samples = debug_samples
+        self._per_channel = per_channel
         self._calibrated: bytes | None = None
         self._debugger = None
 
@@ -94,7 +97,8 @@ class Calibrated:
             from tensorflow.lite.python.convert import mlir_quantize
 
             # the instrumented model QuantizationDebugger builds from a converter (NumericVerify after each op)
-            debug_model = mlir_quantize(self.calibrated_model, enable_numeric_verify=True)
+            debug_model = mlir_quantize(self.calibrated_model, enable_numeric_verify=True,
+                                        disable_per_channel=not self._per_channel)
             self._debugger = tf.lite.experimental.QuantizationDebugger(
                 quant_debug_model_content=debug_model, debug_dataset=self._dataset(self._debug_samples))
         return self._debugger
@@ -105,7 +109,7 @@ class Calibrated:
 
         dtype = tf.int8 if io_type == "int8" else tf.float32
         return mlir_quantize(self.calibrated_model, input_data_type=dtype, output_data_type=dtype,
-                             denylisted_nodes=list(denylist) or None)
+                             denylisted_nodes=list(denylist) or None, disable_per_channel=not self._per_channel)
 
     def sensitivity(self) -> list[dict]:
         """Per quantized op: RMSE/scale and friends, worst first (QuantizationDebugger.layer_statistics_dump)."""

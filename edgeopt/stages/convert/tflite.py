@@ -110,8 +110,9 @@ def converter_for(model):
 
 
 def tflite_bytes(model, precision: str, calibration: np.ndarray | None = None, int8_io: str = "int8",
-                 denylist: tuple[str, ...] = ()) -> bytes:
-    """One TFLite flatbuffer. ``calibration`` feeds the representative dataset for int8/int16x8."""
+                 denylist: tuple[str, ...] = (), per_channel: bool = True) -> bytes:
+    """One TFLite flatbuffer. ``calibration`` feeds the representative dataset for int8/int16x8; ``per_channel``
+    False gives their weights one scale per tensor (the converter's default is one per output channel)."""
     import tensorflow as tf
 
     converter = converter_for(model)
@@ -132,6 +133,8 @@ def tflite_bytes(model, precision: str, calibration: np.ndarray | None = None, i
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
+        # what TF 2.x exposes for it (lite.py); it acts only where ranges come from the weights' values (post-training)
+        converter._experimental_disable_per_channel = not per_channel
         if precision == "int8":
             ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             if denylist:
@@ -181,15 +184,16 @@ def int8_tflite(model, calibration: np.ndarray, x_val: np.ndarray, y_val: np.nda
     if task is not None:
         float_val_acc, source_val_acc = (task.metric.oriented(v) for v in (float_val_acc, source_val_acc))
     if int8_search.is_quantization_aware(model):  # the converter reads QAT's fake-quant ranges from the graph
-        data = tflite_bytes(model, "int8", calibration, io_type)
+        data = tflite_bytes(model, "int8", calibration, io_type, per_channel=cfg.per_channel)
         acc = evaluate.accuracy(data, "tflite", x_val, y_val, task)
         met = source_val_acc - acc <= cfg.max_accuracy_drop
         info = {"float_val_accuracy": round(float_val_acc, 6), "source_val_accuracy": round(source_val_acc, 6),
                 "int8_val_accuracy": round(acc, 6), "kept_float": [], "met": met,
                 "search": "skipped: quantization-aware model: ranges come from training"}
-        return int8_search.Int8Result(data, info, lambda: tflite_bytes(model, "int8", calibration, "float"))
+        return int8_search.Int8Result(data, info, lambda: tflite_bytes(model, "int8", calibration, "float",
+                                                                       per_channel=cfg.per_channel))
     float_tflite = float_tflite or functools.cache(lambda: tflite_bytes(model, "fp32"))
-    calibrated = int8_search.Calibrated(float_tflite, calibration, cfg.debug_samples)
+    calibrated = int8_search.Calibrated(float_tflite, calibration, cfg.debug_samples, cfg.per_channel)
     if not cfg.accuracy_aware:
         data = calibrated.quantize((), io_type)
         acc = evaluate.accuracy(data, "tflite", x_val, y_val, task)
@@ -210,4 +214,39 @@ def strip_strings(data: bytes) -> bytes:
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
     flatbuffer_utils.strip_strings(model)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+METADATA = (b"min_runtime_version", b"CONVERSION_METADATA")  # what the converter writes; no runtime reads either
+
+
+def strip_metadata(data: bytes) -> bytes:
+    """Drop the converter's metadata entries (``min_runtime_version``, ``CONVERSION_METADATA``: the converter's
+    version and options, for tools) and the buffers only they use; other metadata (e.g. TFLITE_METADATA of the
+    support library) is kept. Tensors, ops and signature defs are untouched."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
+    entries = list(model.metadata or [])
+    drop = [m for m in entries if bytes(m.name or b"") in METADATA]
+    if not drop:
+        return data
+    kept = [m for m in entries if m not in drop]
+    used = {t.buffer for sg in model.subgraphs for t in sg.tensors} | {m.buffer for m in kept}
+    used |= set(model.metadataBuffer or [])  # the older list of metadata buffers, if a writer filled it
+    unused = {m.buffer for m in drop} - used - {0}  # buffer 0 is the flatbuffer's shared empty buffer
+    remap, buffers = {}, []
+    for i, b in enumerate(model.buffers):
+        if i not in unused:
+            remap[i] = len(buffers)
+            buffers.append(b)
+    model.buffers = buffers
+    for sg in model.subgraphs:
+        for t in sg.tensors:
+            t.buffer = remap[t.buffer]
+    for m in kept:
+        m.buffer = remap[m.buffer]
+    if model.metadataBuffer is not None:
+        model.metadataBuffer = [remap[i] for i in model.metadataBuffer]
+    model.metadata = kept or None
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))

@@ -1,0 +1,118 @@
+"""int8 TFLite with one weight scale per tensor (convert: {per_channel: false}) and without the converter's
+metadata (strip_metadata): read back through the one graph reader, run in real LiteRT."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgeopt.core import graph
+from edgeopt.errors import UsageError
+from edgeopt.recipe import Recipe
+from edgeopt.stages.convert.tflite import METADATA, strip_metadata
+
+WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+
+
+@pytest.fixture(scope="module")
+def int8_pair(tmp_path_factory, tiny_model_path, digits):
+    """per_channel true / false → (path, artifact) of the int8 TFLite (the second also without metadata)."""
+    from edgeopt.compress import compress
+
+    out = {}
+    for per_channel in (True, False):
+        folder = tmp_path_factory.mktemp(f"pc_{per_channel}") / "out"
+        conv = {"tflite": ["int8"], "onnx": [], "per_channel": per_channel, "strip_metadata": not per_channel}
+        art = compress(tiny_model_path, digits, folder, Recipe.from_dict({"stages": [{"convert": conv}]})).artifacts[-1]
+        out[per_channel] = (folder / art.path, art)
+    return out
+
+
+def _weight_scales(path) -> dict[str, list[int]]:
+    g = graph.read(path, "tflite")
+    sg = g.main
+    return {op.type: [sg.tensors[i].scales for i in op.inputs[1:] if sg.tensors[i].const] for op in sg.ops
+            if op.type in WEIGHTED}
+
+
+def test_per_tensor_int8_has_one_scale_per_weight_tensor(int8_pair):
+    per_channel, per_tensor = _weight_scales(int8_pair[True][0]), _weight_scales(int8_pair[False][0])
+    assert per_channel["CONV_2D"][0] == 8  # the tiny model's 8 filters: one scale each
+    assert per_tensor and all(n == 1 for scales in per_tensor.values() for n in scales)
+    assert graph.read(int8_pair[False][0], "tflite").precision() == "int8"
+    assert int8_pair[False][1].size_bytes < int8_pair[True][1].size_bytes
+
+
+def test_per_tensor_int8_runs_in_litert_and_keeps_parity(int8_pair, digits):
+    from edgeopt.runtimes import litert
+
+    path, art = int8_pair[False]
+    par = art.info["parity"]  # convert's own parity run: LiteRT on the test split
+    assert par["within_tolerance"] is True and par["agreement"] >= 0.97
+    session = litert.load(str(path))
+    out = session.run(digits.x_test[:64])
+    assert out.shape == (64, digits.num_classes)
+    ref = litert.load(str(int8_pair[True][0])).run(digits.x_test[:64])
+    assert np.mean(out.argmax(1) == ref.argmax(1)) >= 0.95
+
+
+def test_strip_metadata_drops_only_the_converters_entries(int8_pair, digits):
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from edgeopt.runtimes import litert
+
+    kept = int8_pair[True][0].read_bytes()
+    assert all(name in kept for name in METADATA)
+    stripped = int8_pair[False][0].read_bytes()
+    assert not any(name in stripped for name in METADATA)
+    # the same model with and without: same outputs, signature (input/output names) still there
+    data = strip_metadata(kept)
+    assert len(data) < len(kept) - 100
+    a, b = (int8_pair[True][0].with_name(n) for n in ("a.tflite", "b.tflite"))
+    a.write_bytes(kept)
+    b.write_bytes(data)
+    sa, sb = litert.load(str(a)), litert.load(str(b))
+    assert sb.input_names == sa.input_names and len(sa.input_names) == 1  # the signature runner still finds it
+    np.testing.assert_array_equal(sa.run(digits.x_test[:32]), sb.run(digits.x_test[:32]))
+    # metadata the converter did not write survives, its buffer too
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(kept))
+    entry = type(model.metadata[0])()
+    entry.name, entry.buffer = b"TFLITE_METADATA", len(model.buffers)
+    blob = type(model.buffers[0])()
+    blob.data = np.frombuffer(b"user metadata", np.uint8)
+    model.buffers.append(blob)
+    model.metadata.append(entry)
+    mine = strip_metadata(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
+    back = flatbuffer_utils.convert_bytearray_to_object(bytearray(mine))
+    assert [m.name for m in back.metadata] == [b"TFLITE_METADATA"]
+    assert bytes(back.buffers[back.metadata[0].buffer].data) == b"user metadata"
+    assert strip_metadata(data) == data  # nothing left to drop: the bytes as they were
+
+
+def test_per_tensor_is_refused_for_a_qat_model(tmp_path, tiny_model_path, digits):
+    from edgeopt.compress import compress
+
+    rec = Recipe.from_dict({"stages": [{"quantize": {"epochs": 1}},
+                                       {"convert": {"tflite": ["int8"], "onnx": [], "per_channel": False}}]})
+    with pytest.raises(UsageError, match="per_channel: false cannot apply to a quantization-aware model"):
+        compress(tiny_model_path, digits, tmp_path / "out", rec)
+    assert not list((tmp_path / "out").glob("*.tflite"))
+
+
+def test_the_int8_search_ranks_and_keeps_float_per_tensor_too(tiny_model_path, digits):
+    from edgeopt.models.load import load_model
+    from edgeopt.stages.convert.int8_search import Calibrated
+    from edgeopt.stages.convert.tflite import check_calibration, tflite_bytes
+
+    model = load_model(tiny_model_path)
+    model = getattr(model, "model", model)
+    fp32 = tflite_bytes(model, "fp32")
+    calibrated = Calibrated(lambda: fp32, check_calibration(digits.representative(32)), 16, per_channel=False)
+    table = calibrated.sensitivity()  # the debug model is quantized per tensor as the artifacts are
+    assert table and all(row["rmse_over_scale"] >= 0 for row in table)
+    data = calibrated.quantize([table[0]["tensor"]])
+    g = graph.read_tflite(data)
+    int8_weights = [g.main.tensors[i] for op in g.main.ops if op.type in WEIGHTED for i in op.inputs[1:2]
+                    if g.main.tensors[i].dtype == "int8"]
+    assert int8_weights and all(t.scales == 1 for t in int8_weights)
+    assert any(g.main.tensors[op.outputs[0]].dtype == "float32" for op in g.main.ops if op.type in WEIGHTED)
