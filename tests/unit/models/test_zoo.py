@@ -90,6 +90,26 @@ def test_mlp_batch_norm_after_dense():
     assert all(isinstance(d.outbound_nodes[0].outbound_layer, keras.layers.BatchNormalization) for d in hidden)
 
 
+def test_small_cnn_downsamples_by_stride_with_fewer_tflite_ops():
+    from edgeopt.core import graph
+    from edgeopt.stages.convert.tflite import tflite_bytes
+
+    pooled, strided = (build("small_cnn", (8, 8, 1), 10, width=0.25, downsample=d) for d in ("pool", "stride"))
+    assert strided.name == "small_cnn_w0p25_d2_s" and strided.count_params() == pooled.count_params()
+    assert not any(isinstance(layer, keras.layers.MaxPooling2D) for layer in strided.layers)
+    assert [layer.strides for layer in strided.layers if type(layer) is keras.layers.Conv2D] == [(2, 2), (2, 2)]
+    assert strided.get_layer("block2_relu").output_shape == (None, 2, 2, 16)  # the pooled model's map sizes
+    assert pooled.get_layer("block2_pool").output_shape == (None, 2, 2, 16)
+    ops = {n: [op.type for op in graph.read_tflite(tflite_bytes(m, "fp32")).main.ops] for n, m in
+           (("pool", pooled), ("stride", strided))}
+    assert "MAX_POOL_2D" in ops["pool"] and "MAX_POOL_2D" not in ops["stride"]
+    assert len(ops["stride"]) == len(ops["pool"]) - 2
+    # odd sizes: a stride-2 'same' conv rounds up; still a working classifier
+    assert build("small_cnn", (9, 9, 1), 3, downsample="stride").output_shape == (None, 3)
+    with pytest.raises(UsageError, match="downsample"):
+        build("small_cnn", (8, 8, 1), 3, downsample="avg")
+
+
 def test_width_depth_and_alpha_scale_the_models():
     def filters(model):
         return [layer.filters for layer in model.layers if type(layer) is keras.layers.Conv2D]
