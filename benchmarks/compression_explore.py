@@ -36,9 +36,12 @@ def val_view(name: str):
 
 
 def main() -> None:
+    import numpy as np
+
     from edgeopt import compress
     from edgeopt.core.artifact import gzip_bytes
     from edgeopt.recipe import Recipe
+    from edgeopt.runtimes import evaluate
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
@@ -68,11 +71,18 @@ def main() -> None:
         out = {"name": a.name, "model": a.model, "recipe": rec, "wall_s": round(time.time() - t0, 1),
                "guard": [(s.get("stage"), s.get("accuracy")) for s in m.extra["guard"].get("stages", [])],
                "guard_verdict": m.extra["guard"]["verdict"], "source_val": m.extra["guard"]["source_accuracy"]}
+        # finer selectors than val top-1 (saturated on small val splits): top-1 agreement with the source's fp32
+        # TFLite and the mean cross-entropy of the artifact's outputs on the labels, both on the validation split
+        source_out = evaluate.outputs(Path(tmp) / "base" / b.path, "tflite", data.x_test)
         for p, art in arts.items():
             gz = gzip_bytes(Path(tmp) / "out" / art.path)
             acc = art.info["parity"]["accuracy"]
+            probs = evaluate.outputs(Path(tmp) / "out" / art.path, "tflite", data.x_test)
+            nll = -np.log(np.clip(probs[np.arange(len(probs)), data.y_test.astype(int)], 1e-7, 1)).mean()
             out[p] = {"val_top1": acc, "gzip": gz, "ratio": round(bgz / gz, 2),
-                      "drop_pt": round(100 * (b.info["parity"]["accuracy"] - acc), 2)}
+                      "drop_pt": round(100 * (b.info["parity"]["accuracy"] - acc), 2),
+                      "val_agreement_source": round(float(np.mean(probs.argmax(1) == source_out.argmax(1))), 4),
+                      "val_nll": round(float(nll), 4)}
         for k in ("pruning", "clustering"):
             if k in m.extra:
                 ft = m.extra[k].get("fine_tune", {})
