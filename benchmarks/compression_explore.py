@@ -86,7 +86,11 @@ def main() -> None:
         for k in ("pruning", "clustering"):
             if k in m.extra:
                 ft = m.extra[k].get("fine_tune", {})
-                out[k] = {"achieved": m.extra[k].get("achieved_sparsity"), "val": ft.get("validation")}
+                out[k] = {"achieved": m.extra[k].get("achieved_sparsity"), "val": ft.get("validation"),
+                          **{kk: m.extra[k][kk] for kk in ("macs", "ops") if kk in m.extra[k]}}
+                if "blocks" in m.extra[k]:  # which residual branches went, and what each cost on val
+                    b = m.extra[k]["blocks"]
+                    out[k]["blocks"] = {"removed": b["removed"], "scan": b["scan"]["rounds"]}
     print(json.dumps(out))
     with open(a.log, "a") as f:
         f.write(json.dumps(out) + "\n")

@@ -135,8 +135,11 @@ def _print_manifest(manifest, out: Path) -> None:
     pruning = manifest.extra.get("pruning") or {}
     if (pruning.get("macs") or {}).get("after"):
         m, ch = pruning["macs"], pruning.get("channels") or {}
+        ops, gone = pruning.get("ops") or {}, (pruning.get("blocks") or {}).get("removed")
         _console().print(f"channel pruning: {ch.get('removed')} of {ch.get('prunable')} prunable channels removed; "
-                         f"MACs {m['before'] / 1e6:.2f}M → {m['after'] / 1e6:.2f}M ({m['ratio']}× fewer)")
+                         + (f"{len(gone)} residual block(s) removed ({', '.join(gone)}); " if gone else "")
+                         + f"MACs {m['before'] / 1e6:.2f}M → {m['after'] / 1e6:.2f}M ({m['ratio']}× fewer)"
+                         + (f"; TFLite ops {ops['before']} → {ops['after']}" if ops.get("after") else ""))
     if guard.get("verdict") == "stopped":
         rejected = guard["stages"][-1]
         _console().print(f"stopped at {guard['stopped_at']}: its model ({rejected['accuracy']:.4f} on "

@@ -58,6 +58,8 @@ class PruneConfig(FineTuneConfig):
     # default: sensitivity (measured: benchmarks/results/sensitivity.md), uniform under an M:N structure
     allocation: Literal["uniform", "sensitivity"] = "sensitivity"
     importance: Literal["l1", "bn_gamma"] = "l1"  # structure: channel — how channels are ranked in a layer
+    # structure: channel — first remove this many residual branches (the cheapest on validation data; fewer ops)
+    blocks: int = Field(0, ge=0)
     sensitivity_shares: list[float] = [0.5, 0.75, 0.9]  # sparsities each layer is scanned at
     sensitivity_samples: int = Field(1000, ge=1)  # validation rows the scan measures on
 
@@ -91,6 +93,9 @@ class PruneConfig(FineTuneConfig):
             raise ValueError(f"initial_sparsity {self.initial_sparsity} is above target_sparsity {self.target_sparsity}")
         if self.begin_step is not None and self.end_step is not None and self.end_step <= self.begin_step:
             raise ValueError(f"end_step {self.end_step} must be after begin_step {self.begin_step}")
+        if self.blocks and self.structure != "channel":
+            raise ValueError(f"blocks removes residual branches under structure 'channel' (got structure "
+                             f"{self.structure!r}); add `structure: channel` or drop blocks")
         if self.allocation == "sensitivity" and self.structure is not None and ":" in self.structure:
             raise ValueError(f"allocation 'sensitivity' chooses per-layer sparsities; structure {self.structure} "
                              "fixes them (drop one of the two)")

@@ -74,7 +74,7 @@ def sample(x: np.ndarray, y: np.ndarray, n: int = DEFAULT_SAMPLES, seed: int = 0
     return x[pick], y[pick]
 
 
-def _score(model, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def score(model, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """(top-1, mean cross-entropy) of a softmax-or-logits classifier."""
     from edgeopt.train.distiller import is_probabilities
 
@@ -90,14 +90,14 @@ def _score(model, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 def scan(model, units: Sequence[Unit], x: np.ndarray, y: np.ndarray, shares: Sequence[float]) -> list[Curve]:
     """Each unit pruned alone at each share (weights restored after each), damage against the unpruned model."""
     start = time.perf_counter()
-    base_top1, base_ce = _score(model, x, y)
+    base_top1, base_ce = score(model, x, y)
     curves = []
     for unit in units:
         drops, losses = [], []
         for s in shares:
             restore = unit.apply(s)
             try:
-                top1, ce = _score(model, x, y)
+                top1, ce = score(model, x, y)
             finally:
                 restore()
             drops.append(base_top1 - top1)
