@@ -46,6 +46,7 @@ def test_help_lists_every_command():
     (["compress", "{corrupt}", "--data", "digits", "--out", "o"], "not a valid .keras"),
     (["compress", "{model}", "--data", "digits", "--out", "o", "--recipe", "{recipe}"], "did you mean 'tflite'"),
     (["bench", "{model}", "--data", "digits", "--out", "r.json", "--target", "x86"], "did you mean 'x86-cpu'"),
+    (["compress", "{model}", "--data", "digits", "--out", "o", "--recipe", "{blocks}"], "0 removable residual"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, tiny_model_path, args, needle):
     import numpy as np
@@ -56,7 +57,9 @@ def test_bad_input_exits_2_with_one_line(tmp_path, tiny_model_path, args, needle
     corrupt.write_bytes(b"PK\x03\x04 truncated")
     recipe = tmp_path / "r.yaml"
     recipe.write_text("stages:\n  - convert: {tflte: [fp32]}\n")
-    fmt = {"model": tiny_model_path, "npz": npz, "corrupt": corrupt, "recipe": recipe}
+    blocks = tmp_path / "b.yaml"
+    blocks.write_text("stages:\n  - prune: {structure: channel, blocks: 1}\n")
+    fmt = {"model": tiny_model_path, "npz": npz, "corrupt": corrupt, "recipe": recipe, "blocks": blocks}
     proc = run(*[a.format(**fmt) for a in args], cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert needle in error_line(proc)
