@@ -165,8 +165,10 @@ def run_model(name: str, work: Path, models_cache: Path, rows_wanted: list[str],
                                 "kept_float": [k["op"] for k in art.info.get("int8", {}).get("kept_float", [])]}
         for k in ("pruning", "clustering"):
             if k in m.extra:
-                r[k] = {kk: m.extra[k].get(kk) for kk in ("achieved_sparsity", "macs", "params", "channels")
+                r[k] = {kk: m.extra[k].get(kk) for kk in ("achieved_sparsity", "macs", "ops", "params", "channels")
                         if kk in m.extra[k]}
+                if "blocks" in m.extra[k]:
+                    r[k]["blocks_removed"] = m.extra[k]["blocks"]["removed"]
         rows[label] = r
         log.info("%s / %s: %.0f s, %s", name, label, wall,
                  {p: (v["gzip_bytes"], v["test_top1"]) for p, v in r["files"].items()})
@@ -288,8 +290,12 @@ def markdown(results: dict, tune: dict | None, load: dict, wall_s: float | None 
             if r.get("goal"):
                 f = r["figures"]
                 speed = "".join(f", {k.replace('_speedup', '')} {v:.2f}×" for k, v in f.items() if "speedup" in k)
+                ops = (r.get("pruning") or {}).get("ops") or {}
+                gone = (r.get("pruning") or {}).get("blocks_removed")
+                depth = (f"; fp32 TFLite ops {ops['before']} → {ops['after']}" if ops.get("after") else "") + (
+                    f" (blocks removed: {', '.join(gone)})" if gone else "")
                 lines.append(f"- {name} / {label}: {f['ratio']:.1f}× gzip at {f['drop']:+.2f} pt{speed} — goal "
-                             f"{r['goal']}")
+                             f"{r['goal']}{depth}")
     lines.append("")
     if tune:
         lines += ["## tune + distill on the digits teacher (CLI, hyperband ≤ 3 epochs a trial, 4 trials, 3 distill "

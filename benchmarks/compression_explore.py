@@ -39,6 +39,8 @@ def main() -> None:
     import numpy as np
 
     from edgeopt import compress
+    from edgeopt.bench.estimate import estimate_artifact
+    from edgeopt.bench.targets import load_target
     from edgeopt.core.artifact import gzip_bytes
     from edgeopt.recipe import Recipe
     from edgeopt.runtimes import evaluate
@@ -60,6 +62,7 @@ def main() -> None:
     if not any("convert" in s for s in stages):
         stages.append({"convert": {"tflite": ["fp32", "int8"], "onnx": []}})
     data = val_view(data_name)
+    pi4 = load_target("rpi4")  # the estimate depends on the file only: no split is read
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         m = compress(path, data, Path(tmp) / "out", Recipe.from_dict(rec))
@@ -82,15 +85,16 @@ def main() -> None:
             out[p] = {"val_top1": acc, "gzip": gz, "ratio": round(bgz / gz, 2),
                       "drop_pt": round(100 * (b.info["parity"]["accuracy"] - acc), 2),
                       "val_agreement_source": round(float(np.mean(probs.argmax(1) == source_out.argmax(1))), 4),
-                      "val_nll": round(float(nll), 4)}
+                      "val_nll": round(float(nll), 4),
+                      "pi4_estimated_ms": round(estimate_artifact(Path(tmp) / "out" / art.path, "tflite", pi4).ms, 4)}
         for k in ("pruning", "clustering"):
             if k in m.extra:
                 ft = m.extra[k].get("fine_tune", {})
                 out[k] = {"achieved": m.extra[k].get("achieved_sparsity"), "val": ft.get("validation"),
                           **{kk: m.extra[k][kk] for kk in ("macs", "ops") if kk in m.extra[k]}}
                 if "blocks" in m.extra[k]:  # which residual branches went, and what each cost on val
-                    b = m.extra[k]["blocks"]
-                    out[k]["blocks"] = {"removed": b["removed"], "scan": b["scan"]["rounds"]}
+                    blk = m.extra[k]["blocks"]
+                    out[k]["blocks"] = {"removed": blk["removed"], "scan": blk["scan"]["rounds"]}
     print(json.dumps(out))
     with open(a.log, "a") as f:
         f.write(json.dumps(out) + "\n")
