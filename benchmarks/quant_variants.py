@@ -2,7 +2,9 @@
 
 Per model: one `compress` with convert {tflite: [fp32, fp16, dynamic, int8_weights, int8], onnx: [fp32, int8, u8s8]}
 (each artifact's convert seconds, size, gzip size, agreement and top-1 with the source on the test split come
-from its manifest entry), then the peers made from the same fp32 flatbuffer / fp32 ONNX with the same 200
+from its manifest entry), one with int8 weights per tensor (convert: {per_channel: false}), both int8 files
+again without names and converter metadata (strip_strings + strip_metadata) and where their bytes go
+(benchmarks/tflite_bytes.py), then the peers made from the same fp32 flatbuffer / fp32 ONNX with the same 200
 calibration samples: ai-edge-quantizer static w8a8 and dynamic-range (its weight-only is edgeopt's
 int8_weights), ONNX Runtime's per-channel s8s8 (the candidate edgeopt's ONNX int8 did not pick, when it did
 not), and the converter's own int8 path timed as edgeopt ran it before (one more full Keras → TFLite
@@ -89,6 +91,7 @@ def peers(model, data, fp32_tflite: Path, fp32_onnx: Path, folder: Path, calibra
 
 def run_model(name: str, work: Path, launches: int) -> tuple[list[dict], dict]:
     import numpy as np
+    from tflite_bytes import breakdown as tflite_bytes_breakdown
 
     from edgeopt.bench.orchestrate import benchmark
     from edgeopt.bench.targets import load_target
@@ -100,6 +103,7 @@ def run_model(name: str, work: Path, launches: int) -> tuple[list[dict], dict]:
     from edgeopt.recipe import Recipe
     from edgeopt.runtimes import evaluate
     from edgeopt.stages.convert import check_calibration, predict
+    from edgeopt.stages.convert.tflite import strip_metadata, strip_strings
 
     data = load_dataset(name)
     model_path = REPO / "sample_models" / MODELS[name]
@@ -121,12 +125,39 @@ def run_model(name: str, work: Path, launches: int) -> tuple[list[dict], dict]:
         else:
             r["error"] = a.error
         rows.append(r)
+    # the same int8 with one weight scale per tensor (convert: {per_channel: false}), and each int8 without its
+    # names and the converter's metadata (convert's strip_strings / strip_metadata, applied to the files as convert
+    # applies them): rows of their own, measured like the peers below
+    pt_out = work / f"{name}_per_tensor"
+    pt_manifest = compress(model_path, data, pt_out, Recipe.from_dict(
+        {"stages": [{"convert": {"tflite": ["int8"], "onnx": [], "per_channel": False}}]}))
+    per_tensor = next(a for a in pt_manifest.artifacts if a.role == "artifact")
+    peer_dir = work / f"{name}_peers"
+    peer_dir.mkdir()
+    ours = {"int8_per_tensor.tflite": ((pt_out / per_tensor.path).read_bytes(),
+                                       "full int8, per-tensor weights (per_channel: false)", per_tensor)}
+    channel_bytes = (out / arts[("tflite", "int8")].path).read_bytes()
+    ours["int8_per_channel_stripped.tflite"] = (strip_metadata(strip_strings(channel_bytes)),
+                                                "full int8 + strip_strings + strip_metadata", None)
+    ours["int8_per_tensor_stripped.tflite"] = (strip_metadata(strip_strings(ours["int8_per_tensor.tflite"][0])),
+                                               "full int8, per-tensor + strip_strings + strip_metadata", None)
+    breakdowns = {"int8 (per-channel)": tflite_bytes_breakdown(channel_bytes)}
+    for file, (blob, label, _art) in ours.items():
+        (peer_dir / file).write_bytes(blob)
+        breakdowns[label.removeprefix("full ")] = tflite_bytes_breakdown(blob)
     # peers, from the same fp32 files and calibration samples
     source = load_model(model_path)
     source = getattr(source, "model", source)
     reference = predict(source, data.x_test)
-    peer_dir = work / f"{name}_peers"
-    peer_dir.mkdir()
+    for file, (_blob, label, art) in ours.items():
+        r = {"model": name, "file": file, "format": "tflite", "precision": "int8", "variant": label, "by": "edgeopt"}
+        outputs = evaluate.outputs(peer_dir / file, "tflite", data.x_test)
+        r.update(status="ok", size_bytes=(peer_dir / file).stat().st_size, gzip_bytes=gzip_bytes(peer_dir / file),
+                 agreement=round(metrics.agreement(outputs, reference), 6),
+                 top1=round(metrics.accuracy(outputs, data.y_test), 6))
+        if art is not None:
+            r["convert_seconds"] = art.info.get("convert_seconds")
+        rows.append(r)
     calibration = check_calibration(data.representative(200))
     chosen = arts[("onnx", "int8")].info.get("onnx_int8", {}).get("method")
     for p in peers(source, data, out / arts[("tflite", "fp32")].path, out / arts[("onnx", "fp32")].path, peer_dir,
@@ -168,7 +199,8 @@ def run_model(name: str, work: Path, launches: int) -> tuple[list[dict], dict]:
     meta = {"compress_seconds": round(compress_seconds, 1), "test_samples": int(len(data.x_test)),
             "source_top1": round(float(np.mean(reference.argmax(1) == data.y_test)), 6),
             "source_p50_ms": round(src.latency_ms.p50, 4) if src is not None and src.latency_ms else None,
-            "launches_contended": f"{contended}/{total}", "load_avg_after": round(os.getloadavg()[0], 2)}
+            "launches_contended": f"{contended}/{total}", "load_avg_after": round(os.getloadavg()[0], 2),
+            "bytes": breakdowns}
     return rows, meta
 
 
@@ -192,6 +224,14 @@ def markdown(rows: list[dict], meta: dict, machine: str) -> str:
                  for r in rows if r["model"] == model]
         lines.append(md_table(["format", "precision", "variant", "convert s", "bytes", "gzip", "gzip ×",
                                "agreement", "top-1", "p50 ms (1 thr)", "note"], table))
+        lines.append(f"\nWhere the bytes of {model}'s int8 TFLite files go (`benchmarks/tflite_bytes.py`: parts "
+                     "removed one after another, gzip -9 bytes each part saves):\n")
+        parts = [p["part"] for p in next(iter(m["bytes"].values()))["parts"]]
+        shares = [[part, *(next((f"{p['gzip_bytes']} ({p['bytes']})" for p in b["parts"] if p["part"] == part), "—")
+                           for b in m["bytes"].values())] for part in parts]
+        shares.append(["total gzip (file bytes)", *(f"{b['gzip_bytes']} ({b['file_bytes']})"
+                                                     for b in m["bytes"].values())])
+        lines.append(md_table(["part: gzip B (raw B)", *m["bytes"]], shares))
     return "\n".join(lines)
 
 
