@@ -269,8 +269,9 @@ def test_kill_mid_study_then_rerun_continues(tmp_path, tiny_model_path):
     assert len(finished) >= 4 and len(finished) > len(before)
     killed = [t for t in after if t.state == TrialState.FAIL]
     assert len(killed) <= 1  # the one running at the kill (if the kill fell inside one): failed at restart
-    for k in killed:  # ... and its choices retried
-        assert any(t.params == k.params for t in after if t.number > k.number)
+    for k in killed:  # ... and its choices retried (a kill while the sampler chose leaves some: those are kept)
+        assert any(k.params.items() <= t.params.items() for t in after if t.number > k.number), \
+            (k.number, k.params, [(t.number, t.state.name, t.params) for t in after])
     assert optuna.load_study(study_name="edgeopt", storage=url).get_trials(states=(TrialState.RUNNING,)) == []
 
 
