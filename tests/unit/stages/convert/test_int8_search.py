@@ -44,13 +44,15 @@ def searched(tmp_path_factory, outlier_model_path, digits):
     return compress(outlier_model_path, digits, out, rec)
 
 
-def test_trial_counts_grow_then_end_with_all():
+def test_trial_counts_grow_then_end_with_all_but_one():
+    """All ops float is no int8 model (the float one with int8 I/O): the search stops one short of it."""
     from edgeopt.stages.convert.int8_search import trial_counts
 
-    assert trial_counts(3) == [1, 2, 3]
-    assert trial_counts(20) == [1, 2, 3, 4, 6, 9, 13, 19, 20]
+    assert trial_counts(3) == [1, 2]
+    assert trial_counts(20) == [1, 2, 3, 4, 6, 9, 13, 19]
     assert trial_counts(20, cap=5) == [1, 2, 3, 4, 5]
-    assert trial_counts(0) == []
+    assert trial_counts(4, cap=9) == [1, 2, 3]
+    assert trial_counts(1) == [] and trial_counts(0) == []
 
 
 def test_worst_op_stays_float_and_accuracy_comes_back(searched):
