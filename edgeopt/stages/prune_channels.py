@@ -60,11 +60,13 @@ def drop_blocks(model, ctx: StageContext, cfg: Any):
     and the manifest's ``blocks`` section."""
     found = [b for b in blocks.find(model)
              if not any(excluded(model.get_layer(n), cfg.exclude) for n in (*b.layers, b.add))]
-    if cfg.blocks > len(found):
+    most = blocks.most_removable(found)  # a branch nested in another goes with it: they do not count twice
+    if cfg.blocks > most:
         have = ", ".join(b.name for b in found) or "none: no Add reads an identity skip and a branch of it"
-        raise UsageError(f"prune: blocks: {cfg.blocks} asked, but '{model.name}' has {len(found)} removable residual "
-                         f"branch(es) ({have})",
-                         f"set prune.blocks to at most {len(found)}" if found else "drop prune.blocks")
+        nested = "; a branch inside another goes with it" if most < len(found) else ""
+        raise UsageError(f"prune: blocks: {cfg.blocks} asked, but '{model.name}' has {most} removable residual "
+                         f"branch(es) ({have}{nested})",
+                         f"set prune.blocks to at most {most}" if most else "drop prune.blocks")
     x, y, split = sensitivity.validation_sample(ctx.dataset, cfg.sensitivity_samples, ctx.train.seed)
     chosen, scan = blocks.select(model, found, cfg.blocks, x, y, prepare=lambda m: reestimate_bn(
         m, ctx.dataset.x_train, cfg.bn_samples, seed=ctx.train.seed))

@@ -192,6 +192,16 @@ def remove(model, branches: Sequence[Branch]):
 
 
 
+def nested(a: Branch, b: Branch) -> bool:
+    """One branch holds the other (a residual inside a residual): removing the outer removes the inner too."""
+    return a.add in b.layers or b.add in a.layers
+
+
+def most_removable(found: Sequence[Branch]) -> int:
+    """How many of ``found`` can go together: the innermost ones (no other branch's Add inside them)."""
+    return sum(not any(o is not b and o.add in b.layers for o in found) for b in found)
+
+
 def select(model, found: Sequence[Branch], n: int, x: np.ndarray, y: np.ndarray, *,
            prepare: Callable[[object], object] | None = None, greedy: bool = True) -> tuple[list[Branch], dict]:
     """The ``n`` branches whose removal costs the least measured damage (cross-entropy increase on (x, y), the
@@ -213,13 +223,16 @@ def select(model, found: Sequence[Branch], n: int, x: np.ndarray, y: np.ndarray,
                 prepare(candidate)
             scores[b.name] = score(candidate, x, y)
         order = sorted(left, key=lambda b: (scores[b.name][1], -scores[b.name][0]))
-        take = order[: min(1 if greedy else n, n - len(chosen))]
+        take: list[Branch] = []
+        for b in order:  # never a branch inside (or around) one already taken: it would remove nothing more
+            if len(take) < min(1 if greedy else n, n - len(chosen)) and not any(nested(b, c) for c in take):
+                take.append(b)
         rounds.append({"removed_before": [b.name for b in chosen],
                        "val_top1": {k: round(v[0], 4) for k, v in scores.items()},
                        "loss": {k: round(v[1], 4) for k, v in scores.items()},
                        "picked": [b.name for b in take]})
         chosen += take
-        left = [b for b in left if b not in take]
+        left = [b for b in left if b not in take and not any(nested(b, c) for c in take)]
         if not greedy:
             break
     seconds = time.perf_counter() - start

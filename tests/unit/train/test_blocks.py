@@ -173,3 +173,27 @@ def test_select_takes_the_cheapest_and_records_the_scan(res_model):
         assert set(first["val_top1"]) == {b.name for b in found} and first["loss"]["add_b"] - scan["base"]["loss"] < 1e-3
         assert len(scan["rounds"]) == (2 if greedy else 1)
     assert len(seen) == len(found) * 2 + len(found) - 1  # prepare ran on every candidate scored
+
+
+def test_a_branch_inside_a_chosen_one_is_never_picked_after_it(res_model):
+    """add_inner lies inside add_c's branch: once one of them is gone, removing the other removes nothing more (or
+    everything again), so it is no candidate; nor do the two count as two removable blocks."""
+    import tf_keras as keras
+
+    from edgeopt.train import blocks
+
+    model = keras.models.clone_model(res_model)
+    model.set_weights(res_model.get_weights())
+    bn = model.get_layer("c2_bn")  # add_c's branch made silent: it goes first
+    w = bn.get_weights()
+    w[0][:], w[1][:] = 1e-4, 0.0
+    bn.set_weights(w)
+    x = np.random.default_rng(3).random((64, 8, 8, 3), dtype=np.float32)
+    y = np.argmax(np.asarray(model(x)), -1)
+    found = blocks.find(model)
+    assert blocks.most_removable(found) == len(found) - 1  # add_c and add_inner go together
+    for greedy in (True, False):
+        chosen, _ = blocks.select(model, found, 2, x, y, greedy=greedy)
+        names = [b.name for b in chosen]
+        # either goes first (inside the silent branch, add_inner is as free); the other is then no candidate
+        assert names[0] in ("add_c", "add_inner") and not {"add_c", "add_inner"} <= set(names) and len(names) == 2
