@@ -2,7 +2,7 @@
 candidate of `edgeopt optimize` sharing the first stages) takes it instead of training again.
 
 A key chains: stage 1's key hashes the input model's bytes, stage k's the key of stage k-1; each also hashes
-the data set's arrays (the train and validation splits it reads — every split for tune or for data without a
+the data set's arrays (the train and validation splits a model stage reads — every split for data without a
 validation split — fingerprinted once per run), the stage's name and config, the recipe's ``train:`` defaults
 and the versions of edgeopt, TensorFlow, tf_keras, tfmot and Keras. The same first k stages of two recipes on
 the same model and data so have the same k keys. One model stage run through the cache: stage_step.py.
@@ -259,9 +259,9 @@ class Chain:
     """One pipeline's keys: the cache, the input model's digest and the data's fingerprints (computed once):
     ``data`` of every split, ``fitted`` of the splits a model stage reads (fitted_fingerprint), so a pipeline
     that differs only in its test split (optimize's candidates score on a view whose test split is the validation
-    split, its best/ on the real one) shares its stages; a stage that reads the test split itself
-    (``Stage.reads_test``: tune's final figure) is keyed on every split. ``key(previous, ...)`` is stage k's key
-    from stage k-1's (``None`` for the first stage)."""
+    split, its best/ on the real one) shares its stages (no model stage reads the test split: tune's final figure
+    in a pipeline is a validation one). ``key(previous, ...)`` is stage k's key from stage k-1's (``None`` for the
+    first stage)."""
 
     cache: StageCache
     source: str
@@ -274,10 +274,8 @@ class Chain:
         return cls(cache, path_digest(model_path), data_fingerprint(dataset), fitted=fitted_fingerprint(dataset))
 
     def key(self, previous: str | None, stage: str, cfg, train) -> str:
-        from edgeopt.stages import STAGES
-
         config = cfg.model_dump(mode="json")
-        data = self.data if STAGES[stage].reads_test or self.fitted is None else self.fitted
+        data = self.fitted or self.data
         parts = {"format": FORMAT, "input": previous or f"model:{self.source}", "data": data, "stage": stage,
                  "config": config, "train": train.model_dump(mode="json"), "versions": self.packages,
                  "model_files": {p: path_digest(p) for p in sorted(set(model_files(config)))}}

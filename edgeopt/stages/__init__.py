@@ -56,7 +56,6 @@ class Stage:
     yields: Literal["model", "artifacts"] = "model"
     example: dict[str, Any] = field(default_factory=dict)
     fix: str = "train longer or compress less"  # what to change when the accuracy guard stops the pipeline here
-    reads_test: bool = False  # its result depends on the test split (the stage cache then keys it on that split)
 
 
 # snake_case recipe key -> stage (this order is the order error messages list them in)
@@ -65,8 +64,7 @@ STAGES: dict[str, Stage] = {
     "tune": Stage(tune.TuneConfig, tune.apply, "model",
                   {"strategy": "random", "max_trials": 1, "max_epochs": 1, "final_epochs": 1, "overwrite": True,
                    "space": {"width": {"choice": [0.25]}}},
-                  "raise tune.max_epochs or max_trials, or search wider models (the space's width choices)",
-                  reads_test=True),  # final_split: test
+                  "raise tune.max_epochs or max_trials, or search wider models (the space's width choices)"),
     "distill": Stage(distill.DistillConfig, distill.apply, "model", {"epochs": 1},
                      "raise distill.epochs, or distill into a wider student (student: {zoo: ..., width: ...})"),
     "prune": Stage(prune.PruneConfig, prune.apply, "model", {"target_sparsity": 0.5, "epochs": 1},
