@@ -62,7 +62,7 @@ class ConvertConfig(BaseModel):
     max_accuracy_drop: float = Field(0.01, ge=0, le=1)
     # int8: when the drop exceeds max_accuracy_drop, keep the ops QuantizationDebugger ranks worst in float
     accuracy_aware: bool = True
-    max_float_ops: int | None = Field(None, ge=1)  # stop the search after this many float ops (None: all)
+    max_float_ops: int | None = Field(None, ge=1)  # stop the search after this many float ops (None: all but one)
     debug_samples: int = Field(64, ge=1)  # samples QuantizationDebugger runs to rank ops
     # ONNX int8: tf2onnx on the int8 TFLite, ONNX Runtime static quantization of the fp32 ONNX, or both and
     # keep the more accurate on the validation split
@@ -171,7 +171,10 @@ def apply(model, ctx: StageContext, cfg: ConvertConfig) -> list[Artifact]:
     wants_int = any(p in ("int8", "int16x8") for p in cfg.tflite) or bool({"int8", "u8s8"} & set(cfg.onnx))
     if "int8_weights" in cfg.tflite:
         aiedge.require("tflite int8_weights (weight-only int8)")
-    if not cfg.per_channel and "int8" in cfg.tflite and int8_search.is_quantization_aware(model):
+    # every integer file of a QAT model comes from its trained ranges: int8 / int16x8 TFLite, and ONNX int8
+    # through tf2onnx of that TFLite
+    quantized_from_tflite = bool({"int8", "int16x8"} & set(cfg.tflite)) or "int8" in cfg.onnx
+    if not cfg.per_channel and quantized_from_tflite and int8_search.is_quantization_aware(model):
         raise UsageError("convert: per_channel: false cannot apply to a quantization-aware model (QAT trained its conv "
                          "weights' ranges per channel; the converter keeps them)",
                          "drop the quantize stage (or set quantize: {qat: false}) for per-tensor post-training int8, "
@@ -275,7 +278,7 @@ def _build(fmt: str, precision: str, float_model, cfg: ConvertConfig, calibratio
             info["builtins_error"] = _first_line(e)
     elif precision == "int8":
         data, info["onnx_int8"] = int8_bytes(cfg.onnx_int8, lambda: built.int8().float_io(), built.fp32_onnx,
-                                             calibration, x_val, y_val, cfg.opset, task)
+                                             calibration, x_val, y_val, cfg.opset, task, cfg.per_channel)
     elif precision == "u8s8":
         data = u8s8(built.fp32_onnx(), calibration)
     else:

@@ -147,10 +147,11 @@ def evaluate_onnx(data: bytes, x: np.ndarray, y: np.ndarray, task=None) -> tuple
 
 
 def int8_bytes(method: str, tflite_float_io: Callable[[], bytes], fp32_onnx: Callable[[], bytes], calibration: np.ndarray,
-          x_val: np.ndarray, y_val: np.ndarray, opset: int, task=None) -> tuple[bytes, dict]:
-    """(ONNX int8 bytes, info with the method chosen, why, and each candidate's validation score)."""
+          x_val: np.ndarray, y_val: np.ndarray, opset: int, task=None, per_channel: bool = True) -> tuple[bytes, dict]:
+    """(ONNX int8 bytes, info with the method chosen, why, and each candidate's validation score). ``per_channel``:
+    ORT's weight scales as convert's per_channel asks (the TFLite path carries the TFLite int8's own)."""
     makers = {"tflite": lambda: from_tflite(tflite_float_io(), opset),
-              "ort_static": lambda: ort_static(fp32_onnx(), calibration)}
+              "ort_static": lambda: ort_static(fp32_onnx(), calibration, per_channel=per_channel)}
     names = list(makers) if method == "auto" else [method]
     built, scores = {}, {}
     for name in names:

@@ -89,11 +89,13 @@ def test_strip_metadata_drops_only_the_converters_entries(int8_pair, digits):
     assert strip_metadata(data) == data  # nothing left to drop: the bytes as they were
 
 
-def test_per_tensor_is_refused_for_a_qat_model(tmp_path, tiny_model_path, digits):
+@pytest.mark.parametrize("files", [{"tflite": ["int8"], "onnx": []}, {"tflite": ["fp32"], "onnx": ["int8"]}])
+def test_per_tensor_is_refused_for_a_qat_model(tmp_path, tiny_model_path, digits, files):
+    """Every integer file of a QAT model keeps its trained per-channel ranges: the int8 TFLite, and the ONNX int8
+    made from it."""
     from edgeopt.compress import compress
 
-    rec = Recipe.from_dict({"stages": [{"quantize": {"epochs": 1}},
-                                       {"convert": {"tflite": ["int8"], "onnx": [], "per_channel": False}}]})
+    rec = Recipe.from_dict({"stages": [{"quantize": {"epochs": 1}}, {"convert": {**files, "per_channel": False}}]})
     with pytest.raises(UsageError, match="per_channel: false cannot apply to a quantization-aware model"):
         compress(tiny_model_path, digits, tmp_path / "out", rec)
     assert not list((tmp_path / "out").glob("*.tflite"))
@@ -116,3 +118,25 @@ def test_the_int8_search_ranks_and_keeps_float_per_tensor_too(tiny_model_path, d
                     if g.main.tensors[i].dtype == "int8"]
     assert int8_weights and all(t.scales == 1 for t in int8_weights)
     assert any(g.main.tensors[op.outputs[0]].dtype == "float32" for op in g.main.ops if op.type in WEIGHTED)
+
+
+def test_ort_static_int8_follows_per_channel(tiny_model_path, digits):
+    """ONNX Runtime's static int8 of the fp32 ONNX: per-channel weight scales by default, one per tensor with
+    per_channel: false (what int8_bytes passes from the convert config)."""
+    import onnx
+
+    from edgeopt.models.load import load_model
+    from edgeopt.stages.convert.onnx import onnx_bytes, ort_static
+
+    fp32 = onnx_bytes(load_model(tiny_model_path))
+    calibration = digits.x_train[:32].astype(np.float32)
+
+    def weight_scale_sizes(data: bytes) -> list[int]:
+        g = onnx.load_from_string(data).graph
+        inits = {t.name: t for t in g.initializer}
+        return [int(np.prod(inits[n.input[1]].dims)) for n in g.node
+                if n.op_type == "DequantizeLinear" and n.input[0] in inits and n.input[1] in inits]
+
+    per_channel = weight_scale_sizes(ort_static(fp32, calibration))
+    per_tensor = weight_scale_sizes(ort_static(fp32, calibration, per_channel=False))
+    assert max(per_channel) > 1 and per_tensor and set(per_tensor) == {1}
