@@ -136,7 +136,8 @@ def _print_manifest(manifest, out: Path) -> None:
     if (pruning.get("macs") or {}).get("after"):
         m, ch = pruning["macs"], pruning.get("channels") or {}
         ops, gone = pruning.get("ops") or {}, (pruning.get("blocks") or {}).get("removed")
-        _console().print(f"channel pruning: {ch.get('removed')} of {ch.get('prunable')} prunable channels removed; "
+        _console().print((f"channel pruning: {ch.get('removed')} of {ch.get('prunable')} prunable channels removed; "
+                          if ch else "block pruning: ")
                          + (f"{len(gone)} residual block(s) removed ({', '.join(gone)}); " if gone else "")
                          + f"MACs {m['before'] / 1e6:.2f}M → {m['after'] / 1e6:.2f}M ({m['ratio']}× fewer)"
                          + (f"; TFLite ops {ops['before']} → {ops['after']}" if ops.get("after") else ""))

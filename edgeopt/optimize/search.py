@@ -121,7 +121,7 @@ def check_classifier(model, dataset) -> None:
     from edgeopt.data import tasks
     from edgeopt.stages.convert import predict
 
-    task, why = tasks.infer(dataset, predict(model, dataset.x_val[:64] if len(dataset.x_val) else dataset.x_test[:64]))
+    task, why = tasks.infer(dataset, predict(model, dataset.x_test[:64]))  # (as compress: test rows, their labels)
     if task != "classification":
         raise UsageError(f"edgeopt optimize searches classifiers (candidates are trained on class labels and ranked by "
                          f"top-1), but model and data '{dataset.name}' are a {task} task"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edgeopt.errors import UsageError
 from edgeopt.models.zoo import ModelSpec
@@ -54,6 +54,13 @@ class DistillConfig(BaseModel):
         from edgeopt.train.fit import switch
 
         return switch(v)
+
+    @model_validator(mode="after")
+    def _within_the_run(self) -> DistillConfig:  # (epochs from train: is checked when the stage runs)
+        if self.epochs is not None and self.run_epochs is not None and self.run_epochs < self.start_epoch + self.epochs:
+            raise ValueError(f"start_epoch {self.start_epoch} + epochs {self.epochs} run past run_epochs "
+                             f"{self.run_epochs}: give run_epochs ≥ start_epoch + epochs, or leave run_epochs out")
+        return self
 
 
 def build_student(cfg: DistillConfig, previous, dataset, seed: int = 0):

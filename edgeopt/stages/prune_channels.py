@@ -124,7 +124,7 @@ def apply(model, ctx: StageContext, cfg: Any):
     require_functional(model, "prune")
     shallow, depth = drop_blocks(model, ctx, cfg) if cfg.blocks else (model, None)
     if depth is not None and cfg.target_sparsity == 0:  # blocks only
-        slim, cut = shallow, {"achieved_sparsity": 0.0, "channels": {"prunable": 0, "removed": 0}}
+        slim, cut = shallow, {"achieved_sparsity": 0.0, "channels": None}  # channels not analysed
     else:
         slim, cut = cut_channels(shallow, ctx, cfg)
     p = cfg.settings(ctx.train)

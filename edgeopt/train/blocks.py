@@ -37,6 +37,7 @@ class Branch:
     add: str
     position: int  # index of the branch's end among the Add's inputs
     skip: str  # the layer whose output is the skip tensor
+    skip_position: int  # index of the skip tensor among the Add's inputs (two inputs may come from one layer)
     layers: tuple[str, ...]
     params: int
 
@@ -104,7 +105,7 @@ def find(model) -> list[Branch]:
                 owned = [n.layer for n in nodes if _node_key(n) in members
                          and all(_node_key(m) in members for m in n.layer._inbound_nodes if m in nodes)]
                 name = node.layer.name if len(ins) == 2 else f"{node.layer.name}:{j}"
-                found.append(Branch(name, node.layer.name, j, s._keras_history.layer.name, layers,
+                found.append(Branch(name, node.layer.name, j, s._keras_history.layer.name, i, layers,
                                     int(sum(layer.count_params() for layer in owned))))
                 break
     return found
@@ -152,9 +153,9 @@ def remove(model, branches: Sequence[Branch]):
     by_name = {n.layer.name: n for n in nodes if not n.is_input}
     for b in branches:
         add = by_name[b.add]
-        skip = next(i for i, t in enumerate(add.keras_inputs)
-                    if i != b.position and t._keras_history.layer.name == b.skip)
-        dropped |= _members(add.keras_inputs[b.position], add.keras_inputs[skip], add, *graph) or set()
+        members = _members(add.keras_inputs[b.position], add.keras_inputs[b.skip_position], add, *graph)
+        assert members is not None, f"{b.name}: not a branch of this model (find() made it)"
+        dropped |= members
         cut.setdefault(b.add, set()).add(b.position)
     fresh: dict[int, object] = {}
 

@@ -18,7 +18,8 @@ from edgeopt.recipe import Recipe, load_recipe
 
 KEYS = {
     "prune": ["target_sparsity", "initial_sparsity", "schedule", "structure", "begin_step", "end_step", "frequency",
-              "end_fraction", "epochs", "batch_size", "lr", "exclude", "skip_first", "skip_last"],
+              "end_fraction", "epochs", "batch_size", "lr", "exclude", "skip_first", "skip_last", "blocks"],
+    "distill": ["temperature", "alpha", "epochs", "start_epoch", "run_epochs", "augment"],
     "quantize": ["qat", "preserve_sparsity", "preserve_clusters", "epochs", "lr", "exclude"],
     "cluster": ["number_of_clusters", "centroid_init", "preserve_sparsity", "per_channel", "epochs", "exclude"],
     "convert": ["tflite", "onnx", "opset", "int8_io", "calibration_samples", "max_accuracy_drop", "accuracy_aware",

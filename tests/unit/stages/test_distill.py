@@ -132,9 +132,11 @@ def test_a_distill_stage_can_continue_the_schedule_of_an_earlier_one(digits, tea
                                       "run_epochs": 4}))
     assert ctx.notes["distillation"]["schedule"] == {"start_epoch": 3, "run_epochs": 4}
     assert ctx.notes["distillation"]["epochs"] == 1
-    with pytest.raises(UsageError, match="start_epoch 3 \\+ epochs 2 run past run_epochs 4"):
+    with pytest.raises(UsageError, match="start_epoch 3 \\+ epochs 2 run past run_epochs 4"):  # epochs from train:
         distill.apply(teacher, _ctx(digits, teacher), _cfg({"student": {"zoo": "mlp"}, "start_epoch": 3,
                                                             "run_epochs": 4}))
+    with pytest.raises(UsageError, match="start_epoch 3 \\+ epochs 2 run past run_epochs 4"):  # when parsed
+        _cfg({"epochs": 2, "start_epoch": 3, "run_epochs": 4})
 
 
 def test_dense_softmax_student_file(digits, teacher, tmp_path):

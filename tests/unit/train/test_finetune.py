@@ -99,12 +99,13 @@ def test_a_run_cut_in_two_follows_one_schedule():
     """The second part of a run (start_step) reads the whole run's curve where the first part stopped, warm-up
     included, instead of restarting it."""
     cfg = {"kind": "cosine", "initial": 0.01}
-    whole = schedules.build(cfg, steps_per_epoch=10, epochs=6, warmup_steps=15)
-    first = schedules.build(cfg, steps_per_epoch=10, epochs=6, warmup_steps=15)  # epochs 0-1 of the 6
-    rest = schedules.build(cfg, steps_per_epoch=10, epochs=6, warmup_steps=15, start_step=20)  # epochs 2-5
-    for step in range(60):
-        part = first(step) if step < 20 else rest(step - 20)
-        assert float(part) == pytest.approx(float(whole(step)), rel=1e-6)
+    whole = schedules.build(cfg, steps_per_epoch=10, epochs=6, warmup_steps=25)  # warm-up runs past the cut
+    rest = schedules.build(cfg, steps_per_epoch=10, epochs=6, warmup_steps=25, start_step=20)  # epochs 2-5
+    for step in range(20, 60):
+        assert float(rest(step - 20)) == pytest.approx(float(whole(step)), rel=1e-6)
+    plain = schedules.build(cfg, steps_per_epoch=10, epochs=6)  # still warming up at the cut (steps 20-24 of 25)
+    assert float(rest(0)) == pytest.approx(float(plain(20)) * schedules.warmup_factor(20, 25), rel=1e-6)
+    assert schedules.warmup_factor(20, 25) < 1
     assert float(rest(0)) < float(schedules.build(cfg, steps_per_epoch=10, epochs=4)(0))  # not a restart
     assert type(rest).from_config(rest.get_config()).start_step == 20
     with pytest.raises(ValueError, match="start_step"):
