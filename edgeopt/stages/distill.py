@@ -57,10 +57,20 @@ class DistillConfig(BaseModel):
 
     @model_validator(mode="after")
     def _within_the_run(self) -> DistillConfig:  # (epochs from train: is checked when the stage runs)
-        if self.epochs is not None and self.run_epochs is not None and self.run_epochs < self.start_epoch + self.epochs:
-            raise ValueError(f"start_epoch {self.start_epoch} + epochs {self.epochs} run past run_epochs "
-                             f"{self.run_epochs}: give run_epochs ≥ start_epoch + epochs, or leave run_epochs out")
+        past = past_the_run(self, self.epochs)
+        if past:
+            raise ValueError(f"{past}: {RUN_FIX}")
         return self
+
+
+RUN_FIX = "give run_epochs ≥ start_epoch + epochs, or leave run_epochs out"
+
+
+def past_the_run(cfg: DistillConfig, epochs: int | None) -> str | None:
+    """What is wrong when ``epochs`` from ``cfg.start_epoch`` run past ``cfg.run_epochs``, or None."""
+    if epochs is None or cfg.run_epochs is None or cfg.run_epochs >= cfg.start_epoch + epochs:
+        return None
+    return f"start_epoch {cfg.start_epoch} + epochs {epochs} run past run_epochs {cfg.run_epochs}"
 
 
 def build_student(cfg: DistillConfig, previous, dataset, seed: int = 0):
@@ -124,9 +134,9 @@ def distill(teacher, student, dataset, cfg: DistillConfig, train, progress=None)
     settings = Settings.from_train(train, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                                    temperature=cfg.temperature, alpha=cfg.alpha, augment=cfg.augment,
                                    start_epoch=cfg.start_epoch, run_epochs=cfg.run_epochs)
-    if cfg.run_epochs is not None and cfg.run_epochs < cfg.start_epoch + settings.epochs:
-        raise UsageError(f"distill: start_epoch {cfg.start_epoch} + epochs {settings.epochs} run past run_epochs "
-                         f"{cfg.run_epochs}", "give run_epochs ≥ start_epoch + epochs, or leave run_epochs out")
+    past = past_the_run(cfg, settings.epochs)
+    if past:
+        raise UsageError(f"distill: {past}", RUN_FIX)
     augmented = augment_mod.describe(cfg.augment, dataset.input_shape)
     # augmented batches need the teacher's logits of each batch as augmented; plain ones take them once
     soft = None if augmented["applied"] else teacher_logits(teacher, dataset.x_train)

@@ -56,8 +56,8 @@ def tflite_counts(model) -> tuple[int | None, int | None]:
 
 
 def drop_blocks(model, ctx: StageContext, cfg: Any):
-    """The model without its ``cfg.blocks`` cheapest removable residual branches (BN statistics re-estimated),
-    and the manifest's ``blocks`` section."""
+    """The model without its ``cfg.blocks`` cheapest removable residual branches (BN statistics as they were: the
+    caller re-estimates them), and the manifest's ``blocks`` section."""
     found = [b for b in blocks.find(model)
              if not any(excluded(model.get_layer(n), cfg.exclude) for n in (*b.layers, b.add))]
     most = blocks.most_removable(found)  # a branch nested in another goes with it: they do not count twice
@@ -70,9 +70,7 @@ def drop_blocks(model, ctx: StageContext, cfg: Any):
     x, y, split = sensitivity.validation_sample(ctx.dataset, cfg.sensitivity_samples, ctx.train.seed)
     chosen, scan = blocks.select(model, found, cfg.blocks, x, y, prepare=lambda m: reestimate_bn(
         m, ctx.dataset.x_train, cfg.bn_samples, seed=ctx.train.seed))
-    shallow = blocks.remove(model, chosen)
-    reestimate_bn(shallow, ctx.dataset.x_train, cfg.bn_samples, seed=ctx.train.seed)
-    return shallow, {"asked": cfg.blocks, "removable": [b.to_dict() for b in found],
+    return blocks.remove(model, chosen), {"asked": cfg.blocks, "removable": [b.to_dict() for b in found],
                      "removed": [b.name for b in chosen], "scan": {**scan, "split": split}}
 
 
@@ -126,6 +124,8 @@ def apply(model, ctx: StageContext, cfg: Any):
     if depth is not None and cfg.target_sparsity == 0:  # blocks only
         slim, cut = shallow, {"achieved_sparsity": 0.0, "channels": None}  # channels not analysed
     else:
+        if depth is not None:  # the channel scan scores the shallower model: with its own BN statistics
+            reestimate_bn(shallow, ctx.dataset.x_train, cfg.bn_samples, seed=ctx.train.seed)
         slim, cut = cut_channels(shallow, ctx, cfg)
     p = cfg.settings(ctx.train)
     # the kept channels' BN statistics were taken with the removed ones feeding the next layer: re-estimated
