@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -52,6 +53,7 @@ def main() -> None:
     ap.add_argument("--name", required=True)
     ap.add_argument("--recipe", required=True)
     ap.add_argument("--log", default=str(RESULTS / "compression_explore.jsonl"))
+    ap.add_argument("--keep", default=None, help="copy the run's output folder here (to look at its files)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("edgeopt").setLevel(logging.INFO)
@@ -95,6 +97,8 @@ def main() -> None:
                 if "blocks" in m.extra[k]:  # which residual branches went, and what each cost on val
                     blk = m.extra[k]["blocks"]
                     out[k]["blocks"] = {"removed": blk["removed"], "scan": blk["scan"]["rounds"]}
+        if a.keep:
+            shutil.copytree(Path(tmp) / "out", a.keep)
     print(json.dumps(out))
     with open(a.log, "a") as f:
         f.write(json.dumps(out) + "\n")

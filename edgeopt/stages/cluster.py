@@ -13,6 +13,8 @@ from pydantic import Field
 from edgeopt.errors import UsageError
 from edgeopt.train.batchnorm import reestimate as reestimate_bn
 from edgeopt.train.fit import FineTuneConfig, fine_tune
+from edgeopt.train.fold import fold as fold_batchnorms
+from edgeopt.train.fold import foldable
 from edgeopt.train.layers import kernel_sparsity, overall, require_functional, select_layers, unknown_patterns, wrap
 
 if TYPE_CHECKING:
@@ -31,6 +33,9 @@ class ClusterConfig(FineTuneConfig):
     centroid_init: Literal["kmeans_plus_plus", "linear", "random", "density_based"] = "kmeans_plus_plus"
     preserve_sparsity: bool | None = None  # None = on when the model was pruned
     per_channel: bool = False  # Conv2D kernels clustered per output channel
+    # fold each BatchNormalization into the Conv/Dense before it, then cluster: the converter would fold it at
+    # conversion and scale every channel's shared values apart (train/fold.py); the stage's model has no such BN
+    fold_batch_norm: bool = False
 
 
 def _clusterable(layer) -> bool:
@@ -89,6 +94,9 @@ def apply(model, ctx: StageContext, cfg: ClusterConfig):
     if missing:
         raise UsageError(f"cluster: exclude pattern '{missing[0]}' matches no layer of '{model.name}'",
                          "use layer or class names of the model")
+    folded: dict[str, str] = {}
+    if cfg.fold_batch_norm:
+        model, folded = fold_batchnorms(model)
     chosen = [layer for layer in select_layers(model, cfg, _clusterable) if _big_enough(layer, cfg)]
     if not chosen:
         raise UsageError(f"cluster: no layer of '{model.name}' can be clustered with {cfg.number_of_clusters} "
@@ -104,11 +112,17 @@ def apply(model, ctx: StageContext, cfg: ClusterConfig):
     bn = reestimate_bn(stripped, ctx.dataset.x_train, cfg.bn_samples, seed=ctx.train.seed)
     names = [layer.name for layer in chosen]
     after = kernel_sparsity(stripped)
+    scaled = sorted(set(names) & set(foldable(stripped).values()))
+    if scaled:
+        log.warning("cluster: %d clustered layer(s) feed a BatchNormalization (%s): the converter folds it into "
+                    "their kernels and scales each channel's %d shared values apart, so the file keeps many more; "
+                    "cluster: {fold_batch_norm: true} folds it before clustering",
+                    len(scaled), ", ".join(scaled[:3]), cfg.number_of_clusters)
     ctx.notes["clustering"] = {
         "number_of_clusters": cfg.number_of_clusters, "centroid_init": cfg.centroid_init,
         "per_channel": cfg.per_channel, "preserve_sparsity": preserve, "clustered_layers": names,
         "distinct_values": distinct_values(stripped, names), "kernel_sparsity_before": overall(before),
         "kernel_sparsity_after": overall(after), "epochs": p.epochs, "lr": p.lr, "fine_tune": fit,
-        "batchnorm": bn,
+        "batchnorm": bn, "folded_batchnorms": folded, "scaled_by_batchnorm": scaled,
     }
     return stripped

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from edgeopt.errors import UsageError
 from edgeopt.train.batchnorm import reestimate as reestimate_bn
 from edgeopt.train.fit import FineTuneConfig, fine_tune
+from edgeopt.train.fold import FOLDS_INTO  # tfmot's Conv/Dense + BatchNorm layout transforms fold the same pairs
 from edgeopt.train.layers import (
     copy_model,
     excluded,
@@ -64,9 +65,6 @@ def _quantizable(layer) -> bool:
     )
 
     return reg.Default8BitQuantizeRegistry().supports(layer)
-
-
-FOLDS_INTO = ("Conv2D", "DepthwiseConv2D", "Dense")  # tfmot's Conv/Dense + BatchNorm layout transforms
 
 
 def foldable_batchnorms(layers: list, chosen: list) -> list:

@@ -25,6 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgeopt.train.rebuild import SKIP, rebuild
+from edgeopt.train.rebuild import flat as _flat
+from edgeopt.train.rebuild import node_key as _node_key
+from edgeopt.train.rebuild import nodes as _nodes
+
 log = logging.getLogger(__name__)
 
 
@@ -55,15 +60,6 @@ def _producer(t):
     return h.layer._inbound_nodes[h.node_index]
 
 
-def _node_key(node) -> tuple[str, int]:
-    return node.layer.name, node.layer._inbound_nodes.index(node)
-
-
-def _nodes(model) -> list:
-    """The model's own nodes in topological order (deepest first), inputs included."""
-    return [n for d in sorted(model._nodes_by_depth, reverse=True) for n in model._nodes_by_depth[d]]
-
-
 def _graph(model) -> tuple[dict, set]:
     """Who reads each tensor (tensor key → nodes), and the keys of the model's outputs."""
     readers: dict[tuple, list] = {}
@@ -71,12 +67,6 @@ def _graph(model) -> tuple[dict, set]:
         for t in node.keras_inputs:
             readers.setdefault(_key(t), []).append(node)
     return readers, {_key(t) for t in model.outputs}
-
-
-def _flat(x) -> list:
-    import tensorflow as tf
-
-    return tf.nest.flatten(x)
 
 
 def find(model) -> list[Branch]:
@@ -139,58 +129,32 @@ def _members(end, s, add, readers: dict, outputs: set) -> set | None:
 def remove(model, branches: Sequence[Branch]):
     """A new model without ``branches`` (from ``find(model)``): each Add reads what is left of its inputs, or is
     replaced by its skip tensor when only that is left. Kept layers are fresh copies (same names and weights)."""
-    import tensorflow as tf
     import tf_keras as keras
 
     from edgeopt.train.layers import copy_model
 
     if not branches:
         return copy_model(model)
-    nodes = _nodes(model)
     graph = _graph(model)
+    by_name = {n.layer.name: n for n in _nodes(model) if not n.is_input}
     dropped: set = set()
     cut: dict[str, set[int]] = {}
-    by_name = {n.layer.name: n for n in nodes if not n.is_input}
     for b in branches:
         add = by_name[b.add]
         members = _members(add.keras_inputs[b.position], add.keras_inputs[b.skip_position], add, *graph)
         assert members is not None, f"{b.name}: not a branch of this model (find() made it)"
         dropped |= members
         cut.setdefault(b.add, set()).add(b.position)
-    fresh: dict[int, object] = {}
 
-    def new_layer(layer):
-        if id(layer) not in fresh:
-            fresh[id(layer)] = (keras.models.clone_model(layer) if isinstance(layer, keras.Model)
-                                else layer.__class__.from_config(layer.get_config()))
-        return fresh[id(layer)]
-
-    mapped: dict[int, object] = {}
-    inputs = []
-    for t in model.inputs:
-        layer = t._keras_history.layer
-        new_in = layer.__class__.from_config(layer.get_config())
-        inputs.append(new_in._inbound_nodes[0].outputs)
-        mapped[id(t)] = inputs[-1]
-    for node in nodes:
-        if node.is_input or _node_key(node) in dropped:
-            continue
+    def route(node, mapped, fresh):
+        if _node_key(node) in dropped:
+            return SKIP
         if node.layer.name in cut and type(node.layer) is keras.layers.Add:
-            kept = [mapped[id(t)] for k, t in enumerate(node.keras_inputs) if k not in cut[node.layer.name]]
-            out = kept[0] if len(kept) == 1 else new_layer(node.layer)(kept)
-        else:
-            args, kwargs = tf.nest.map_structure(lambda v: mapped.get(id(v), v), (node.call_args, node.call_kwargs))
-            out = new_layer(node.layer)(*args, **kwargs)
-        for old, new in zip(_flat(node.outputs), _flat(out), strict=True):
-            mapped[id(old)] = new
-    outs = [mapped[id(t)] for t in model.outputs]
-    new = keras.Model(inputs if len(inputs) > 1 else inputs[0], outs if len(outs) > 1 else outs[0], name=model.name)
-    for layer in model.layers:
-        if id(layer) in fresh and layer.weights:
-            fresh[id(layer)].set_weights(layer.get_weights())
-    return new
+            kept = [mapped(t) for k, t in enumerate(node.keras_inputs) if k not in cut[node.layer.name]]
+            return kept[0] if len(kept) == 1 else fresh(node.layer)(kept)
+        return None
 
-
+    return rebuild(model, route)
 
 
 def nested(a: Branch, b: Branch) -> bool:

@@ -73,3 +73,47 @@ def test_too_many_clusters_for_every_layer(tmp_path, tiny, digits):
 
     with pytest.raises(UsageError, match="no layer .* can be clustered"):
         cluster.apply(tiny, _ctx(tmp_path, digits), ClusterConfig(number_of_clusters=256, exclude=["dense"]))
+
+
+def _conv_kernel_values(flatbuffer: bytes) -> list[int]:
+    """Distinct int8 values of each CONV_2D kernel in a TFLite file (model order)."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    m = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer))
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in m.operatorCodes]
+    sg = m.subgraphs[0]
+    out = []
+    for op in sg.operators:
+        if codes[op.opcodeIndex] == 3:  # CONV_2D
+            data = m.buffers[sg.tensors[op.inputs[1]].buffer].data
+            out.append(len(np.unique(np.frombuffer(bytes(data), np.int8))))
+    return out
+
+
+def test_clusters_survive_conversion_only_with_batchnorm_folded_first(tmp_path, digits, caplog):
+    """The converter folds a Conv's BatchNormalization into its kernel, scaling each channel apart: the file's
+    per-tensor int8 kernel has many more than N values. Folded before clustering, it keeps at most N."""
+    from edgeopt.models import zoo
+    from edgeopt.stages import cluster
+    from edgeopt.stages.convert import tflite_bytes
+    from edgeopt.train.fit import Settings, train
+
+    model = zoo.build("small_cnn", digits.input_shape, digits.num_classes, width=0.5, depth=2)
+    model, _ = train(model, digits.x_train, digits.y_train, Settings(epochs=2, batch_size=32, lr=0.01))
+    files = {}
+    for fold in (False, True):
+        ctx = _ctx(tmp_path / str(fold), digits)
+        with caplog.at_level("WARNING", logger="edgeopt.stages.cluster"):
+            caplog.clear()
+            out = cluster.apply(model, ctx, ClusterConfig(number_of_clusters=8, fold_batch_norm=fold))
+        notes = ctx.notes["clustering"]
+        files[fold] = _conv_kernel_values(tflite_bytes(out, "int8", digits.representative(64), per_channel=False))
+        if fold:
+            assert notes["folded_batchnorms"] == {"block1_bn": "block1_conv", "block2_bn": "block2_conv"}
+            assert notes["scaled_by_batchnorm"] == [] and "fold_batch_norm" not in caplog.text
+            assert not any("BatchNormalization" in type(layer).__name__ for layer in out.layers)
+        else:
+            assert notes["folded_batchnorms"] == {} and notes["scaled_by_batchnorm"] == ["block1_conv", "block2_conv"]
+            assert "cluster: {fold_batch_norm: true}" in caplog.text
+    assert len(files[True]) == 2 and all(n <= 8 for n in files[True]), files
+    assert all(n > 16 for n in files[False]), files
