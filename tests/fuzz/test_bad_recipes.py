@@ -21,7 +21,8 @@ KEYS = {
               "end_fraction", "epochs", "batch_size", "lr", "exclude", "skip_first", "skip_last", "blocks"],
     "distill": ["temperature", "alpha", "epochs", "start_epoch", "run_epochs", "augment"],
     "quantize": ["qat", "preserve_sparsity", "preserve_clusters", "epochs", "lr", "exclude"],
-    "cluster": ["number_of_clusters", "centroid_init", "preserve_sparsity", "per_channel", "epochs", "exclude"],
+    "cluster": ["number_of_clusters", "centroid_init", "preserve_sparsity", "per_channel", "fold_batch_norm", "epochs",
+                "exclude"],
     "convert": ["tflite", "onnx", "opset", "int8_io", "calibration_samples", "max_accuracy_drop", "accuracy_aware",
                 "max_float_ops", "debug_samples", "onnx_int8", "per_channel", "strip_metadata"],
 }
