@@ -16,7 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from edgeopt.errors import UsageError
 from edgeopt.stages import prune_channels
-from edgeopt.train import sensitivity
+from edgeopt.train import sensitivity, taps
 from edgeopt.train.batchnorm import reestimate as reestimate_bn
 from edgeopt.train.fit import FineTuneConfig, Settings, fine_tune
 from edgeopt.train.layers import (
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 RAMP_UPDATES = 16  # mask updates along the sparsity ramp when `frequency` is not given
 SHORTFALL_WARN = 0.02  # achieved sparsity this far under the target is worth a warning
+STRUCTURES = ("channel", "tap")  # besides "M:N"
 
 
 class PruneConfig(FineTuneConfig):
@@ -47,7 +48,8 @@ class PruneConfig(FineTuneConfig):
     initial_sparsity: float = Field(0.0, ge=0.0, lt=1.0)
     schedule: Literal["polynomial", "constant"] = "polynomial"
     # "M:N" (tfmot m_by_n), e.g. "2:4": M zeros in every N weights; "channel": whole filters removed, a smaller
-    # dense model (stages/prune_channels.py)
+    # dense model (stages/prune_channels.py); "tap": Conv1D/Conv2D zeros in whole kernel taps, all input channels of
+    # one filter at one position (long zero runs in the file: smaller gzip; train/taps.py), other layers unstructured
     structure: str | None = None
     begin_step: int | None = Field(None, ge=0)
     end_step: int | None = Field(None, ge=1)
@@ -66,11 +68,11 @@ class PruneConfig(FineTuneConfig):
     @field_validator("structure")
     @classmethod
     def _structure(cls, v: str | None) -> str | None:
-        if v is None or v == "channel":
+        if v is None or v in STRUCTURES:
             return v
         m = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", str(v))
         if not m or not 0 < int(m.group(1)) < int(m.group(2)):
-            raise ValueError(f"structure must be 'channel' or 'M:N' with 0 < M < N, e.g. '2:4' (got {v!r})")
+            raise ValueError(f"structure must be 'channel', 'tap' or 'M:N' with 0 < M < N, e.g. '2:4' (got {v!r})")
         return f"{int(m.group(1))}:{int(m.group(2))}"
 
     @field_validator("sensitivity_shares")
@@ -103,7 +105,7 @@ class PruneConfig(FineTuneConfig):
 
     @property
     def m_by_n(self) -> tuple[int, int] | None:
-        if self.structure is None or self.structure == "channel":
+        if self.structure is None or self.structure in STRUCTURES:
             return None
         m, n = self.structure.split(":")
         return int(m), int(n)
@@ -221,8 +223,13 @@ def apply_pruning(model, chosen: list, cfg: PruneConfig, s: Schedule, targets: d
         return pruning_schedule(cfg.model_copy(update={"target_sparsity": t,
                                                        "initial_sparsity": min(cfg.initial_sparsity, t)}), s)
 
-    return wrap(model, chosen, lambda layer: tfmot.sparsity.keras.prune_low_magnitude(
-        layer, pruning_schedule=schedule_of(layer), sparsity_m_by_n=cfg.m_by_n))
+    def wrapper(layer):
+        if cfg.structure == "tap" and taps.tap_layer(layer):
+            return taps.prune_taps(layer, schedule_of(layer))
+        return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule_of(layer),
+                                                        sparsity_m_by_n=cfg.m_by_n)
+
+    return wrap(model, chosen, wrapper)
 
 
 def strip_pruning(model):
@@ -248,13 +255,18 @@ def apply(model, ctx: StageContext, cfg: PruneConfig):
                          "exclude fewer layers (Conv/Dense kernels are prunable)")
     if cfg.m_by_n:
         check_m_by_n(chosen, cfg.m_by_n)
+    tap_layers = [layer.name for layer in chosen if taps.tap_layer(layer)] if cfg.structure == "tap" else []
+    if cfg.structure == "tap" and not tap_layers:
+        raise UsageError(f"prune: structure 'tap' prunes Conv1D/Conv2D kernels in whole taps, and no pruned layer "
+                         f"of '{model.name}' is one", "drop `structure` (unstructured pruning) or prune its convolutions")
     p = cfg.settings(ctx.train)
     s = size_schedule(cfg, p, len(ctx.dataset.x_train))
     log.info("prune: %d layers, schedule %s", len(chosen), s)
     targets = None
     if cfg.allocation == "sensitivity":
         targets, ctx.notes["sensitivity"] = sensitivity.weights(model, chosen, ctx.dataset, cfg.target_sparsity,
-                                                                 cfg.sensitivity_shares, cfg.sensitivity_samples)
+                                                                 cfg.sensitivity_shares, cfg.sensitivity_samples,
+                                                                 taps=set(tap_layers))
     pruned = apply_pruning(model, chosen, cfg, s, targets)
     # early stopping keeps no epoch before the ramp has reached the target sparsity
     fit = fine_tune(pruned, ctx.dataset, p, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()], stage="prune",
@@ -275,7 +287,7 @@ def apply(model, ctx: StageContext, cfg: PruneConfig):
         "target_sparsity": round(target, 4), "structure": cfg.structure, "allocation": cfg.allocation,
         "achieved_sparsity": achieved,
         "whole_model_sparsity": overall(per_layer), "schedule": asdict(s), "epochs": p.epochs,
-        "batch_size": p.batch_size, "lr": p.lr, "pruned_layers": names,
+        "batch_size": p.batch_size, "lr": p.lr, "pruned_layers": names, **({"tap_layers": tap_layers} if tap_layers else {}),
         "kept_dense": [n for n in per_layer if n not in names], "layers": per_layer, "fine_tune": fit,
         "batchnorm": bn,
     }

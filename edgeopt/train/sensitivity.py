@@ -169,18 +169,24 @@ def overall(shares: dict[str, float], params: dict[str, int]) -> float:
     return sum(shares[n] * params[n] for n in shares) / total if total else 0.0
 
 
-def magnitude_units(layers: Sequence) -> list[Unit]:
+def magnitude_units(layers: Sequence, taps: frozenset[str] | set[str] = frozenset()) -> list[Unit]:
     """One unit per layer: each of its kernels' smallest-magnitude weights set to zero (what tfmot's masks do;
-    kernels found by variable name, as train.layers.kernel_sparsity counts them)."""
+    kernels found by variable name, as train.layers.kernel_sparsity counts them); the layers named in ``taps`` lose
+    whole kernel taps instead (train/taps.py, what prune's structure 'tap' masks do)."""
+    from edgeopt.train.taps import tap_mask
+
     units = []
     for layer in layers:
         kernels = _kernels(layer)
         if not kernels:
             continue
 
-        def apply(s: float, kernels=kernels):
+        def apply(s: float, kernels=kernels, by_tap=layer.name in taps):
             saved = [k.numpy() for k in kernels]
             for kernel, value in zip(kernels, saved, strict=True):
+                if by_tap and value.ndim >= 3:
+                    kernel.assign(value * tap_mask(value, s))
+                    continue
                 flat = np.abs(value).ravel()
                 n = int(round(s * flat.size))
                 pruned = value.copy().ravel()
@@ -202,7 +208,8 @@ def validation_sample(dataset, n: int = DEFAULT_SAMPLES, seed: int = 0) -> tuple
 
 
 def weights(model, chosen: Sequence, dataset, target: float, shares: Sequence[float],
-            samples: int = DEFAULT_SAMPLES, seed: int = 0) -> tuple[dict[str, float], dict]:
+            samples: int = DEFAULT_SAMPLES, seed: int = 0, taps: frozenset[str] | set[str] = frozenset(),
+            ) -> tuple[dict[str, float], dict]:
     """Per-layer sparsities (layer name → sparsity) for magnitude pruning ``chosen`` to ``target`` overall,
     from a scan of a copy of ``model``; and the manifest section that records the scan."""
     from edgeopt.train.layers import copy_model
@@ -211,7 +218,7 @@ def weights(model, chosen: Sequence, dataset, target: float, shares: Sequence[fl
     x, y, split = validation_sample(dataset, samples, seed)
     copy = copy_model(model)
     layers = [copy.get_layer(layer.name) for layer in chosen]
-    curves = scan(copy, magnitude_units(layers), x, y, scan_shares(shares, target))
+    curves = scan(copy, magnitude_units(layers, taps), x, y, scan_shares(shares, target))
     # a layer without a kernel the scan knows (none so far among tfmot's) is pruned to the target
     chosen_shares = {layer.name: target for layer in chosen} | allocate(curves, target)
     section = summary(curves, chosen_shares, target=target, allocation="sensitivity", samples=len(x),
