@@ -112,7 +112,8 @@ def apply(model, ctx: StageContext, cfg: ClusterConfig):
     bn = reestimate_bn(stripped, ctx.dataset.x_train, cfg.bn_samples, seed=ctx.train.seed)
     names = [layer.name for layer in chosen]
     after = kernel_sparsity(stripped)
-    scaled = sorted(set(names) & set(foldable(stripped).values()))
+    # per-channel clusters stay N values per channel under a per-channel factor: nothing to warn about
+    scaled = [] if cfg.per_channel else sorted(set(names) & set(foldable(stripped).values()))
     if scaled:
         log.warning("cluster: %d clustered layer(s) feed a BatchNormalization (%s): the converter folds it into "
                     "their kernels and scales each channel's %d shared values apart, so the file keeps many more; "

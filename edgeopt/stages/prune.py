@@ -258,7 +258,8 @@ def apply(model, ctx: StageContext, cfg: PruneConfig):
     tap_layers = [layer.name for layer in chosen if taps.tap_layer(layer)] if cfg.structure == "tap" else []
     if cfg.structure == "tap" and not tap_layers:
         raise UsageError(f"prune: structure 'tap' prunes Conv1D/Conv2D kernels in whole taps, and no pruned layer "
-                         f"of '{model.name}' is one", "drop `structure` (unstructured pruning) or prune its convolutions")
+                         f"of '{model.name}' is a Conv1D/Conv2D with more than one input channel",
+                         "drop `structure` (unstructured pruning) or prune its convolutions")
     p = cfg.settings(ctx.train)
     s = size_schedule(cfg, p, len(ctx.dataset.x_train))
     log.info("prune: %d layers, schedule %s", len(chosen), s)

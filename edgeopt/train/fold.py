@@ -2,12 +2,12 @@
 
 The TFLite converter folds such a BN anyway, at conversion: each output channel's weights are multiplied by that
 channel's gamma / sqrt(var + eps). That is harmless for a float model and ruinous for a clustered one: the 16
-values a clustered kernel shares become 16 per channel, and per-tensor int8 rounds them to 60-85 distinct values
-(digits small_cnn, measured in stop 19), so the file gzips like an unclustered one. Folding first, then
+values a clustered kernel shares become 16 per channel, and per-tensor int8 rounds them to many more (the digits
+student's two convolutions: 47 and 68 distinct int8 values), so the file gzips like an unclustered one. Folding first, then
 clustering, keeps the clusters in the file: the converter has no BN left to fold.
 
-A BN folds when it is channels-last, called once, and reads the output of exactly one call of a linear (no fused
-activation) Conv2D, DepthwiseConv2D or Dense that nothing else reads. The folded layer computes the same function
+A BN folds when it is channels-last, called once (not with a fixed ``training=``), and reads the output of exactly
+one call of a linear (no fused activation) Conv2D, DepthwiseConv2D or Dense that nothing else reads. The folded layer computes the same function
 in inference mode (the BN's moving statistics); training the folded model afterwards trains it without BN.
 """
 
@@ -39,6 +39,8 @@ def foldable(model) -> dict[str, str]:
     for node in nodes(model):
         bn = node.layer
         if node.is_input or not _bn(bn) or calls[id(bn)] != 1 or len(node.keras_inputs) != 1:
+            continue
+        if node.call_kwargs.get("training") is not None:  # BN(x, training=True) normalises by the batch, always
             continue
         t = node.keras_inputs[0]
         prev = t._keras_history.layer

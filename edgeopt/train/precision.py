@@ -56,6 +56,12 @@ REFUSED = {"QuantizeWrapper": _QAT, "QuantizeWrapperV2": _QAT, "QuantizeLayer": 
 TRAINS_MIXED = ("PruneLowMagnitude",)  # the only wrapper measured to train correctly under a mixed policy
 
 
+def _kind(layer) -> str:
+    """The wrapper class a layer is, subclasses named by their tfmot base (prune's tap wrapper is a
+    PruneLowMagnitude with its own mask step)."""
+    return next((c.__name__ for c in type(layer).__mro__ if c.__name__ in TRAINS_MIXED), type(layer).__name__)
+
+
 def check(name: str, choices: tuple[str, ...] = POLICIES) -> str:
     if name not in choices:
         from edgeopt.errors import nearest
@@ -104,7 +110,7 @@ def blocker(model) -> str | None:
     if not _is_graph(model):
         return f"'{model.name}' is a subclassed model (mixed precision rebuilds a functional or Sequential one)"
     for layer in model.layers:
-        kind = type(layer).__name__
+        kind = _kind(layer)
         if kind in REFUSED:
             return f"layer '{layer.name}' is a {kind}: {REFUSED[kind]}"
         if isinstance(layer, keras.layers.Wrapper) and kind not in TRAINS_MIXED:
@@ -206,7 +212,7 @@ def _built_under(model, name: str) -> bool:
 def _rebuilt(layer, dtype: str):
     """A fresh copy of ``layer`` under ``dtype``. A pruning wrapper is made again from its attributes around a
     fresh inner layer: its get_config loses ``sparsity_m_by_n``, and wrapper and inner layer must share the policy."""
-    if type(layer).__name__ == "PruneLowMagnitude":
+    if _kind(layer) == "PruneLowMagnitude":
         inner = _rebuilt(layer.layer, dtype)
         return type(layer)(inner, pruning_schedule=layer.pruning_schedule, block_size=layer.block_size,
                            block_pooling_type=layer.block_pooling_type, sparsity_m_by_n=layer.sparsity_m_by_n,

@@ -68,7 +68,9 @@ def rebuild(model, route: Callable | None = None, replace: Callable | None = Non
         for old, new in zip(flat(node.outputs), flat(out), strict=True):
             tensors[id(old)] = new
     outs = [tensors[id(t)] for t in model.outputs]
-    new = keras.Model(inputs if len(inputs) > 1 else inputs[0], outs if len(outs) > 1 else outs[0], name=model.name)
+    # the model's own input and output structure (a dict of named inputs stays a dict)
+    new = keras.Model(tf.nest.pack_sequence_as(getattr(model, "_nested_inputs", inputs), inputs),
+                      tf.nest.pack_sequence_as(getattr(model, "_nested_outputs", outs), outs), name=model.name)
     for layer in model.layers:
         if id(layer) in made:
             copy, weights = made[id(layer)]

@@ -100,3 +100,35 @@ def test_layers_shared_with_another_model_still_fold():
     folded, pairs = fold(again)
     assert pairs == {"bn1": "c1", "bn2": "dw", "bn4": "d"}
     np.testing.assert_allclose(folded(x, training=False).numpy(), model(x, training=False).numpy(), atol=1e-5)
+
+
+def test_bn_left_alone_when_folding_would_change_the_model():
+    """A conv whose output is also a model output, and a BN called with training=True (always batch statistics)."""
+    from edgeopt.train.fold import fold
+
+    keras, layers = _layers()
+    inp = keras.Input((6, 6, 2))
+    c = layers.Conv2D(4, 3, padding="same", name="c")(inp)
+    b = layers.BatchNormalization(name="bn")(c)
+    c2 = layers.Conv2D(4, 3, padding="same", name="c2")(b)
+    b2 = layers.BatchNormalization(name="bn2")(c2, training=True)
+    model = keras.Model(inp, [c, layers.Flatten()(b2)])
+    _, pairs = fold(model)
+    assert pairs == {}
+
+
+def test_named_inputs_and_outputs_keep_their_structure():
+    from edgeopt.train.fold import fold
+
+    keras, layers = _layers()
+    a, b = keras.Input((4,), name="a"), keras.Input((4,), name="b")
+    x = layers.BatchNormalization(name="bn")(layers.Dense(3, name="d")(layers.Concatenate()([a, b])))
+    model = keras.Model({"a": a, "b": b}, {"score": layers.Dense(1, name="score")(x), "code": x})
+    _moved(model, None)
+    folded, pairs = fold(model)
+    assert pairs == {"bn": "d"}
+    feed = {"a": np.ones((2, 4), "float32"), "b": np.full((2, 4), 2.0, "float32")}
+    got, want = folded(feed, training=False), model(feed, training=False)
+    assert isinstance(got, dict) and set(got) == {"score", "code"}
+    for k in want:
+        np.testing.assert_allclose(got[k].numpy(), want[k].numpy(), atol=1e-5)

@@ -88,3 +88,42 @@ def test_tap_in_a_recipe():
     assert cfg.structure == "tap" and cfg.m_by_n is None and cfg.allocation == "sensitivity"
     with pytest.raises(UsageError, match="'channel', 'tap' or 'M:N'"):
         Recipe.from_dict({"stages": [{"prune": {"structure": "taps"}}]})
+
+
+def test_the_sensitivity_scan_prunes_tap_layers_by_taps(student):
+    from edgeopt.train.sensitivity import magnitude_units
+    from edgeopt.train.layers import copy_model
+
+    model = copy_model(student)
+    layer = model.get_layer("block2_conv")
+    by_tap, plain = magnitude_units([layer], taps={"block2_conv"})[0], magnitude_units([layer])[0]
+    for unit, partial in ((by_tap, 0), (plain, None)):
+        restore = unit.apply(0.75)
+        kernel = layer.get_weights()[0]
+        assert np.mean(kernel == 0) == pytest.approx(0.75, abs=0.01)
+        assert _partial_taps(kernel) == 0 if partial == 0 else _partial_taps(kernel) > 10
+        restore()
+    assert np.count_nonzero(layer.get_weights()[0]) == layer.get_weights()[0].size
+
+
+def test_conv1d_taps_and_mixed_precision(tmp_path, digits):
+    """A Conv1D kernel ([w, in, out]) loses whole taps too, and tap pruning trains under mixed_bfloat16."""
+    import tf_keras as keras
+
+    from edgeopt.stages import prune
+
+    inp = keras.Input(digits.input_shape)
+    x = keras.layers.Reshape((64, 1))(inp)
+    x = keras.layers.Conv1D(8, 3, padding="same", activation="relu", name="c1")(x)
+    x = keras.layers.Conv1D(8, 3, padding="same", activation="relu", name="c2")(x)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    model = keras.Model(inp, keras.layers.Dense(digits.num_classes, activation="softmax", name="out")(x))
+    cfg = PruneConfig(target_sparsity=0.75, structure="tap", allocation="uniform", skip_first=True, skip_last=True,
+                      epochs=2, precision="mixed_bfloat16", early_stopping=False)
+    ctx = _ctx(tmp_path, digits)
+    out = prune.apply(model, ctx, cfg)
+    notes = ctx.notes["pruning"]
+    assert notes["tap_layers"] == ["c2"] and notes["fine_tune"]["precision"]["used"] == "mixed_bfloat16"
+    kernel = out.get_layer("c2").get_weights()[0]
+    assert kernel.dtype == np.float32 and np.mean(kernel == 0) == pytest.approx(0.75, abs=0.02)
+    assert _partial_taps(kernel) == 0
