@@ -91,8 +91,8 @@ def test_tap_in_a_recipe():
 
 
 def test_the_sensitivity_scan_prunes_tap_layers_by_taps(student):
-    from edgeopt.train.sensitivity import magnitude_units
     from edgeopt.train.layers import copy_model
+    from edgeopt.train.sensitivity import magnitude_units
 
     model = copy_model(student)
     layer = model.get_layer("block2_conv")
