@@ -100,6 +100,12 @@ SETUPS = {
         "channel 0.45 + prune 0.6 + PQAT": ("same", [SHAPES_CHANNEL, prune(0.6, 10), qat(2), CONVERT_INT8], 2),
         "channel 0.45 + prune 0.6 + cluster 16 + PCQAT": (
             "same", [SHAPES_CHANNEL, prune(0.6, 10), cluster(16, 2), qat(2), CONVERT_INT8], 2),
+        # batch norm folded before clustering (cluster: fold_batch_norm), so the 16 values per kernel survive into
+        # the int8 file; after PCQAT (per-channel ranges) and, smaller, with per-tensor post-training int8
+        "channel 0.45 + prune 0.6 + fold BN, cluster 16 + PCQAT": (
+            "same", [SHAPES_CHANNEL, prune(0.6, 10), cluster(16, 2, fold_batch_norm=True), qat(2), CONVERT_INT8], 1),
+        "channel 0.45 + prune 0.6 + fold BN, cluster 16 + per-tensor int8": (
+            "same", [SHAPES_CHANNEL, prune(0.6, 10), cluster(16, 2, fold_batch_norm=True), CONVERT_SMALLEST], 1),
         "channel-prune 0.45 (bn_gamma) + int8": ("channel", [SHAPES_CHANNEL, CONVERT_BOTH], 3),
         # two residual blocks removed first (fewer ops: the Pi 4 estimate charges 30 µs an op), then 0.45 of the
         # shallower model's channels; the longer fine-tune (40 epochs, patience 5) is what brings it back
