@@ -288,7 +288,8 @@ def apply(model, ctx: StageContext, cfg: PruneConfig):
         "target_sparsity": round(target, 4), "structure": cfg.structure, "allocation": cfg.allocation,
         "achieved_sparsity": achieved,
         "whole_model_sparsity": overall(per_layer), "schedule": asdict(s), "epochs": p.epochs,
-        "batch_size": p.batch_size, "lr": p.lr, "pruned_layers": names, **({"tap_layers": tap_layers} if tap_layers else {}),
+        "batch_size": p.batch_size, "lr": p.lr, "pruned_layers": names,
+        **({"tap_layers": tap_layers} if tap_layers else {}),
         "kept_dense": [n for n in per_layer if n not in names], "layers": per_layer, "fine_tune": fit,
         "batchnorm": bn,
     }

@@ -3,12 +3,13 @@
 The TFLite converter folds such a BN anyway, at conversion: each output channel's weights are multiplied by that
 channel's gamma / sqrt(var + eps). That is harmless for a float model and ruinous for a clustered one: the 16
 values a clustered kernel shares become 16 per channel, and per-tensor int8 rounds them to many more (the digits
-student's two convolutions: 47 and 68 distinct int8 values), so the file gzips like an unclustered one. Folding first, then
-clustering, keeps the clusters in the file: the converter has no BN left to fold.
+student's two convolutions: 47 and 68 distinct int8 values), so the file gzips like an unclustered one. Folding
+first, then clustering, keeps the clusters in the file: the converter has no BN left to fold.
 
 A BN folds when it is channels-last, called once (not with a fixed ``training=``), and reads the output of exactly
-one call of a linear (no fused activation) Conv2D, DepthwiseConv2D or Dense that nothing else reads. The folded layer computes the same function
-in inference mode (the BN's moving statistics); training the folded model afterwards trains it without BN.
+one call of a linear (no fused activation) Conv2D, DepthwiseConv2D or Dense that nothing else reads. The folded
+layer computes the same function in inference mode (the BN's moving statistics); training the folded model
+afterwards trains it without BN.
 """
 
 from __future__ import annotations
