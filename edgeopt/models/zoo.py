@@ -49,14 +49,15 @@ def small_cnn(
     batch_norm: bool = True,
     base_filters: int = 32,
     head: str = "gap",
-    downsample: str = "pool",
+    downsample: str | Sequence[str] = "pool",
     name: str | None = None,
 ):
     """``depth`` blocks of Conv → BN → activation (→ 2x2 max-pool while the map is ≥ 4 px), filters doubling
     per block from ``base_filters * width``; then global average pooling (``head="gap"``) or Flatten
     (``head="flatten"``), dropout, logits, softmax. ``downsample="stride"`` halves the map with the block's own
     conv (stride 2) instead of a max-pool: one op and one activation tensor fewer per block, much of a tiny
-    model's ops and file bytes (digits w 0.25 int8: 5 ops instead of 7, ~95 B less gzip)."""
+    model's ops and file bytes (digits w 0.25 int8: 5 ops instead of 7, ~95 B less gzip). A list gives each block
+    its own (``[pool, stride]``: the first block keeps its full-resolution conv and pools, the second strides)."""
     import tf_keras as keras
 
     shape, num_classes, init = _check_common(
@@ -65,26 +66,29 @@ def small_cnn(
     _check(kernel >= 1, f"kernel={kernel}", "use a kernel size of 1 or more")
     _check(base_filters >= 1, f"base_filters={base_filters}", "use 1 or more filters")
     _check(head in ("gap", "flatten"), f"head={head!r}", "use head='gap' or head='flatten'")
-    _check(downsample in ("pool", "stride"), f"downsample={downsample!r}", "use downsample='pool' or 'stride'")
+    ways = list(downsample) if isinstance(downsample, (list, tuple)) else [downsample] * depth
+    _check(len(ways) == depth and all(d in ("pool", "stride") for d in ways), f"downsample={downsample!r}",
+           f"use downsample='pool' or 'stride', or a list of {depth} of them (one per block)")
     layers = keras.layers
     inputs = keras.Input(shape=shape, name="input")
     x = inputs
     h, w = shape[0], shape[1]
-    for i in range(1, depth + 1):
+    for i, way in enumerate(ways, start=1):
         filters = max(1, round(base_filters * width * 2 ** (i - 1)))
         halve = min(h, w) >= 4
-        x = layers.Conv2D(filters, kernel, strides=2 if halve and downsample == "stride" else 1, padding="same",
+        x = layers.Conv2D(filters, kernel, strides=2 if halve and way == "stride" else 1, padding="same",
                           use_bias=not batch_norm, kernel_initializer=init, name=f"block{i}_conv")(x)  # fmt: skip
         if batch_norm:
             x = layers.BatchNormalization(name=f"block{i}_bn")(x)
         x = layers.Activation(activation, name=f"block{i}_{activation}")(x)
-        if halve and downsample == "pool":
+        if halve and way == "pool":
             x = layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
         if halve:  # a stride-2 "same" conv rounds up, a 2x2 pool down
-            h, w = (h // 2, w // 2) if downsample == "pool" else (-(-h // 2), -(-w // 2))
+            h, w = (h // 2, w // 2) if way == "pool" else (-(-h // 2), -(-w // 2))
     x = layers.GlobalAveragePooling2D(name="gap")(x) if head == "gap" else layers.Flatten(name="flatten")(x)
     outputs = _classifier(keras, x, num_classes, dropout)
-    tag = "_s" if downsample == "stride" else ""
+    tag = "".join("_s" if d == "stride" else "_p" for d in ways) if len(set(ways)) > 1 else (
+        "_s" if ways[0] == "stride" else "")
     return keras.Model(inputs, outputs, name=name or f"small_cnn_w{_tag(width)}_d{depth}{tag}")
 
 

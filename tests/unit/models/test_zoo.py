@@ -106,8 +106,22 @@ def test_small_cnn_downsamples_by_stride_with_fewer_tflite_ops():
     assert len(ops["stride"]) == len(ops["pool"]) - 2
     # odd sizes: a stride-2 'same' conv rounds up; still a working classifier
     assert build("small_cnn", (9, 9, 1), 3, downsample="stride").output_shape == (None, 3)
-    with pytest.raises(UsageError, match="downsample"):
-        build("small_cnn", (8, 8, 1), 3, downsample="avg")
+    for bad in ("avg", ["pool"], ["pool", "avg"], 3):
+        with pytest.raises(UsageError, match="downsample"):
+            build("small_cnn", (8, 8, 1), 3, downsample=bad)
+
+
+def test_small_cnn_downsamples_each_block_its_own_way():
+    from edgeopt.models.zoo import ModelSpec
+
+    mixed = build("small_cnn", (8, 8, 1), 10, width=0.25, downsample=["pool", "stride"])
+    assert mixed.name == "small_cnn_w0p25_d2_p_s"
+    assert [layer.strides for layer in mixed.layers if type(layer) is keras.layers.Conv2D] == [(1, 1), (2, 2)]
+    assert [layer.name for layer in mixed.layers if isinstance(layer, keras.layers.MaxPooling2D)] == ["block1_pool"]
+    assert mixed.get_layer("block2_relu").output_shape == (None, 2, 2, 16)
+    spec = ModelSpec.model_validate({"zoo": "small_cnn", "width": 0.25, "downsample": ["pool", "stride"]})
+    assert build(spec.zoo, (8, 8, 1), 10, **spec.options).name == mixed.name
+    assert hash(spec) and spec.model_dump()["downsample"] == ["pool", "stride"]  # a recipe key the cache can hash
 
 
 def test_width_depth_and_alpha_scale_the_models():
