@@ -56,13 +56,11 @@ def small_cnn(
     per block from ``base_filters * width``; then global average pooling (``head="gap"``) or Flatten
     (``head="flatten"``), dropout, logits, softmax. ``downsample="stride"`` halves the map with the block's own
     conv (stride 2) instead of a max-pool: one op and one activation tensor fewer per block, much of a tiny
-    model's ops and file bytes (digits w 0.25 int8: 5 ops instead of 7, ~95 B less gzip). A list gives each block
-    its own (``[pool, stride]``: the first block keeps its full-resolution conv and pools, the second strides)."""
+    model's ops and file bytes (digits w 0.25 int8: 5 ops instead of 7, ~95 B less gzip); a list, one per block."""
     import tf_keras as keras
 
-    shape, num_classes, init = _check_common(
-        input_shape, num_classes, width, depth, dropout, activation, init, image=True
-    )
+    shape, num_classes, init = _check_common(input_shape, num_classes, width, depth, dropout, activation, init,
+                                             image=True)
     _check(kernel >= 1, f"kernel={kernel}", "use a kernel size of 1 or more")
     _check(base_filters >= 1, f"base_filters={base_filters}", "use 1 or more filters")
     _check(head in ("gap", "flatten"), f"head={head!r}", "use head='gap' or head='flatten'")
@@ -87,8 +85,7 @@ def small_cnn(
             h, w = (h // 2, w // 2) if way == "pool" else (-(-h // 2), -(-w // 2))
     x = layers.GlobalAveragePooling2D(name="gap")(x) if head == "gap" else layers.Flatten(name="flatten")(x)
     outputs = _classifier(keras, x, num_classes, dropout)
-    tag = "".join("_s" if d == "stride" else "_p" for d in ways) if len(set(ways)) > 1 else (
-        "_s" if ways[0] == "stride" else "")
+    tag = "".join(f"_{d[0]}" for d in ways) if len(set(ways)) > 1 else "_s" * (ways[0] == "stride")
     return keras.Model(inputs, outputs, name=name or f"small_cnn_w{_tag(width)}_d{depth}{tag}")
 
 

@@ -72,14 +72,14 @@ class PruneConfig(FineTuneConfig):
             return v
         m = re.fullmatch(r"\s*(\d+)\s*:\s*(\d+)\s*", str(v))
         if not m or not 0 < int(m.group(1)) < int(m.group(2)):
-            raise ValueError(f"structure must be 'channel', 'tap' or 'M:N' with 0 < M < N, e.g. '2:4' (got {v!r})")
+            raise ValueError("structure must be 'channel', 'tap' or 'M:N' with 0 < M < N, e.g. '2:4'")
         return f"{int(m.group(1))}:{int(m.group(2))}"
 
     @field_validator("sensitivity_shares")
     @classmethod
     def _shares(cls, v: list[float]) -> list[float]:
         if not v or any(not 0 < s < 1 for s in v):
-            raise ValueError(f"sensitivity_shares must be sparsities between 0 and 1, e.g. [0.5, 0.75, 0.9] (got {v})")
+            raise ValueError("sensitivity_shares must be sparsities between 0 and 1, e.g. [0.5, 0.75, 0.9]")
         return sorted(set(v))
 
     @model_validator(mode="before")

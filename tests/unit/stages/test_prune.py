@@ -177,7 +177,7 @@ def test_sensitivity_allocation_reaches_the_target_with_per_layer_sparsities(tmp
     ({"allocation": "greedy"}, "allocation"), ({"sensitivity_shares": [0.5, 1.2]}, "sensitivity_shares"),
     ({"sensitivity_shares": []}, "sensitivity_shares"), ({"sensitivity_samples": 0}, "sensitivity_samples"),
     ({"allocation": "sensitivity", "structure": "2:4"}, "structure 2:4 fixes them"),
-    ({"structure": "channels"}, "'channel' or 'M:N'"), ({"structure": "channel", "importance": "l2"}, "importance"),
+    ({"structure": "channels"}, "'channel', 'tap' or 'M:N'"), ({"structure": "channel", "importance": "l2"}, "importance"),
 ])
 def test_bad_allocation_keys_are_usage_errors(bad, match):  # UsageError: the CLI's exit 2
     with pytest.raises(UsageError, match=match):
