@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -129,3 +130,41 @@ def test_strip_strings_keeps_outputs_and_drops_names(tmp_path, tiny_model_path, 
     assert runs[True][0].stat().st_size < runs[False][0].stat().st_size
     assert b"softmax" in runs[False][0].read_bytes() and b"softmax" not in runs[True][0].read_bytes()
     np.testing.assert_array_equal(runs[True][1], runs[False][1])
+
+
+def test_a_search_that_keeps_most_ops_float_says_so(tmp_path, digits, caplog):
+    """Four hidden layers, each with an outlier weight row on an input that is always 0 (pixel 0 of digits, then
+    a hidden unit that never fires): every one of them breaks under int8, so the search must keep most of the
+    model's quantized ops float to meet the tolerance — met, and said to be mostly a float model."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from edgeopt.compress import compress
+
+    tf.random.set_seed(2)
+    inp = keras.Input(digits.input_shape)
+    x = keras.layers.Flatten()(inp)
+    for i in range(4):
+        x = keras.layers.Dense(32, activation="relu", name=f"h{i}")(x)
+    out = keras.layers.Activation("softmax")(keras.layers.Dense(10, name="logits")(x))
+    model = keras.Model(inp, out)
+    model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+    model.fit(digits.x_train, digits.y_train, epochs=20, batch_size=32, verbose=0)
+    for i in range(4):
+        layer = model.get_layer(f"h{i}")
+        kernel, bias = layer.get_weights()
+        kernel[0, :] = 500.0  # input 0 is always 0: pixel 0, or unit 0 of the layer before, silenced below
+        kernel[:, 0], bias[0] = 0.0, -1.0  # this layer's unit 0 never fires (and its own outlier row stays 0·500)
+        layer.set_weights([kernel, bias])
+    path = tmp_path / "outliers.keras"
+    model.save(path)
+    rec = Recipe.from_dict({"stages": [{"convert": {"tflite": ["int8"], "onnx": []}}]})
+    with caplog.at_level(logging.WARNING, logger="edgeopt"):
+        m = compress(path, digits, tmp_path / "out", rec)
+    search = m.artifacts[-1].info["int8"]
+    assert search["met"] is True and search["plain_int8_val_accuracy"] < 0.5, search
+    kept, total = map(int, re.match(r"kept (\d+) of (\d+) quantized ops", search["search"]).groups())
+    assert kept == len(search["kept_float"]) >= 4 and 2 * kept > total, search["search"]
+    assert {k["tensor"].split("/")[1] for k in search["kept_float"]} >= {"h0", "h1", "h2", "h3"}, search["kept_float"]
+    assert "most of the model runs in float" in search["search"]
+    assert any("most of the model runs in float" in r.getMessage() for r in caplog.records)
