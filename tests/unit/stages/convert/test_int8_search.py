@@ -165,6 +165,6 @@ def test_a_search_that_keeps_most_ops_float_says_so(tmp_path, digits, caplog):
     assert search["met"] is True and search["plain_int8_val_accuracy"] < 0.5, search
     kept, total = map(int, re.match(r"kept (\d+) of (\d+) quantized ops", search["search"]).groups())
     assert kept == len(search["kept_float"]) >= 4 and 2 * kept > total, search["search"]
-    assert {k["tensor"].split("/")[1] for k in search["kept_float"]} >= {"h0", "h1", "h2", "h3"}, search["kept_float"]
+    assert sum(k["op"] == "FULLY_CONNECTED" for k in search["kept_float"]) >= 4, search["kept_float"]
     assert "most of the model runs in float" in search["search"]
     assert any("most of the model runs in float" in r.getMessage() for r in caplog.records)
