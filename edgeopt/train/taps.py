@@ -15,6 +15,8 @@ same choice in numpy, for the sensitivity scan's one-shot pruning.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 
@@ -36,9 +38,12 @@ def tap_mask(kernel: np.ndarray, share: float) -> np.ndarray:
     return np.broadcast_to(np.expand_dims(keep.reshape(taps.shape), -2), kernel.shape)
 
 
-def _pruning_class():
+@functools.cache
+def _wrapper_class():
+    """tfmot's PruneLowMagnitude whose Pruning picks its masks per tap (defined once, on first use: tfmot is
+    imported only then)."""
     import tensorflow as tf
-    from tensorflow_model_optimization.python.core.sparsity.keras import pruning_impl
+    from tensorflow_model_optimization.python.core.sparsity.keras import pruning_impl, pruning_wrapper
 
     class TapPruning(pruning_impl.Pruning):
         """tfmot's magnitude pruning with the mask chosen per tap (mean |weight| over the input channels)."""
@@ -50,21 +55,17 @@ def _pruning_class():
             threshold, mask = self._update_mask(pooled)
             return threshold, tf.broadcast_to(tf.expand_dims(mask, -2), tf.shape(weights))
 
-    return TapPruning
-
-
-def prune_taps(layer, pruning_schedule):
-    """``layer`` wrapped by tfmot's PruneLowMagnitude, its masks chosen per tap."""
-    from tensorflow_model_optimization.python.core.sparsity.keras import pruning_wrapper
-
-    tap_pruning = _pruning_class()
-
     class PruneTaps(pruning_wrapper.PruneLowMagnitude):
         def build(self, input_shape):
             super().build(input_shape)
             old = self.pruning_obj
-            self.pruning_obj = tap_pruning(training_step_fn=old._step_fn, pruning_vars=self.pruning_vars,
-                                           pruning_schedule=self.pruning_schedule, block_size=self.block_size,
-                                           block_pooling_type=self.block_pooling_type)
+            self.pruning_obj = TapPruning(training_step_fn=old._step_fn, pruning_vars=self.pruning_vars,
+                                          pruning_schedule=self.pruning_schedule, block_size=self.block_size,
+                                          block_pooling_type=self.block_pooling_type)
 
-    return PruneTaps(layer, pruning_schedule=pruning_schedule)
+    return PruneTaps
+
+
+def prune_taps(layer, pruning_schedule):
+    """``layer`` wrapped by tfmot's PruneLowMagnitude, its masks chosen per tap."""
+    return _wrapper_class()(layer, pruning_schedule=pruning_schedule)
