@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+SKIP = object()  # route(): the node is left out of the new model
+
 
 def nodes(model) -> list:
     """The model's own nodes in topological order (deepest first), inputs included."""
@@ -80,5 +82,3 @@ def rebuild(model, route: Callable | None = None, replace: Callable | None = Non
                 copy.set_weights(layer.get_weights())
     return new
 
-
-SKIP = object()  # route(): the node is left out of the new model
