@@ -45,11 +45,11 @@ def plain_int8(work: Path) -> dict:
     from edgeopt.bench.estimate import estimate_artifact
     from edgeopt.bench.targets import load_target
     from edgeopt.compress import compress
+    from edgeopt.data.arrays import selection_view
     from edgeopt.data.loaders import load_dataset
-    from edgeopt.optimize.candidate import validation_view
     from edgeopt.recipe import Recipe
 
-    view = validation_view(load_dataset("shapes"))
+    view = selection_view(load_dataset("shapes"), 0)  # PTQ alone: no stage chooses on val
     recipe = Recipe.from_dict({"stages": [{"convert": {"tflite": ["int8"], "onnx": [], "accuracy_aware": False}}]})
     manifest = compress(TEACHER, view, work / "ptq", recipe=recipe)
     a = next(a for a in manifest.artifacts if a.format == "tflite")

@@ -2,17 +2,17 @@
 cheap figures (file size, the convert stage's validation top-1, the target's latency estimate), then — when it
 could meet the budgets — measured by the one bench harness, and judged against the budgets by the gate.
 
-Everything here scores on the VALIDATION split: the pipeline gets a view of the data set whose test split is the
-validation split, so the search never reads the test split (optimize reads it once, for the best artifact).
-The artifacts do not change with it: every stage builds from train/val (convert calibrates on train and searches
-int8 fallbacks on val); the test split only feeds figures in the manifest.
+Everything here scores on the VALIDATION split: the pipeline gets a view of the data set (data.arrays.selection_view)
+whose test split is the validation split, so the search never reads the test split (optimize reads it once, for the
+best artifact), and whose validation split is a share of the train split held out (``optimize: {holdout}``): what
+the stages choose on it (early stopping with the best epoch restored, sensitivity scans, int8 fallbacks) is chosen
+on rows that do not rank the candidates.
 
 A target that cannot be reached from here (a board over SSH that is not there) but has a latency calibration is
 measured on this machine for accuracy, with its latency from the cost model, marked ``estimated``."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import platform
@@ -77,15 +77,6 @@ def stand_in(target):
         "connection": Connection(), "arch": platform.machine(), "device": "cpu", "cores": cores,
         "threads": min(target.threads, cores), "run": target.spec.run.model_copy(update=STAND_IN)})
     return Target(spec=spec, source=target.source)
-
-
-def validation_view(dataset):
-    """``dataset`` with its validation split in the test split's place (see the module docstring)."""
-    if not len(dataset.x_val):
-        raise UsageError(f"data '{dataset.name}' has no validation split to score candidates on",
-                         "give x_val/y_val in the .npz (or use a builtin data set): optimize keeps the test split "
-                         "for the final model")
-    return dataclasses.replace(dataset, x_test=dataset.x_val, y_test=dataset.y_val)
 
 
 def pipeline(model_path: Path, view, recipe, out: Path, progress=None):

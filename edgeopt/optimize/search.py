@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeopt.data.arrays import selection_view
 from edgeopt.errors import UsageError
 from edgeopt.optimize import candidate as cand
 from edgeopt.optimize import front as front_mod
@@ -102,7 +103,7 @@ def prepare(model, data, target, budgets, out, recipe=None, storage=None, study:
     base, space = split_recipe(recipe)
     url = study_mod.storage_url(storage, out)
     dataset = data if hasattr(data, "x_test") else load_dataset(data)
-    view = cand.validation_view(dataset)
+    view = selection_view(dataset, space.holdout, space.seed)
     loaded = load_model(model_path, sample=dataset.x_val[:64])
     check_compatible(loaded, dataset)
     check_classifier(loaded, dataset)
@@ -277,6 +278,8 @@ def header(p: Problem) -> dict[str, Any]:
     return {"study": p.study_name, "storage": study_mod.shown_url(p.url), "model": str(p.model_path),
             "data": p.dataset.name, "target": m.target.name, "latency": m.mode, "latency_why": m.why,
             "scored_on": "validation split (the test split scores only the best candidate)",
+            "stages_validated_on": f"{p.space.holdout:g} of the train split, held out (early stopping, scans)"
+            if p.space.holdout > 0 else "validation split (optimize.holdout 0: it also scores the candidates)",
             "sampler": p.space.sampler, "budgets": p.budgets.to_dict(), "space": p.space.to_dict(),
             "dimensions": p.dims.model_dump(), "space_size": p.dims.size()}
 

@@ -171,7 +171,9 @@ def to_html(doc: dict[str, Any]) -> str:
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
              f"<title>{esc(title)}</title><style>{CSS}</style></head><body>", f"<h1>{esc(title)}</h1>", banner,
              f'<p class="muted">{esc(_trials_line(doc))}. Latency: {esc(doc.get("latency"))} '
-             f'({esc(doc.get("latency_why"))}). Scored on the {esc(doc.get("scored_on"))}.</p>']
+             f'({esc(doc.get("latency_why"))}). Scored on the {esc(doc.get("scored_on"))}'
+             + (f'; the stages chose on {esc(doc["stages_validated_on"])}' if doc.get("stages_validated_on") else "")
+             + '.</p>']
     if not best:
         parts.append("<ul>" + "".join(f"<li>{esc(line[2:])}</li>" for line in verdict_lines(doc)[1:]) + "</ul>")
     parts += ["<h2>Accuracy vs p90</h2>",
