@@ -24,7 +24,8 @@ KEYS = {
     "cluster": ["number_of_clusters", "centroid_init", "preserve_sparsity", "per_channel", "fold_batch_norm", "epochs",
                 "exclude"],
     "convert": ["tflite", "onnx", "opset", "int8_io", "calibration_samples", "max_accuracy_drop", "accuracy_aware",
-                "max_float_ops", "debug_samples", "onnx_int8", "per_channel", "strip_metadata"],
+                "max_float_ops", "debug_samples", "onnx_int8", "per_channel", "strip_metadata",
+                "share_empty_buffers"],
 }
 VALUES = [None, 0, 1, -1, 2, 0.5, 1.0, 1.5, -0.3, math.nan, math.inf, "", "2:4", "4:2", "x", "polynomial", "int8",
           "fp32", "auto", True, False, [], ["int8"], ["fp64"], ["conv*"], {}, {"a": 1}, 10**9]
