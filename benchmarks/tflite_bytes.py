@@ -1,6 +1,7 @@
 """Where the bytes of a TFLite flatbuffer go: raw and gzip -9 bytes of each part, removed one after another in a
-fixed order (names and signature defs, the converter's metadata, per-channel quantization beyond one scale per
-tensor, the remaining quantization parameters, constant data, shape signatures); what is left is the structure
+fixed order (names and signature defs, the converter's metadata, the empty buffers of tensors without data,
+per-channel quantization beyond one scale per tensor, the remaining quantization parameters, constant data, shape
+signatures); what is left is the structure
 (ops, tensors, op codes, the buffer table). The parts add up to the file's size and gzip size exactly; a part's
 gzip figure is what removing it saves once the parts before it are gone.
 
@@ -39,6 +40,16 @@ def _drop_metadata(model) -> None:
             b.data = None
 
 
+def _share_empty(model) -> None:
+    """The product's share_empty_buffers, applied to the object in place."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from edgeopt.stages.convert.tflite import share_empty_buffers
+
+    data = share_empty_buffers(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
+    model.__dict__.update(flatbuffer_utils.convert_bytearray_to_object(bytearray(data)).__dict__)
+
+
 def _quant(model, keep_one: bool) -> None:
     for sg in model.subgraphs:
         for t in sg.tensors:
@@ -75,6 +86,7 @@ def _drop_shape_signatures(model) -> None:
 PARTS = (
     ("tensor names + signature defs (strip_strings)", _drop_names),
     ("converter metadata (strip_metadata)", _drop_metadata),
+    ("one empty buffer per tensor without data (share_empty_buffers)", _share_empty),
     ("per-channel scales + zero points beyond one per tensor", lambda m: _quant(m, True)),
     ("per-tensor quantization params (scale float32, zero point int64)", lambda m: _quant(m, False)),
     ("biases (int32 when quantized)", lambda m: _drop_data(m, True)),
