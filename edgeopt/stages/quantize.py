@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from edgeopt.errors import UsageError
 from edgeopt.train.batchnorm import reestimate as reestimate_bn
 from edgeopt.train.fit import FineTuneConfig, fine_tune
-from edgeopt.train.fold import FOLDS_INTO  # tfmot's Conv/Dense + BatchNorm layout transforms fold the same pairs
+from edgeopt.train.fold import foldable  # the pairs tfmot's Conv/Dense + BatchNorm layout transforms fold
 from edgeopt.train.layers import (
     copy_model,
     excluded,
@@ -67,22 +67,14 @@ def _quantizable(layer) -> bool:
     return reg.Default8BitQuantizeRegistry().supports(layer)
 
 
-def foldable_batchnorms(layers: list, chosen: list) -> list:
-    """BatchNormalization layers fed by one chosen, linear Conv2D/DepthwiseConv2D/Dense: annotated, they let
-    tfmot's layout transforms keep fake-quant out from between the two, and the converter folds the BN into the
-    layer's weights (no separate MUL/ADD in the int8 graph). The registry alone does not take a bare BN."""
+def foldable_batchnorms(model, chosen: list) -> list:
+    """BatchNormalization layers that fold into a chosen layer (train/fold.foldable: one linear Conv2D,
+    DepthwiseConv2D or Dense whose only reader the BN is, channels-last, called once): annotated, they let tfmot's
+    layout transforms keep fake-quant out from between the two, and the converter folds the BN into the layer's
+    weights (no separate MUL/ADD in the int8 graph). The registry alone does not take a bare BN."""
+    into = foldable(model)
     chosen_names = {layer.name for layer in chosen}
-    out = []
-    for layer in layers:
-        if type(layer).__name__ not in ("BatchNormalization", "SyncBatchNormalization"):
-            continue
-        nodes = getattr(layer, "inbound_nodes", None) or []
-        inbound = nodes[0].inbound_layers if len(nodes) == 1 else None
-        prev = inbound[0] if isinstance(inbound, list) and len(inbound) == 1 else inbound
-        if (prev is not None and not isinstance(prev, list) and prev.name in chosen_names
-                and type(prev).__name__ in FOLDS_INTO and prev.get_config().get("activation") == "linear"):
-            out.append(layer)
-    return out
+    return [layer for layer in model.layers if into.get(layer.name) in chosen_names]
 
 
 def annotate(model, cfg: QuantizeConfig) -> tuple[object, list[str]]:
@@ -102,7 +94,7 @@ def annotate(model, cfg: QuantizeConfig) -> tuple[object, list[str]]:
         skip.add(weighted[-1].name)
     chosen = [layer for layer in layers
               if _quantizable(layer) and layer.name not in skip and not excluded(layer, cfg.exclude)]
-    chosen += [layer for layer in foldable_batchnorms(layers, chosen) if not excluded(layer, cfg.exclude)]
+    chosen += [layer for layer in foldable_batchnorms(model, chosen) if not excluded(layer, cfg.exclude)]
     chosen = [layer for layer in layers if layer in chosen]  # model order
     kept_float = [layer.name for layer in layers if layer not in chosen]
     if len(chosen) == len(layers):

@@ -116,3 +116,25 @@ def test_plain_qat_and_passthrough(tmp_path, tiny_model_path, digits):
     assert notes["scheme"] == "qat" and "dense" in notes["kept_float"]
     assert qat.output_shape == model.output_shape
     assert any(type(layer).__name__ == "QuantizeWrapperV2" for layer in qat.layers)
+
+
+def test_qat_annotates_the_batchnorms_that_fold_and_only_those():
+    """A BN is annotated with its layer when the two fold (train/fold.foldable, the predicate cluster's
+    fold_batch_norm uses): not when the conv output has another reader (the converter cannot fold it then), nor a
+    BN called with training=True."""
+    import tf_keras as keras
+
+    from edgeopt.stages.quantize import foldable_batchnorms
+
+    x = keras.Input((8, 8, 1))
+    a = keras.layers.Conv2D(4, 3, padding="same", name="conv_a")(x)
+    a = keras.layers.BatchNormalization(name="bn_a")(a)  # folds
+    b = keras.layers.Conv2D(4, 3, padding="same", name="conv_b")(a)
+    side = keras.layers.ReLU(name="side")(b)  # conv_b's output has a second reader
+    b = keras.layers.BatchNormalization(name="bn_b")(b)
+    c = keras.layers.Conv2D(4, 3, padding="same", name="conv_c")(keras.layers.Add()([b, side]))
+    c = keras.layers.BatchNormalization(name="bn_c")(c, training=True)  # batch statistics, always
+    model = keras.Model(x, keras.layers.GlobalAveragePooling2D()(c))
+    chosen = [model.get_layer(n) for n in ("conv_a", "conv_b", "conv_c")]
+    assert [layer.name for layer in foldable_batchnorms(model, chosen)] == ["bn_a"]
+    assert foldable_batchnorms(model, chosen[1:]) == []  # conv_a left float: its BN is not annotated either
