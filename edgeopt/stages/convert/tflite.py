@@ -248,14 +248,14 @@ def share_empty_buffers(data: bytes) -> bytes:
 
     def empty(i: int) -> bool:
         b = model.buffers[i]
-        return (b.data is None or len(b.data) == 0) and not b.offset and not b.size
+        return (b.data is None or len(b.data) == 0) and not getattr(b, "offset", 0) and not getattr(b, "size", 0)
 
     if not model.buffers or not empty(0):
         return data  # no shared empty buffer to point at
     moved = set()
     for sg in model.subgraphs:
         for t in sg.tensors:
-            if t.buffer and not t.isVariable and empty(t.buffer):
+            if t.buffer and not getattr(t, "isVariable", False) and empty(t.buffer):
                 moved.add(t.buffer)
                 t.buffer = 0
     used = {t.buffer for sg in model.subgraphs for t in sg.tensors} | {m.buffer for m in model.metadata or []}
