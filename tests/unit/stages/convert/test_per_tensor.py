@@ -179,3 +179,24 @@ def test_ort_static_int8_follows_per_channel(tiny_model_path, digits):
     per_channel = weight_scale_sizes(ort_static(fp32, calibration))
     per_tensor = weight_scale_sizes(ort_static(fp32, calibration, per_channel=False))
     assert max(per_channel) > 1 and per_tensor and set(per_tensor) == {1}
+
+
+def test_sharing_the_empty_buffer_keeps_a_stateful_lstm_exact(tmp_path):
+    """A fused LSTM keeps its state in variable tensors: after sharing, two invokes in a row give the same outputs."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from edgeopt.runtimes import litert
+
+    model = keras.Sequential([keras.Input((5, 3), batch_size=1), keras.layers.LSTM(4), keras.layers.Dense(2)])
+    data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    shared = share_empty_buffers(data)
+    _, tensors = _buffers(shared)
+    assert any(t.isVariable for t in tensors) and len(shared) < len(data)
+    x = np.random.default_rng(0).random((1, 5, 3)).astype(np.float32)
+    runs = []
+    for name, blob in (("plain.tflite", data), ("shared.tflite", shared)):
+        (tmp_path / name).write_bytes(blob)
+        session = litert.load(str(tmp_path / name))
+        runs.append([session.run(x), session.run(x)])
+    np.testing.assert_array_equal(np.asarray(runs[0]), np.asarray(runs[1]))
