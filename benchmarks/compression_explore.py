@@ -1,8 +1,11 @@
 """Settings exploration for benchmarks/compression.py, on the VALIDATION split only: each recipe runs through
 ``edgeopt.compress`` on a view of the data whose test split IS the validation split (the real test split is
 dropped before any stage runs), so every figure printed here — the guard's per-stage val top-1 and convert's "test"
-parity — is a validation figure. The stages early-stop on --holdout of the train split, not on that validation split
-(with --holdout 0 they do, and the figures flatter the settings: restored best epochs). One JSON line per run is appended to --log
+parity — is a validation figure, on the part of it the stages did not choose on: they early-stop, scan and pick
+int8 fallbacks on --holdout of the validation split (with --holdout 0 on all of it, and the figures flatter the
+settings: restored best epochs). Runs h01-h06 (stop 21) held 15 % of TRAIN out instead, logged as
+``"stage_split": "train"``; the source model trained on those rows, so their in-pipeline references were inflated
+(the val figures here were not). One JSON line per run is appended to --log
 (default benchmarks/results/compression_explore.jsonl, the log of the settings tried for compression.py).
 
     python benchmarks/compression_explore.py --model shapes --name p85 --recipe '{"stages": [...]}'
@@ -28,9 +31,9 @@ FILES = {"digits": ("digits", "digits_cnn.keras"), "shapes": ("shapes", "shapes_
 
 
 def val_view(name: str, holdout: float):
-    """The data set as optimize ranks candidates on it (data.arrays.selection_view): the validation split in the
-    test split's place (exploration never reads test), and ``holdout`` of train in the validation split's place for
-    the stages' early stopping and scans, so the figure that chooses a setting is not one a stage chose on."""
+    """The data set as optimize ranks candidates on it (data.arrays.selection_view): ``holdout`` of the validation
+    split for what the stages choose on (early stopping, scans, int8 fallbacks), the rest in the test split's place
+    to rank the settings (exploration never reads test)."""
     from edgeopt.data.arrays import selection_view
     from edgeopt.data.loaders import load_dataset
 
@@ -54,8 +57,8 @@ def main() -> None:
     ap.add_argument("--name", required=True)
     ap.add_argument("--recipe", required=True)
     ap.add_argument("--log", default=str(RESULTS / "compression_explore.jsonl"))
-    ap.add_argument("--holdout", type=float, default=0.15,
-                    help="share of train the stages early-stop on (0: they use the validation split that scores)")
+    ap.add_argument("--holdout", type=float, default=0.5,
+                    help="share of val the stages choose on, the rest ranks (0: all of val does both)")
     ap.add_argument("--keep", default=None, help="copy the run's output folder here (to look at its files)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
@@ -76,7 +79,7 @@ def main() -> None:
         b = base.artifacts[-1]
         bgz = gzip_bytes(Path(tmp) / "base" / b.path)
         arts = {a_.precision: a_ for a_ in m.artifacts if a_.format == "tflite"}
-        out = {"name": a.name, "model": a.model, "recipe": rec, "holdout": a.holdout, "wall_s": round(time.time() - t0, 1),
+        out = {"name": a.name, "model": a.model, "recipe": rec, "holdout": a.holdout, "stage_split": "val", "wall_s": round(time.time() - t0, 1),
                "guard": [(s.get("stage"), s.get("accuracy")) for s in m.extra["guard"].get("stages", [])],
                "guard_verdict": m.extra["guard"]["verdict"], "source_val": m.extra["guard"]["source_accuracy"]}
         # finer selectors than val top-1 (saturated on small val splits): top-1 agreement with the source's fp32

@@ -32,34 +32,36 @@ def split_indices(y: np.ndarray, seed: int, fractions: tuple[float, ...], name: 
 
 
 def selection_view(ds: Dataset, holdout: float, seed: int = 0) -> Dataset:
-    """``ds`` as a search ranks candidates on it: the validation split in the test split's place, so the test split
-    is never read, and ``holdout`` of the train split (stratified, seeded) in the validation split's place, for what
-    the stages choose on it (early stopping, sensitivity scans, int8 fallbacks). The split that ranks candidates is
-    then one that no stage chose on. ``holdout`` 0: the stages choose on the validation split too."""
+    """``ds`` as a search ranks candidates on it. The test split is never read: a stratified, seeded ``holdout``
+    share of the validation split becomes the view's validation split, what the stages choose on (early stopping
+    with the best epoch restored, sensitivity scans, int8 fallbacks, the guard's reference), and the rest of it
+    becomes the view's test split, what ranks the candidates. So no candidate is ranked on rows its own stages
+    chose on. Both parts are rows the source model did not train on, so its accuracy on them is a fair reference
+    (rows held out of train are not: the source trained on them). ``holdout`` 0: the whole validation split does
+    both, and ranks each candidate on rows its stages chose on."""
     if not len(ds.x_val):
         raise UsageError(f"data '{ds.name}' has no validation split to score candidates on",
                          "give x_val/y_val in the .npz (or use a builtin data set): the test split is kept for the "
                          "final model")
     if holdout <= 0:
-        kept, held = np.arange(len(ds.x_train)), np.arange(len(ds.x_val))
-        x_val, y_val = ds.x_val, ds.y_val
+        stages, ranks = np.arange(len(ds.x_val)), np.arange(len(ds.x_val))
     else:
-        groups = ds.y_train if ds.labelled and ds.label_kind == "ids" else np.zeros(len(ds.y_train), np.int64)
-        if len(groups) < 2:
-            raise UsageError(f"data '{ds.name}' has {len(groups)} train sample(s), too few to hold {holdout:g} of "
-                             "them out for the stages", "give more train samples, or set `optimize: {holdout: 0}`")
-        held, kept = split_indices(groups, seed, (holdout,), ds.name)
-        x_val, y_val = ds.x_train[held], ds.y_train[held]
+        if len(ds.x_val) < 2:
+            raise UsageError(f"data '{ds.name}' has {len(ds.x_val)} validation sample(s), too few to split between "
+                             "the stages and the ranking", "give more validation samples, or set "
+                             "`optimize: {holdout: 0}`")
+        groups = ds.y_val if ds.labelled and ds.label_kind == "ids" else np.zeros(len(ds.y_val), np.int64)
+        stages, ranks = split_indices(groups, seed, (holdout,), ds.name)
 
-    def moved(train, val, _test):  # one split's worth of per-split labels, moved as the x are
-        return train[kept], (train[held] if holdout > 0 else val), val
+    def moved(train, val, _test):  # per-split labels, moved as the x are
+        return train, val[stages], val[ranks]
 
     return replace(
-        ds, x_train=ds.x_train[kept], y_train=ds.y_train[kept], x_val=x_val, y_val=y_val, x_test=ds.x_val,
-        y_test=ds.y_val, targets=None if ds.targets is None else moved(*ds.targets),
+        ds, x_val=ds.x_val[stages], y_val=ds.y_val[stages], x_test=ds.x_val[ranks], y_test=ds.y_val[ranks],
+        targets=None if ds.targets is None else moved(*ds.targets),
         output_labels=None if ds.output_labels is None else {k: moved(*v) for k, v in ds.output_labels.items()},
-        info={**ds.info, "selection_view": {"holdout": holdout, "stage_val_rows": int(len(held)),
-                                            "train_rows": int(len(kept)), "scored_rows": int(len(ds.x_val))}})
+        info={**ds.info, "selection_view": {"holdout": holdout, "stage_rows": int(len(stages)),
+                                            "ranked_rows": int(len(ranks)), "of_val_rows": int(len(ds.x_val))}})
 
 
 def from_pool(name: str, x, y, seed: int, val_fraction: float, class_names=None) -> Dataset:

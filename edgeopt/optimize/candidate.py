@@ -3,10 +3,10 @@ cheap figures (file size, the convert stage's validation top-1, the target's lat
 could meet the budgets — measured by the one bench harness, and judged against the budgets by the gate.
 
 Everything here scores on the VALIDATION split: the pipeline gets a view of the data set (data.arrays.selection_view)
-whose test split is the validation split, so the search never reads the test split (optimize reads it once, for the
-best artifact), and whose validation split is a share of the train split held out (``optimize: {holdout}``): what
-the stages choose on it (early stopping with the best epoch restored, sensitivity scans, int8 fallbacks) is chosen
-on rows that do not rank the candidates.
+whose test split is part of the validation split, so the search never reads the test split (optimize reads it once,
+for the best artifact), and whose validation split is the other part (``optimize: {holdout}``): what the stages
+choose (early stopping with the best epoch restored, sensitivity scans, int8 fallbacks) is chosen on rows that do
+not rank the candidates.
 
 A target that cannot be reached from here (a board over SSH that is not there) but has a latency calibration is
 measured on this machine for accuracy, with its latency from the cost model, marked ``estimated``."""

@@ -278,8 +278,9 @@ def header(p: Problem) -> dict[str, Any]:
     return {"study": p.study_name, "storage": study_mod.shown_url(p.url), "model": str(p.model_path),
             "data": p.dataset.name, "target": m.target.name, "latency": m.mode, "latency_why": m.why,
             "scored_on": "validation split (the test split scores only the best candidate)",
-            "stages_validated_on": f"{p.space.holdout:g} of the train split, held out (early stopping, scans)"
-            if p.space.holdout > 0 else "validation split (optimize.holdout 0: it also scores the candidates)",
+            "stages_validated_on": f"{p.space.holdout:g} of the validation split, the rest ranks the candidates "
+            "(early stopping, scans, int8 fallbacks, the guard)" if p.space.holdout > 0 else
+            "validation split (optimize.holdout 0: it also ranks the candidates)",
             "sampler": p.space.sampler, "budgets": p.budgets.to_dict(), "space": p.space.to_dict(),
             "dimensions": p.dims.model_dump(), "space_size": p.dims.size()}
 

@@ -111,10 +111,10 @@ class Space(BaseModel):
     runtimes: list[Literal["litert", "onnxruntime"]] | None = None  # None: those the target offers
     threads: list[int] | None = None  # None: the target's own thread count
     sampler: Literal["tpe", "nsga2"] = "tpe"
-    # share of the train split the candidates' stages early-stop, scan and pick int8 fallbacks on, so the
-    # validation split that ranks candidates is one no stage chose on (best/ is rebuilt on all of train);
-    # 0: the stages choose on the validation split that ranks them, which flatters the best candidate
-    holdout: float = Field(0.15, ge=0, lt=1)
+    # share of the validation split the candidates' stages choose on (early stopping, scans, int8 fallbacks, the
+    # guard); the rest ranks them, so no candidate is ranked on rows its stages chose on (data.arrays.
+    # selection_view). 0: the whole validation split does both, which flatters the candidates it suits
+    holdout: float = Field(0.5, ge=0, lt=1)
     seed: int = 0
     # a candidate within this factor of every budget by its cheap figures (estimate, size) gets the full bench run
     screen_margin: float = Field(1.25, ge=1)

@@ -207,14 +207,14 @@ def test_a_small_run_writes_the_front_and_a_best_that_compress_reproduces(tmp_pa
     best = doc["best"]
     pick = next(c for c in doc["candidates"] if c["trial"] == best["trial"])
     assert pick["meets_all"] and pick["measured"] == "bench" and best["size_reproduced"]
-    # candidates: the stages chose on 15 % of train held out, the candidates were scored on val; best/: all of train
+    # candidates: the stages chose on half of val, the other half ranked them; best/: the whole data set
     seen = json.loads((out / "candidates" / f"trial-{pick['trial']:04d}" / "manifest.json").read_text())
     final = json.loads((out / "best" / "manifest.json").read_text())
     view, full = seen["source"]["dataset"], final["source"]["dataset"]
-    assert view["selection_view"]["holdout"] == 0.15 and "selection_view" not in full
-    assert view["samples"]["test"] == full["samples"]["val"]
-    assert view["samples"]["train"] + view["samples"]["val"] == full["samples"]["train"]
-    assert doc["stages_validated_on"].startswith("0.15 of the train split")
+    assert view["selection_view"]["holdout"] == 0.5 and "selection_view" not in full
+    assert view["samples"]["val"] + view["samples"]["test"] == full["samples"]["val"]
+    assert view["samples"]["train"] == full["samples"]["train"]
+    assert doc["stages_validated_on"].startswith("0.5 of the validation split")
     assert best["test"]["accuracy"] is not None and best["test"]["p90_ms"] > 0
     html = (out / "report.html").read_text()
     assert "<svg" in html and "<title>trial" in html and "http://" not in html.replace("http://www.w3.org", "")
