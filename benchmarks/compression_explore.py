@@ -1,6 +1,6 @@
 """Settings exploration for benchmarks/compression.py, on the VALIDATION split only: each recipe runs through
-``edgeopt.compress`` on a view of the data whose test split IS the validation split (the real test split is
-dropped before any stage runs), so every figure printed here — the guard's per-stage val top-1 and convert's "test"
+``edgeopt.compress`` on a view of the data whose test split IS part of the validation split (the real test split
+is dropped before any stage runs), so every figure printed here — the guard's per-stage val top-1 and convert's "test"
 parity — is a validation figure, on the part of it the stages did not choose on: they early-stop, scan and pick
 int8 fallbacks on --holdout of the validation split (with --holdout 0 on all of it, and the figures flatter the
 settings: restored best epochs). Runs h01-h06 (stop 21) held 15 % of TRAIN out instead, logged as
@@ -79,7 +79,8 @@ def main() -> None:
         b = base.artifacts[-1]
         bgz = gzip_bytes(Path(tmp) / "base" / b.path)
         arts = {a_.precision: a_ for a_ in m.artifacts if a_.format == "tflite"}
-        out = {"name": a.name, "model": a.model, "recipe": rec, "holdout": a.holdout, "stage_split": "val", "wall_s": round(time.time() - t0, 1),
+        out = {"name": a.name, "model": a.model, "recipe": rec, "holdout": a.holdout, "stage_split": "val",
+               "wall_s": round(time.time() - t0, 1),
                "guard": [(s.get("stage"), s.get("accuracy")) for s in m.extra["guard"].get("stages", [])],
                "guard_verdict": m.extra["guard"]["verdict"], "source_val": m.extra["guard"]["source_accuracy"]}
         # finer selectors than val top-1 (saturated on small val splits): top-1 agreement with the source's fp32
