@@ -5,6 +5,7 @@ Keras 3 models the bridge could not translate (PTQ only)."""
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,8 @@ from edgeopt.stages.convert import int8_search
 
 if TYPE_CHECKING:
     from edgeopt.stages.convert import ConvertConfig
+
+log = logging.getLogger(__name__)
 
 
 RECURRENT = ("LSTM", "GRU", "SimpleRNN")
@@ -229,7 +232,7 @@ def strip_metadata(data: bytes) -> bytes:
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(data))
     entries = list(model.metadata or [])
     drop = [m for m in entries if bytes(m.name or b"") in METADATA]
-    if not drop:
+    if not drop or _external_data(model, "strip_metadata"):
         return data
     kept = [m for m in entries if m not in drop]
     used = {t.buffer for sg in model.subgraphs for t in sg.tensors} | {m.buffer for m in kept}
@@ -250,16 +253,28 @@ def share_empty_buffers(data: bytes) -> bytes:
         b = model.buffers[i]
         return (b.data is None or len(b.data) == 0) and not getattr(b, "offset", 0) and not getattr(b, "size", 0)
 
-    if not model.buffers or not empty(0):
-        return data  # no shared empty buffer to point at
+    if not model.buffers or not empty(0) or _external_data(model, "share_empty_buffers"):
+        return data  # no shared empty buffer to point at, or data this rewrite would not carry
     moved = set()
     for sg in model.subgraphs:
         for t in sg.tensors:
             if t.buffer and not getattr(t, "isVariable", False) and empty(t.buffer):
                 moved.add(t.buffer)
                 t.buffer = 0
+    if not moved:
+        return data
     used = {t.buffer for sg in model.subgraphs for t in sg.tensors} | {m.buffer for m in model.metadata or []}
     return _without_buffers(model, moved - used - set(model.metadataBuffer or []))
+
+
+def _external_data(model, option: str) -> bool:
+    """True (with a warning) when constants live after the flatbuffer (buffer offset/size, the converter's layout
+    for models over 2 GB): re-serializing the object would drop them, so the file is left as it is."""
+    if any(getattr(b, "offset", 0) > 1 for b in model.buffers or []):
+        log.warning("%s: the file keeps its constants outside the flatbuffer (a model over 2 GB); left as it is",
+                    option)
+        return True
+    return False
 
 
 def _without_buffers(model, unused: set[int]) -> bytes:

@@ -200,3 +200,17 @@ def test_sharing_the_empty_buffer_keeps_a_stateful_lstm_exact(tmp_path):
         session = litert.load(str(tmp_path / name))
         runs.append([session.run(x), session.run(x)])
     np.testing.assert_array_equal(np.asarray(runs[0]), np.asarray(runs[1]))
+
+
+def test_a_file_with_constants_outside_the_flatbuffer_is_left_as_it_is(int8_pair, caplog):
+    """Models over 2 GB keep their constants after the flatbuffer (buffer offset/size): rewriting the object
+    would drop them, so neither rewrite touches such a file, and each says why."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(int8_pair[True][0].read_bytes()))
+    big = next(b for b in model.buffers if b.data is not None and len(b.data) > 8)
+    big.data, big.offset, big.size = None, 4096, 1024  # as if written after the flatbuffer
+    data = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    with caplog.at_level("WARNING"):
+        assert share_empty_buffers(data) == data and strip_metadata(data) == data
+    assert caplog.text.count("outside the flatbuffer") == 2
