@@ -133,8 +133,8 @@ def main() -> int:
     load = (f"load average {load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end (1-minute; the machine "
             "is shared with other helpers' work)")
     md = (f"# edgeopt optimize: shapes teacher → rpi4\n\nPlain int8 PTQ of the teacher: {base['size_bytes'] / 1024:.1f} "
-          f"KB, p90 {base['p90_ms_estimated']:.3f} ms (estimated), val top-1 {base['val_accuracy']:.4f} "
-          f"(teacher {base['teacher_val_accuracy']:.4f}). Budget: {budgets['targets']['rpi4']}.\n\n"
+          f"KB, p90 {base['p90_ms_estimated']:.3f} ms (estimated), top-1 on the whole validation split "
+          f"{base['val_accuracy']:.4f} (teacher {base['teacher_val_accuracy']:.4f}). Budget: {budgets['targets']['rpi4']}.\n\n"
           f"{t['total']} trials ({t['complete']} complete, {t['fully_measured']} fully measured, {t['pruned']} "
           f"pruned — {t.get('pruned_after_short_run', 0)} after their student's short run —, {t['failed']} failed) in "
           f"{wall / 60:.1f} min on this machine (2 cores, {load}); "

@@ -258,8 +258,8 @@ def fitted_fingerprint(dataset) -> str:
 class Chain:
     """One pipeline's keys: the cache, the input model's digest and the data's fingerprints (computed once):
     ``data`` of every split, ``fitted`` of the splits a model stage reads (fitted_fingerprint), so a pipeline
-    that differs only in its test split (optimize's candidates score on a view whose test split is the validation
-    split, its best/ on the real one) shares its stages (no model stage reads the test split: tune's final figure
+    that differs only in its test split (optimize's candidates score on a view whose test split is part of the
+    validation split, its best/ on the real one: data.arrays.selection_view) shares its stages (no model stage reads the test split: tune's final figure
     in a pipeline is a validation one). ``key(previous, ...)`` is stage k's key from stage k-1's (``None`` for the
     first stage)."""
 

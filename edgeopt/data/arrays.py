@@ -31,14 +31,15 @@ def split_indices(y: np.ndarray, seed: int, fractions: tuple[float, ...], name: 
     return [np.sort(order[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
 
-def selection_view(ds: Dataset, holdout: float, seed: int = 0) -> Dataset:
+def selection_view(ds: Dataset, holdout: float, seed: int = 0, final: bool = False) -> Dataset:
     """``ds`` as a search ranks candidates on it. The test split is never read: a stratified, seeded ``holdout``
     share of the validation split becomes the view's validation split, what the stages choose on (early stopping
     with the best epoch restored, sensitivity scans, int8 fallbacks, the guard's reference), and the rest of it
     becomes the view's test split, what ranks the candidates. So no candidate is ranked on rows its own stages
     chose on. Both parts are rows the source model did not train on, so its accuracy on them is a fair reference
     (rows held out of train are not: the source trained on them). ``holdout`` 0: the whole validation split does
-    both, and ranks each candidate on rows its stages chose on."""
+    both, and ranks each candidate on rows its stages chose on. ``final``: the same train and validation rows,
+    with the real test split, for the one read of the chosen candidate."""
     if not len(ds.x_val):
         raise UsageError(f"data '{ds.name}' has no validation split to score candidates on",
                          "give x_val/y_val in the .npz (or use a builtin data set): the test split is kept for the "
@@ -46,22 +47,24 @@ def selection_view(ds: Dataset, holdout: float, seed: int = 0) -> Dataset:
     if holdout <= 0:
         stages, ranks = np.arange(len(ds.x_val)), np.arange(len(ds.x_val))
     else:
-        if len(ds.x_val) < 2:
-            raise UsageError(f"data '{ds.name}' has {len(ds.x_val)} validation sample(s), too few to split between "
-                             "the stages and the ranking", "give more validation samples, or set "
-                             "`optimize: {holdout: 0}`")
+        if max(1, round(len(ds.x_val) * holdout)) >= len(ds.x_val):
+            raise UsageError(f"data '{ds.name}' has {len(ds.x_val)} validation sample(s), too few to give "
+                             f"{holdout:g} of them to the stages and keep some to rank the candidates",
+                             "give more validation samples, or a smaller `optimize: {holdout: ...}` (0: none)")
         groups = ds.y_val if ds.labelled and ds.label_kind == "ids" else np.zeros(len(ds.y_val), np.int64)
         stages, ranks = split_indices(groups, seed, (holdout,), ds.name)
 
-    def moved(train, val, _test):  # per-split labels, moved as the x are
-        return train, val[stages], val[ranks]
+    def moved(train, val, test):  # per-split labels, moved as the x are
+        return train, val[stages], test if final else val[ranks]
 
+    x_test, y_test = (ds.x_test, ds.y_test) if final else (ds.x_val[ranks], ds.y_val[ranks])
     return replace(
-        ds, x_val=ds.x_val[stages], y_val=ds.y_val[stages], x_test=ds.x_val[ranks], y_test=ds.y_val[ranks],
+        ds, x_val=ds.x_val[stages], y_val=ds.y_val[stages], x_test=x_test, y_test=y_test,
         targets=None if ds.targets is None else moved(*ds.targets),
         output_labels=None if ds.output_labels is None else {k: moved(*v) for k, v in ds.output_labels.items()},
         info={**ds.info, "selection_view": {"holdout": holdout, "stage_rows": int(len(stages)),
-                                            "ranked_rows": int(len(ranks)), "of_val_rows": int(len(ds.x_val))}})
+                                            "ranked_rows": int(len(ranks)), "of_val_rows": int(len(ds.x_val)),
+                                            "test_split": "the data set's" if final else "the ranked rows"}})
 
 
 def from_pool(name: str, x, y, seed: int, val_fraction: float, class_names=None) -> Dataset:

@@ -100,13 +100,14 @@ def final_artifact(manifest, out: Path):
 
 
 def source_measurement(manifest, target_name: str) -> Measurement:
-    """The source model as the gate's reference for accuracy_drop: its top-1 on the validation split, as the
-    pipeline's accuracy guard measured it."""
+    """The source model as the gate's reference for accuracy_drop: its top-1 on the rows the candidate is scored
+    on (the view's test split, the validation rows that rank), as the pipeline measured it; not the guard's
+    figure, which is on the rows the stages chose on."""
     src = next(a for a in manifest.artifacts if a.role == "source")
     guard = manifest.extra.get("guard") or {}
     return Measurement(artifact=src.name, format=src.format, precision=src.precision, target=target_name,
                        runtime="tf", status="ok", role="source", size_bytes=src.size_bytes,
-                       accuracy=guard.get("source_accuracy"))
+                       accuracy=(guard.get("reference") or {}).get("test", guard.get("source_accuracy")))
 
 
 def screen(artifact, path: Path, measurer: Measurer, threads: int) -> Measurement:

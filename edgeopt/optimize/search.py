@@ -278,16 +278,17 @@ def header(p: Problem) -> dict[str, Any]:
     return {"study": p.study_name, "storage": study_mod.shown_url(p.url), "model": str(p.model_path),
             "data": p.dataset.name, "target": m.target.name, "latency": m.mode, "latency_why": m.why,
             "scored_on": "validation split (the test split scores only the best candidate)",
-            "stages_validated_on": f"{p.space.holdout:g} of the validation split, the rest ranks the candidates "
-            "(early stopping, scans, int8 fallbacks, the guard)" if p.space.holdout > 0 else
+            "stages_validated_on": f"{p.space.holdout:g} of the validation split (early stopping, scans, int8 "
+            "fallbacks, the guard); the rest ranks the candidates" if p.space.holdout > 0 else
             "validation split (optimize.holdout 0: it also ranks the candidates)",
             "sampler": p.space.sampler, "budgets": p.budgets.to_dict(), "space": p.space.to_dict(),
             "dimensions": p.dims.model_dump(), "space_size": p.dims.size()}
 
 
 def build_best(p: Problem, rec: dict[str, Any]) -> dict[str, Any]:
-    """best/: the winner's recipe rerun by compress on the real data set (what `edgeopt compress --recipe
-    best/recipe.yaml` does), best/recipe.yaml, and the artifact measured on the test split."""
+    """best/: the winner's recipe rerun by compress on the rows its candidate was built on (train, and the
+    validation rows its stages chose on: the same stages, from the stage cache, so the same artifact),
+    best/recipe.yaml, and the artifact measured once on the test split."""
     import yaml
 
     from edgeopt.atomic import write_text
@@ -295,13 +296,14 @@ def build_best(p: Problem, rec: dict[str, Any]) -> dict[str, Any]:
     from edgeopt.recipe import Recipe
 
     recipe = Recipe.from_dict(rec["recipe"], source=f"trial {rec['trial']}'s recipe")
+    final = selection_view(p.dataset, p.space.holdout, p.space.seed, final=True)
     best_dir = p.out / "best"
     old = None
     if best_dir.exists():  # ours (check_out_dir): kept aside until the new one is complete
         old = best_dir.with_name(f".best.old-{time.time_ns()}")
         best_dir.rename(old)
     try:
-        manifest = compress(p.model_path, p.dataset, best_dir, recipe=recipe)
+        manifest = compress(p.model_path, final, best_dir, recipe=recipe)
         write_text(best_dir / "recipe.yaml", yaml.safe_dump(recipe.to_dict(), sort_keys=False))
     except BaseException:
         shutil.rmtree(best_dir, ignore_errors=True)
@@ -311,7 +313,7 @@ def build_best(p: Problem, rec: dict[str, Any]) -> dict[str, Any]:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     artifact, path = cand.final_artifact(manifest, best_dir)
-    m = cand.measure(path, p.dataset, p.measurer, rec["choice"]["threads"], p.space.measure.overrides())
+    m = cand.measure(path, final, p.measurer, rec["choice"]["threads"], p.space.measure.overrides())
     test = {**cand.figures(m), "accuracy_drop": None}
     src = (manifest.extra.get("guard") or {}).get("reference", {}).get("test")
     if src is not None and m.accuracy is not None:

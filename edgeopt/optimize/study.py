@@ -153,14 +153,31 @@ def check_same_problem(study, problem: dict[str, Any]) -> None:
     if had is None:
         study.set_user_attr("problem", problem)
         return
-    diff = sorted(k for k in set(had) | set(problem) if had.get(k) != problem.get(k))
+    diff = _first_difference(had, problem)
     if diff:
-        raise UsageError(f"study '{study.study_name}' was started with another {diff[0]} "
-                         f"({_short(had.get(diff[0]))} instead of {_short(problem.get(diff[0]))})",
+        where, old, new = diff
+        raise UsageError(f"study '{study.study_name}' was started with another {where} "
+                         f"({_short(old)} instead of {_short(new)})",
                          "rerun with the same MODEL/--data/--target/--budgets/--recipe, or give a new --study or --out")
 
 
+MISSING = "(not set)"
+
+
+def _first_difference(had: Any, now: Any, path: str = "") -> tuple[str, Any, Any] | None:
+    """The first (dotted key, value then, value now) where two problem records differ, down to the nested key
+    (``space.holdout``: a setting the study's first run did not have), or None."""
+    if isinstance(had, dict) and isinstance(now, dict):
+        for k in sorted(set(had) | set(now)):
+            if had.get(k, MISSING) != now.get(k, MISSING):
+                return _first_difference(had.get(k, MISSING), now.get(k, MISSING), f"{path}.{k}" if path else k)
+        return None
+    return None if had == now else (path, had, now)
+
+
 def _short(v: Any) -> str:
+    if v is MISSING:
+        return v
     text = repr(v)
     return text if len(text) <= 80 else text[:77] + "..."
 

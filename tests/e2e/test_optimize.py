@@ -207,14 +207,21 @@ def test_a_small_run_writes_the_front_and_a_best_that_compress_reproduces(tmp_pa
     best = doc["best"]
     pick = next(c for c in doc["candidates"] if c["trial"] == best["trial"])
     assert pick["meets_all"] and pick["measured"] == "bench" and best["size_reproduced"]
-    # candidates: the stages chose on half of val, the other half ranked them; best/: the whole data set
+    # candidates: the stages chose on half of val, the other half ranked them; best/: the same rows, read on test
+    from edgeopt.data.loaders import load_dataset
+
+    digits = load_dataset("digits")
     seen = json.loads((out / "candidates" / f"trial-{pick['trial']:04d}" / "manifest.json").read_text())
     final = json.loads((out / "best" / "manifest.json").read_text())
-    view, full = seen["source"]["dataset"], final["source"]["dataset"]
-    assert view["selection_view"]["holdout"] == 0.5 and "selection_view" not in full
-    assert view["samples"]["val"] + view["samples"]["test"] == full["samples"]["val"]
-    assert view["samples"]["train"] == full["samples"]["train"]
+    view, built = seen["source"]["dataset"], final["source"]["dataset"]
+    assert view["selection_view"]["holdout"] == 0.5 and built["selection_view"]["test_split"] == "the data set's"
+    assert view["samples"]["val"] + view["samples"]["test"] == len(digits.x_val)
+    assert built["samples"]["val"] == view["samples"]["val"] and built["samples"]["test"] == len(digits.x_test)
+    assert all(s["from_cache"] for s in final["cache"]["stages"])  # the candidate's own stages: the same artifact
+    src = final["guard"]["reference"]
+    assert seen["guard"]["reference"]["test"] == pick["source_accuracy"]  # drop measured on ranked rows
     assert doc["stages_validated_on"].startswith("0.5 of the validation split")
+    assert src["test"] == best["test"]["source_accuracy"]
     assert best["test"]["accuracy"] is not None and best["test"]["p90_ms"] > 0
     html = (out / "report.html").read_text()
     assert "<svg" in html and "<title>trial" in html and "http://" not in html.replace("http://www.w3.org", "")

@@ -32,7 +32,15 @@ def test_the_stages_choose_on_part_of_val_and_the_rest_ranks():
     np.testing.assert_array_equal(v.y_test, d.y_val[ranked_ids.astype(int)])
     for c in range(3):  # stratified: each class in the stages' part in proportion (±1 row)
         assert abs(np.sum(v.y_val == c) - 0.4 * np.sum(d.y_val == c)) <= 1
-    assert v.info["selection_view"] == {"holdout": 0.4, "stage_rows": 80, "ranked_rows": 120, "of_val_rows": 200}
+    assert v.info["selection_view"] == {"holdout": 0.4, "stage_rows": 80, "ranked_rows": 120, "of_val_rows": 200,
+                                        "test_split": "the ranked rows"}
+    # the final view of the chosen candidate: the same train and stage rows, and the real test split
+    f = selection_view(d, 0.4, seed=3, final=True)
+    np.testing.assert_array_equal(f.x_val, v.x_val)
+    np.testing.assert_array_equal(f.x_train, v.x_train)
+    np.testing.assert_array_equal(f.x_test, d.x_test)
+    np.testing.assert_array_equal(f.y_test, d.y_test)
+    assert f.info["selection_view"]["test_split"] == "the data set's"
     again = selection_view(d, 0.4, seed=3)
     np.testing.assert_array_equal(again.x_val, v.x_val)  # seeded: every worker of a study gets the same view
     assert not np.array_equal(selection_view(d, 0.4, seed=4).x_val, v.x_val)
@@ -58,6 +66,7 @@ def test_per_split_targets_and_several_inputs_move_with_their_rows():
     np.testing.assert_array_equal(t_train, d.targets[0])
     np.testing.assert_array_equal(t_val, d.targets[1][stage_rows])
     np.testing.assert_array_equal(t_test, d.targets[1][ranked_rows])
+    np.testing.assert_array_equal(selection_view(d, 0.2, final=True).targets[2], d.targets[2])
 
 
 def test_no_validation_split_or_one_row_is_a_usage_error():
@@ -66,6 +75,10 @@ def test_no_validation_split_or_one_row_is_a_usage_error():
     with pytest.raises(UsageError, match="no validation split"):
         selection_view(empty, 0.5)
     one = Dataset.from_arrays("o", d.x_train, d.y_train, d.x_val[:1], d.y_val[:1], d.x_test, d.y_test)
-    with pytest.raises(UsageError, match=r"holdout: 0"):
+    with pytest.raises(UsageError, match=r"smaller `optimize: \{holdout: \.\.\.\}` \(0: none\)"):
         selection_view(one, 0.5)
     assert len(selection_view(one, 0).x_test) == 1
+    ten = Dataset.from_arrays("t", d.x_train, d.y_train, d.x_val[:10], d.y_val[:10], d.x_test, d.y_test)
+    with pytest.raises(UsageError, match="too few to give 0.97 of them to the stages"):
+        selection_view(ten, 0.97)  # all ten rows to the stages, none left to rank
+    assert len(selection_view(ten, 0.5).x_test) == 5

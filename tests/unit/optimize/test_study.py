@@ -143,3 +143,21 @@ def test_optuna_records_go_to_the_cli_log_file_not_the_terminal(tmp_path, how):
         assert "Trial 0 failed" in log.read_text() and "ValueError: boom" in log.read_text()
     else:
         assert proc.stdout.strip() == "True" and "Trial 0 failed" in proc.stderr  # Python's last-resort handler
+
+
+def test_a_study_started_with_other_settings_names_the_nested_key_that_differs(tmp_path):
+    """A rerun whose problem differs in one nested setting (a space key the first run did not have) is refused,
+    naming that key and both values, not two dicts cut short."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    first = {"model": "abc", "space": {"sparsity": [0.0, 0.5], "quant": ["int8"], "seed": 0}}
+    st.check_same_problem(study, first)
+    st.check_same_problem(study, first)  # the same problem: accepted
+    with pytest.raises(UsageError, match=r"another space\.holdout \(\(not set\) instead of 0\.5\)"):
+        st.check_same_problem(study, {**first, "space": {**first["space"], "holdout": 0.5}})
+    with pytest.raises(UsageError, match=r"another space\.sparsity \(\[0\.0, 0\.5\] instead of \[0\.5\]\)"):
+        st.check_same_problem(study, {**first, "space": {**first["space"], "sparsity": [0.5]}})
+    with pytest.raises(UsageError, match=r"another model \('abc' instead of 'xyz'\)"):
+        st.check_same_problem(study, {**first, "model": "xyz"})
