@@ -142,7 +142,7 @@ def main() -> int:
           f"{args.screen_epochs} as the short run (pruned when its val top-1 + {args.screen_gain} is under the "
           f"budget's), cosine LR from {args.lr}; sampler "
           f"{doc['sampler']}; space of {doc['space_size']} candidates. Candidates ranked on the validation split; "
-          f"their stages chose on the {doc.get('stages_validated_on', 'validation split')}.\n\n"
+          f"what their stages chose on: {doc.get('stages_validated_on', 'validation split')}.\n\n"
           "## Pareto front (validation)\n\n"
           + md_table(["trial", "candidate", "val top-1", "p90 ms (est.)", "size KB", "within budget"], rows)
           + "\n## Students' short runs (validation)\n\n"
