@@ -1,5 +1,6 @@
 """int8 TFLite with one weight scale per tensor (convert: {per_channel: false}) and without the converter's
-metadata (strip_metadata) and with one shared empty buffer (share_empty_buffers): read back through the one graph reader, run in real LiteRT."""
+metadata (strip_metadata) and with one shared empty buffer (share_empty_buffers): read back through the one
+graph reader, run in real LiteRT."""
 
 from __future__ import annotations
 
@@ -121,7 +122,8 @@ def test_tensors_without_data_share_the_empty_buffer_with_the_same_outputs(int8_
     a, b = (int8_pair[True][0].with_name(n) for n in ("p.tflite", "s.tflite"))
     a.write_bytes(plain)
     b.write_bytes(shared)
-    np.testing.assert_array_equal(litert.load(str(a)).run(digits.x_test[:32]), litert.load(str(b)).run(digits.x_test[:32]))
+    np.testing.assert_array_equal(litert.load(str(a)).run(digits.x_test[:32]),
+                                  litert.load(str(b)).run(digits.x_test[:32]))
     assert share_empty_buffers(shared) == shared  # nothing left to share: the bytes as they were
     # the recipe option: the per-tensor file was written that way, and it still runs (the parity test above)
     model3, tensors3 = _buffers(int8_pair[False][0].read_bytes())
