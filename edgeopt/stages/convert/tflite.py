@@ -234,11 +234,8 @@ def strip_metadata(data: bytes) -> bytes:
     drop = [m for m in entries if bytes(m.name or b"") in METADATA]
     if not drop or _external_data(model, "strip_metadata"):
         return data
-    kept = [m for m in entries if m not in drop]
-    used = {t.buffer for sg in model.subgraphs for t in sg.tensors} | {m.buffer for m in kept}
-    used |= set(model.metadataBuffer or [])  # the older list of metadata buffers, if a writer filled it
-    model.metadata = kept or None
-    return _without_buffers(model, {m.buffer for m in drop} - used - {0})
+    model.metadata = [m for m in entries if m not in drop] or None
+    return _without_buffers(model, {m.buffer for m in drop})
 
 
 def share_empty_buffers(data: bytes) -> bytes:
@@ -261,10 +258,7 @@ def share_empty_buffers(data: bytes) -> bytes:
             if t.buffer and not getattr(t, "isVariable", False) and empty(t.buffer):
                 moved.add(t.buffer)
                 t.buffer = 0
-    if not moved:
-        return data
-    used = {t.buffer for sg in model.subgraphs for t in sg.tensors} | {m.buffer for m in model.metadata or []}
-    return _without_buffers(model, moved - used - set(model.metadataBuffer or []))
+    return _without_buffers(model, moved) if moved else data
 
 
 def _external_data(model, option: str) -> bool:
@@ -277,10 +271,15 @@ def _external_data(model, option: str) -> bool:
     return False
 
 
-def _without_buffers(model, unused: set[int]) -> bytes:
-    """``model`` (flatbuffer_utils' object) without the buffers ``unused``, every index remapped; its bytes."""
+def _without_buffers(model, candidates: set[int]) -> bytes:
+    """``model`` (flatbuffer_utils' object) without those of the buffers ``candidates`` that nothing references
+    any more (no tensor, no metadata entry, not the older metadata_buffer list; never buffer 0, the shared empty
+    one), every index remapped; its bytes."""
     from tensorflow.lite.tools import flatbuffer_utils
 
+    used = {t.buffer for sg in model.subgraphs for t in sg.tensors} | {m.buffer for m in model.metadata or []}
+    used |= set(model.metadataBuffer or [])  # the older list of metadata buffers, if a writer filled it
+    unused = set(candidates) - used - {0}
     remap, buffers = {}, []
     for i, b in enumerate(model.buffers):
         if i not in unused:
